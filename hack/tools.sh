@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install the tools the build and the tests need, once, into a cache that survives between runs.
+# Prints the bin directory; `make` puts it first on PATH.
+#
+# usage: hack/tools.sh [tool...]   (default: everything make test needs)
+# Debian packages (redis-server, redis-tools, redis-sentinel) are installed with apt-get when missing.
+set -euo pipefail
+BIN="${STASH_TOOLS_BIN:-$HOME/.cache/kubectl-stash/bin}"
+mkdir -p "$BIN"
+export GOBIN="$BIN" GOFLAGS="-buildvcs=false" GOWORK=off CGO_ENABLED=0
+
+goinstall() { # name module@version
+  local name="$1" pkg="$2"
+  [[ -x "$BIN/$name" ]] && return 0
+  echo "installing $name ($pkg)" >&2
+  go install -trimpath -ldflags "-s -w" "$pkg" >&2
+}
+
+apt_redis() {
+  if command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v redis-sentinel >/dev/null; then return 0; fi
+  echo "installing redis-server, redis-tools, redis-sentinel (apt)" >&2
+  local sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server redis-tools redis-sentinel >&2
+}
+
+tools=("$@")
+[[ ${#tools[@]} == 0 ]] && tools=(redis controller-gen fake-gcs-server)
+for t in "${tools[@]}"; do
+  case "$t" in
+    redis) apt_redis ;;
+    controller-gen) goinstall controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0 ;;
+    fake-gcs-server) goinstall fake-gcs-server github.com/fsouza/fake-gcs-server@v1.56.1 ;;
+    minio) goinstall minio github.com/minio/minio@latest ;;
+    krew) goinstall krew sigs.k8s.io/krew/cmd/krew@v0.4.4; ln -sf "$BIN/krew" "$BIN/kubectl-krew"
+          goinstall validate-krew-manifest sigs.k8s.io/krew/cmd/validate-krew-manifest@v0.4.4 ;;
+    redis-dump-go) goinstall redis-dump-go github.com/yannh/redis-dump-go@v0.8.2 ;;
+    *) echo "unknown tool $t" >&2; exit 2 ;;
+  esac
+done
+echo "$BIN"
