@@ -1,0 +1,155 @@
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// BackupConfiguration backs up a Redis into a Repository on a schedule. The controller runs
+// a CronJob that creates a BackupSession at each tick; each BackupSession runs one backup Job.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=bc,categories=stash
+// +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.spec.schedule`
+// +kubebuilder:printcolumn:name="Paused",type=boolean,JSONPath=`.spec.paused`
+// +kubebuilder:printcolumn:name="Repository",type=string,JSONPath=`.spec.repository.name`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Last-Success",type=date,JSONPath=`.status.lastSuccessfulBackupTime`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type BackupConfiguration struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   BackupConfigurationSpec   `json:"spec,omitempty"`
+	Status BackupConfigurationStatus `json:"status,omitempty"`
+}
+
+// BackupConfigurationSpec says what to back up, where, when and how much to keep.
+type BackupConfigurationSpec struct {
+	// Schedule is a cron expression in the syntax of CronJob ("0 */6 * * *", "@daily").
+	Schedule string `json:"schedule,omitempty"`
+	// Paused stops scheduled backups; `kubectl stash backup trigger` still runs one.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+	// Repository receives the snapshots.
+	Repository RepositoryRef `json:"repository"`
+	// Target is the Redis to back up.
+	Target Target `json:"target"`
+	// RetentionPolicy says which snapshots to keep after each successful backup.
+	// +optional
+	RetentionPolicy *RetentionPolicy `json:"retentionPolicy,omitempty"`
+	// BackupHistoryLimit is how many succeeded BackupSessions to keep. Defaults to 1.
+	// +optional
+	BackupHistoryLimit *int32 `json:"backupHistoryLimit,omitempty"`
+	// FailedBackupHistoryLimit is how many failed BackupSessions to keep. Defaults to 3.
+	// +optional
+	FailedBackupHistoryLimit *int32 `json:"failedBackupHistoryLimit,omitempty"`
+	// TimeOut bounds one backup, as a duration ("30m", "2h"). A session that runs longer
+	// fails with DeadlineExceeded. Defaults to 1h.
+	// +optional
+	TimeOut string `json:"timeOut,omitempty"`
+	// RetryConfig says how often a failed backup is retried within one session.
+	// +optional
+	RetryConfig *RetryConfig `json:"retryConfig,omitempty"`
+	// RuntimeSettings shape the backup Job's Pod.
+	// +optional
+	RuntimeSettings *RuntimeSettings `json:"runtimeSettings,omitempty"`
+	// Task is accepted for compatibility with Stash.
+	// +optional
+	Task *TaskRef `json:"task,omitempty"`
+}
+
+// RetentionPolicy keeps snapshots by count and by calendar bucket, like restic's forget.
+type RetentionPolicy struct {
+	// Name of the policy, for messages.
+	// +optional
+	Name string `json:"name,omitempty"`
+	// KeepLast keeps the newest N snapshots.
+	// +optional
+	KeepLast *int32 `json:"keepLast,omitempty"`
+	// KeepHourly keeps the newest snapshot of each of the last N hours that have one.
+	// +optional
+	KeepHourly *int32 `json:"keepHourly,omitempty"`
+	// KeepDaily keeps the newest snapshot of each of the last N days that have one.
+	// +optional
+	KeepDaily *int32 `json:"keepDaily,omitempty"`
+	// KeepWeekly keeps the newest snapshot of each of the last N weeks that have one.
+	// +optional
+	KeepWeekly *int32 `json:"keepWeekly,omitempty"`
+	// KeepMonthly keeps the newest snapshot of each of the last N months that have one.
+	// +optional
+	KeepMonthly *int32 `json:"keepMonthly,omitempty"`
+	// KeepYearly keeps the newest snapshot of each of the last N years that have one.
+	// +optional
+	KeepYearly *int32 `json:"keepYearly,omitempty"`
+	// Prune deletes the data of forgotten snapshots. Snapshots are self-contained, so
+	// forgetting always deletes; the field is accepted for compatibility with Stash.
+	// +optional
+	Prune bool `json:"prune,omitempty"`
+	// DryRun reports what would be removed without removing it.
+	// +optional
+	DryRun bool `json:"dryRun,omitempty"`
+}
+
+// RetryConfig retries a failed backup Job.
+type RetryConfig struct {
+	// MaxRetry is the number of retries after the first failure. Defaults to 1.
+	// +optional
+	MaxRetry int32 `json:"maxRetry,omitempty"`
+	// Delay is the pause before a retry, as a duration. Informational: the Job controller's
+	// exponential back-off decides the real delay.
+	// +optional
+	Delay string `json:"delay,omitempty"`
+}
+
+// BackupConfigurationPhase summarizes a BackupConfiguration's readiness.
+type BackupConfigurationPhase string
+
+// BackupConfiguration phases.
+const (
+	BackupConfigurationReady    BackupConfigurationPhase = "Ready"
+	BackupConfigurationNotReady BackupConfigurationPhase = "NotReady"
+	BackupConfigurationInvalid  BackupConfigurationPhase = "Invalid"
+)
+
+// Condition types of a BackupConfiguration.
+const (
+	ConditionRepositoryFound    = "RepositoryFound"
+	ConditionBackendSecretFound = "BackendSecretFound"
+	ConditionBackupTargetFound  = "BackupTargetFound"
+	ConditionCronJobCreated     = "CronJobCreated"
+	ConditionValidationPassed   = "ValidationPassed"
+)
+
+// BackupConfigurationStatus says whether backups can run and when they last did.
+type BackupConfigurationStatus struct {
+	// ObservedGeneration is the generation the status was computed for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Phase is Ready, NotReady (something referenced is missing) or Invalid.
+	// +optional
+	Phase BackupConfigurationPhase `json:"phase,omitempty"`
+	// Message says what to fix when the phase is not Ready.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// LastBackupTime is when the last BackupSession finished.
+	// +optional
+	LastBackupTime *metav1.Time `json:"lastBackupTime,omitempty"`
+	// LastSuccessfulBackupTime is when the last successful BackupSession finished.
+	// +optional
+	LastSuccessfulBackupTime *metav1.Time `json:"lastSuccessfulBackupTime,omitempty"`
+	// NextScheduleTime is when the next scheduled backup starts.
+	// +optional
+	NextScheduleTime *metav1.Time `json:"nextScheduleTime,omitempty"`
+	// Conditions are the latest observations of the BackupConfiguration.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// BackupConfigurationList is a list of BackupConfigurations.
+// +kubebuilder:object:root=true
+type BackupConfigurationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BackupConfiguration `json:"items"`
+}

@@ -1,0 +1,120 @@
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// BackupSession is one run of a BackupConfiguration, created by its CronJob at each tick or
+// by `kubectl stash backup trigger`. Its status tells how the backup went.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:categories=stash
+// +kubebuilder:printcolumn:name="Invoker",type=string,JSONPath=`.spec.invoker.name`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Snapshot",type=string,JSONPath=`.status.snapshot`
+// +kubebuilder:printcolumn:name="Keys",type=integer,JSONPath=`.status.keys`
+// +kubebuilder:printcolumn:name="Duration",type=string,JSONPath=`.status.sessionDuration`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type BackupSession struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   BackupSessionSpec   `json:"spec,omitempty"`
+	Status BackupSessionStatus `json:"status,omitempty"`
+}
+
+// BackupSessionSpec names the BackupConfiguration this session runs. It cannot change.
+type BackupSessionSpec struct {
+	// Invoker is the BackupConfiguration that this session runs.
+	Invoker BackupInvokerRef `json:"invoker"`
+	// RetryLeft is how many retries the session still has.
+	// +optional
+	RetryLeft int32 `json:"retryLeft,omitempty"`
+}
+
+// BackupInvokerRef points to the object that invoked a BackupSession.
+type BackupInvokerRef struct {
+	// APIGroup of the invoker. Defaults to stash.dev.
+	// +optional
+	APIGroup string `json:"apiGroup,omitempty"`
+	// Kind of the invoker. Defaults to BackupConfiguration, the only kind supported.
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Name of the invoker, in the session's namespace.
+	Name string `json:"name,omitempty"`
+}
+
+// SessionPhase is the state of a BackupSession or RestoreSession.
+type SessionPhase string
+
+// Session phases.
+const (
+	SessionPending   SessionPhase = "Pending"
+	SessionSkipped   SessionPhase = "Skipped"
+	SessionRunning   SessionPhase = "Running"
+	SessionSucceeded SessionPhase = "Succeeded"
+	SessionFailed    SessionPhase = "Failed"
+	SessionUnknown   SessionPhase = "Unknown"
+	SessionInvalid   SessionPhase = "Invalid"
+)
+
+// Condition types of sessions.
+const (
+	ConditionDeadlineExceeded       = "DeadlineExceeded"
+	ConditionRetentionPolicyApplied = "RetentionPolicyApplied"
+	ConditionBackupSkipped          = "BackupSkipped"
+	ConditionBackupHistoryCleaned   = "BackupHistoryCleaned"
+	ConditionRepositoryMetricsSent  = "RepositoryMetricsPushed"
+)
+
+// BackupSessionStatus is the result of a backup.
+type BackupSessionStatus struct {
+	// Phase is Pending, Skipped, Running, Succeeded, Failed or Unknown.
+	// +optional
+	Phase SessionPhase `json:"phase,omitempty"`
+	// Snapshot is the id of the snapshot written.
+	// +optional
+	Snapshot string `json:"snapshot,omitempty"`
+	// Keys is the number of keys written.
+	// +optional
+	Keys int64 `json:"keys,omitempty"`
+	// Bytes is the stored (compressed, encrypted) size of the snapshot.
+	// +optional
+	Bytes int64 `json:"bytes,omitempty"`
+	// DataBytes is the size of the dump before compression.
+	// +optional
+	DataBytes int64 `json:"dataBytes,omitempty"`
+	// SessionDuration is how long the backup took.
+	// +optional
+	SessionDuration string `json:"sessionDuration,omitempty"`
+	// StartTime is when the backup started.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// CompletionTime is when the backup ended.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// SessionDeadline is when the session fails with DeadlineExceeded if still running.
+	// +optional
+	SessionDeadline *metav1.Time `json:"sessionDeadline,omitempty"`
+	// Retried is how many times the backup was retried.
+	// +optional
+	Retried int32 `json:"retried,omitempty"`
+	// Error says why the backup failed.
+	// +optional
+	Error string `json:"error,omitempty"`
+	// Job is the name of the Job that runs the backup.
+	// +optional
+	Job string `json:"job,omitempty"`
+	// Conditions are the latest observations of the session.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// BackupSessionList is a list of BackupSessions.
+// +kubebuilder:object:root=true
+type BackupSessionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BackupSession `json:"items"`
+}

@@ -1,0 +1,156 @@
+package v1alpha1
+
+import corev1 "k8s.io/api/core/v1"
+
+// Target is the Redis to back up or restore into: either a reference to an AppBinding (as
+// KubeDB creates them) or an inline description of the Redis endpoint. Exactly one is set.
+type Target struct {
+	// Ref points to an AppBinding in the same namespace.
+	// +optional
+	Ref *TargetRef `json:"ref,omitempty"`
+	// Redis describes the Redis endpoint directly.
+	// +optional
+	Redis *RedisTarget `json:"redis,omitempty"`
+}
+
+// TargetRef points to an AppBinding (appcatalog.appscode.com/v1alpha1).
+type TargetRef struct {
+	// APIVersion of the referent. Defaults to appcatalog.appscode.com/v1alpha1.
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
+	// Kind of the referent. Defaults to AppBinding, the only kind supported.
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Name of the AppBinding.
+	Name string `json:"name,omitempty"`
+}
+
+// AppBinding identity; the AppBinding is read as unstructured so that this API does not
+// depend on KubeDB's Go modules.
+const (
+	AppBindingAPIVersion = "appcatalog.appscode.com/v1alpha1"
+	AppBindingKind       = "AppBinding"
+)
+
+// RedisMode is how the target Redis is deployed.
+// +kubebuilder:validation:Enum=standalone;cluster;sentinel
+type RedisMode string
+
+// Redis deployment modes.
+const (
+	RedisModeStandalone RedisMode = "standalone"
+	RedisModeCluster    RedisMode = "cluster"
+	RedisModeSentinel   RedisMode = "sentinel"
+)
+
+// RedisTarget is a Redis endpoint given inline.
+type RedisTarget struct {
+	// Address is host:port, or a unix socket path starting with "/". Exactly one of Address
+	// and Service is set. In sentinel mode it is the Sentinel's address.
+	// +optional
+	Address string `json:"address,omitempty"`
+	// Service is a Service in the target's namespace that fronts Redis (or Sentinel).
+	// +optional
+	Service *ServiceTarget `json:"service,omitempty"`
+	// Mode is standalone (default), cluster or sentinel.
+	// +optional
+	Mode RedisMode `json:"mode,omitempty"`
+	// MasterName is the Sentinel master set name; required in sentinel mode.
+	// +optional
+	MasterName string `json:"masterName,omitempty"`
+	// Databases limits the backup or restore to these logical databases; empty means every
+	// database that has keys.
+	// +optional
+	Databases []int32 `json:"databases,omitempty"`
+	// AuthSecret names a Secret with the password (and ACL username) of Redis.
+	// +optional
+	AuthSecret *AuthSecret `json:"authSecret,omitempty"`
+	// TLS enables TLS to Redis. The server certificate is always verified unless
+	// InsecureSkipVerify is set.
+	// +optional
+	TLS *RedisTLS `json:"tls,omitempty"`
+}
+
+// ServiceTarget is a Service name and port.
+type ServiceTarget struct {
+	// Name of the Service.
+	Name string `json:"name,omitempty"`
+	// Port of the Service. Defaults to 6379 (26379 in sentinel mode).
+	// +optional
+	Port int32 `json:"port,omitempty"`
+}
+
+// AuthSecret names a Secret and the keys in it that hold the credentials.
+type AuthSecret struct {
+	// Name of the Secret in the target's namespace.
+	Name string `json:"name,omitempty"`
+	// UsernameKey is the key holding the ACL username. Defaults to "username"; a missing key
+	// means the default user.
+	// +optional
+	UsernameKey string `json:"usernameKey,omitempty"`
+	// PasswordKey is the key holding the password. Defaults to "password".
+	// +optional
+	PasswordKey string `json:"passwordKey,omitempty"`
+}
+
+// RedisTLS configures TLS to Redis.
+type RedisTLS struct {
+	// CASecret holds the CA certificate that signed the server's certificate (key ca.crt by
+	// default). Without it the system roots are used.
+	// +optional
+	CASecret *SecretKeySelector `json:"caSecret,omitempty"`
+	// ClientCertSecret is a kubernetes.io/tls Secret (tls.crt, tls.key) for mutual TLS.
+	// +optional
+	ClientCertSecret *corev1.LocalObjectReference `json:"clientCertSecret,omitempty"`
+	// ServerName overrides the name checked in the server certificate (SNI).
+	// +optional
+	ServerName string `json:"serverName,omitempty"`
+	// InsecureSkipVerify turns off verification of the server certificate. Anyone on the
+	// network path can then read the data. Every run logs a warning while it is set.
+	// +optional
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+}
+
+// SecretKeySelector names a key of a Secret in the same namespace.
+type SecretKeySelector struct {
+	// Name of the Secret.
+	Name string `json:"name,omitempty"`
+	// Key in the Secret. Defaults to ca.crt.
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// RepositoryRef points to a Repository, in the same namespace unless Namespace is set.
+type RepositoryRef struct {
+	// Name of the Repository.
+	Name string `json:"name,omitempty"`
+	// Namespace of the Repository. Defaults to the namespace of the referring object.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// TaskRef is accepted for compatibility with Stash; the only task is the built-in Redis one.
+type TaskRef struct {
+	// Name of the task.
+	// +optional
+	Name string `json:"name,omitempty"`
+}
+
+// RuntimeSettings shape the Pods of the backup and restore Jobs.
+type RuntimeSettings struct {
+	// Resources of the runner container.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+	// NodeSelector of the Pod.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// Tolerations of the Pod.
+	// +optional
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// SecurityContext of the Pod. The runner runs as a non-root user by default.
+	// +optional
+	SecurityContext *corev1.PodSecurityContext `json:"securityContext,omitempty"`
+	// ServiceAccountName overrides the service account the Job runs as.
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+}
