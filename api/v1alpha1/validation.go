@@ -122,6 +122,8 @@ func validateS3(s *S3Spec, p *field.Path) field.ErrorList {
 	if s.Endpoint != "" {
 		u, err := url.Parse(s.Endpoint)
 		switch {
+		case !strings.Contains(s.Endpoint, "://"):
+			errs = append(errs, field.Invalid(p.Child("endpoint"), s.Endpoint, "must start with http:// or https://"))
 		case err != nil || u.Host == "":
 			errs = append(errs, field.Invalid(p.Child("endpoint"), s.Endpoint, "must be a URL such as https://s3.amazonaws.com or http://minio.storage:9000"))
 		case u.Scheme != "http" && u.Scheme != "https":
