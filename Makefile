@@ -32,11 +32,12 @@ generate: ## Regenerate deepcopy code and CRD manifests from the API types.
 	hack/tools.sh controller-gen >/dev/null
 	controller-gen object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	controller-gen crd:allowDangerousTypes=false paths=./api/... output:crd:artifacts:config=config/crd/bases
+	controller-gen webhook paths=./webhook/... output:webhook:artifacts:config=config/webhook
 
 .PHONY: verify
 verify: generate ## Fail when generated code or CRDs are stale, or code is not gofmt'ed / vetted.
-	@git diff --exit-code -- api config/crd || { echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- api config/crd)" || { git status --porcelain -- api config/crd; echo "untracked generated files: run 'make generate' and commit them" >&2; exit 1; }
+	@git diff --exit-code -- api config/crd config/webhook || { echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- api config/crd config/webhook)" || { git status --porcelain -- api config/crd config/webhook; echo "untracked generated files: run 'make generate' and commit them" >&2; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed: $$out" >&2; exit 1; }
 	go vet ./...
 

@@ -1,0 +1,29 @@
+// Package plugin implements `kubectl stash`: one file per noun, each command an Options
+// struct with Complete, Validate and Run, in the manner of kubectl's own commands.
+package plugin
+
+import (
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+)
+
+// NewCmdStash returns the root command. Its persistent flags are kubectl's own (-n,
+// --context, --kubeconfig, ...), since kubectl hands every flag after the plugin name to us.
+func NewCmdStash(streams genericiooptions.IOStreams) *cobra.Command {
+	flags := genericclioptions.NewConfigFlags(true)
+	cmd := &cobra.Command{
+		Use:   "kubectl stash",
+		Short: "Back up and restore Redis on Kubernetes",
+		Long: `kubectl stash creates, checks and follows backups and restores of Redis.
+
+Validate manifests offline, exactly as the cluster's admission webhook would:
+  kubectl stash validate -f backup/`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	flags.AddFlags(cmd.PersistentFlags())
+	cmd.AddCommand(NewCmdValidate(flags, streams))
+	cmd.AddCommand(NewCmdVersion(flags, streams))
+	return cmd
+}
