@@ -1,0 +1,122 @@
+// Package backup takes a snapshot of a Redis server into a repository. It is the library behind
+// `stash-runner backup`, and what a controller calls in-process.
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"stash.dev/redis/runner/dump"
+	"stash.dev/redis/runner/progress"
+	"stash.dev/redis/runner/redisconn"
+	"stash.dev/redis/runner/repo"
+)
+
+// Options configure Run.
+type Options struct {
+	Redis      redisconn.Options
+	Repository *repo.Repository
+	// Databases to back up; empty means every database that has keys.
+	Databases []int
+	// Workers and ScanCount tune the dump; 0 means the dump package's defaults.
+	Workers, ScanCount int
+	// Hostname and RunnerVersion are recorded in the manifest.
+	Hostname, RunnerVersion string
+	// Progress, if set, is updated while the backup runs.
+	Progress *progress.Counter
+}
+
+// Result describes a committed snapshot.
+type Result struct {
+	SnapshotID  string        `json:"snapshotID"`
+	Keys        int64         `json:"keys"`
+	Databases   map[int]int64 `json:"databases"`
+	Skipped     int64         `json:"skipped"`
+	RawBytes    int64         `json:"rawBytes"`
+	StoredBytes int64         `json:"storedBytes"`
+	SHA256      string        `json:"sha256"`
+	Duration    time.Duration `json:"duration"`
+}
+
+// Run dumps the server into a new snapshot. The snapshot becomes visible only when everything
+// succeeded; on any error nothing that lists or restores is left behind.
+func Run(ctx context.Context, opts Options) (Result, error) {
+	start := time.Now()
+	if opts.Repository == nil {
+		return Result{}, errors.New("backup: no repository")
+	}
+	client := opts.Redis.Client(0)
+	defer client.Close()
+	info, err := redisconn.Inspect(ctx, client)
+	if err != nil {
+		return Result{}, err
+	}
+	if info.Mode == "cluster" {
+		return Result{}, fmt.Errorf("redis %s runs in cluster mode, which this runner cannot back up yet (back up each master's address separately)", opts.Redis.Addr)
+	}
+	dbs := opts.Databases
+	if len(dbs) == 0 {
+		for db, n := range info.Keys {
+			if n > 0 {
+				dbs = append(dbs, db)
+			}
+		}
+	}
+	slices.Sort(dbs)
+	if opts.Progress != nil {
+		var total int64
+		for _, db := range dbs {
+			total += info.Keys[db]
+		}
+		opts.Progress.Total.Store(total)
+	}
+
+	id := repo.NewID(start)
+	sw, err := opts.Repository.NewSnapshotWriter(ctx, id)
+	if err != nil {
+		return Result{}, err
+	}
+	st, err := dump.Write(ctx, dump.Options{
+		Redis: opts.Redis, Databases: dbs, Workers: opts.Workers, ScanCount: opts.ScanCount,
+		UsePTTL: !redisconn.VersionAtLeast(info.Version, 7, 0), Progress: opts.Progress,
+	}, sw)
+	if err != nil {
+		sw.Abort()
+		return Result{}, fmt.Errorf("backup of %s: %w", opts.Redis.Addr, err)
+	}
+	if err := sw.Commit(); err != nil {
+		return Result{}, fmt.Errorf("backup of %s: %w", opts.Redis.Addr, err)
+	}
+	m := repo.Manifest{
+		FormatVersion: repo.FormatVersion,
+		ID:            id,
+		Time:          start.UTC(),
+		Duration:      time.Since(start),
+		Hostname:      opts.Hostname,
+		Source:        opts.Redis.Addr,
+		RedisVersion:  info.Version,
+		RedisMode:     info.Mode,
+		RDBVersion:    st.RDBVersion,
+		Databases:     st.Keys,
+		Keys:          st.Total,
+		Skipped:       st.Skipped,
+		RawBytes:      sw.RawBytes(),
+		StoredBytes:   sw.StoredBytes(),
+		SHA256:        sw.SHA256(),
+		Compression:   "zstd",
+		Encryption:    "age-x25519",
+		RunnerVersion: opts.RunnerVersion,
+	}
+	if err := opts.Repository.WriteManifest(ctx, m); err != nil {
+		// Without a manifest the data object is an invisible orphan; remove it if we can.
+		_ = opts.Repository.Delete(context.WithoutCancel(ctx), id)
+		return Result{}, err
+	}
+	return Result{
+		SnapshotID: id, Keys: st.Total, Databases: st.Keys, Skipped: st.Skipped,
+		RawBytes: m.RawBytes, StoredBytes: m.StoredBytes, SHA256: m.SHA256, Duration: time.Since(start),
+	}, nil
+}

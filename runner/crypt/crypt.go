@@ -1,0 +1,164 @@
+// Package crypt holds the repository's cryptography: the repository key sealed by the password,
+// stream encryption of snapshot data to the repository key, and manifest authentication.
+//
+// Data is encrypted with age (X25519 recipient, ChaCha20-Poly1305 in 64 KiB chunks), so tampering
+// and truncation are detected chunk by chunk while streaming. age to a public recipient does not
+// authenticate the sender, so manifests additionally carry an HMAC keyed from the secret identity:
+// only a holder of the repository password can produce a manifest that verifies, and the manifest
+// pins the sha256 of the data object.
+package crypt
+
+import (
+	"bytes"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+
+	"filippo.io/age"
+	"filippo.io/age/armor"
+)
+
+// ErrWrongPassword is returned when no repository key can be unlocked with the password.
+var ErrWrongPassword = errors.New("wrong repository password")
+
+// ErrIntegrity is returned when stored data or metadata fails verification.
+var ErrIntegrity = errors.New("integrity check failed")
+
+// DefaultWorkFactor is the scrypt work factor (log2 N) for new keys: about one second.
+const DefaultWorkFactor = 18
+
+// Key is an unlocked repository key.
+type Key struct {
+	identity *age.X25519Identity
+	mac      []byte
+}
+
+// NewKey generates a random repository key.
+func NewKey() (*Key, error) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return nil, fmt.Errorf("generate repository key: %w", err)
+	}
+	return keyFor(id)
+}
+
+func keyFor(id *age.X25519Identity) (*Key, error) {
+	mac, err := hkdf.Key(sha256.New, []byte(id.String()), nil, "stash.dev/redis manifest hmac v1", 32)
+	if err != nil {
+		return nil, err
+	}
+	return &Key{identity: id, mac: mac}, nil
+}
+
+// Recipient returns the public part, used to encrypt snapshot data.
+func (k *Key) Recipient() string { return k.identity.Recipient().String() }
+
+// Seal encrypts the key with the password (age scrypt, armored) for storage in keys/.
+func (k *Key) Seal(password string, workFactor int) ([]byte, error) {
+	r, err := age.NewScryptRecipient(password)
+	if err != nil {
+		return nil, fmt.Errorf("seal repository key: %w", err)
+	}
+	if workFactor > 0 {
+		r.SetWorkFactor(workFactor)
+	}
+	var buf bytes.Buffer
+	aw := armor.NewWriter(&buf)
+	w, err := age.Encrypt(aw, r)
+	if err != nil {
+		return nil, fmt.Errorf("seal repository key: %w", err)
+	}
+	if _, err := io.WriteString(w, k.identity.String()); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	if err := aw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Unseal decrypts a sealed key with the password. It returns ErrWrongPassword when the password
+// does not match.
+func Unseal(sealed []byte, password string) (*Key, error) {
+	id, err := age.NewScryptIdentity(password)
+	if err != nil {
+		return nil, err
+	}
+	r, err := age.Decrypt(armor.NewReader(bytes.NewReader(sealed)), id)
+	if err != nil {
+		var nm *age.NoIdentityMatchError
+		if errors.As(err, &nm) {
+			return nil, ErrWrongPassword
+		}
+		return nil, fmt.Errorf("unseal repository key: %w", err)
+	}
+	b, err := io.ReadAll(io.LimitReader(r, 4096))
+	if err != nil {
+		return nil, fmt.Errorf("unseal repository key: %w", err)
+	}
+	x, err := age.ParseX25519Identity(string(bytes.TrimSpace(b)))
+	if err != nil {
+		return nil, fmt.Errorf("unseal repository key: %w", err)
+	}
+	return keyFor(x)
+}
+
+// Encrypt returns a writer that encrypts to the key; Close must be called to write the last chunk.
+func (k *Key) Encrypt(dst io.Writer) (io.WriteCloser, error) {
+	w, err := age.Encrypt(dst, k.identity.Recipient())
+	if err != nil {
+		return nil, fmt.Errorf("start encryption: %w", err)
+	}
+	return w, nil
+}
+
+// Decrypt returns a reader of the plaintext of src, which was encrypted to one of keys. Reads fail
+// with an error wrapping ErrIntegrity when a chunk was altered or the stream was truncated.
+func Decrypt(src io.Reader, keys ...*Key) (io.Reader, error) {
+	ids := make([]age.Identity, len(keys))
+	for i, k := range keys {
+		ids[i] = k.identity
+	}
+	r, err := age.Decrypt(src, ids...)
+	if err != nil {
+		var nm *age.NoIdentityMatchError
+		if errors.As(err, &nm) {
+			return nil, fmt.Errorf("%w: data is not encrypted to this repository's key", ErrIntegrity)
+		}
+		return nil, fmt.Errorf("%w: read encryption header: %w", ErrIntegrity, err)
+	}
+	return &integrityReader{r: r}, nil
+}
+
+type integrityReader struct{ r io.Reader }
+
+func (ir *integrityReader) Read(p []byte) (int, error) {
+	n, err := ir.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: decrypt: %w", ErrIntegrity, err)
+	}
+	return n, err
+}
+
+// MAC returns the HMAC-SHA256 of b under the key's manifest key.
+func (k *Key) MAC(b []byte) []byte {
+	h := hmac.New(sha256.New, k.mac)
+	h.Write(b)
+	return h.Sum(nil)
+}
+
+// VerifyMAC reports whether mac is b's MAC under any of keys.
+func VerifyMAC(b, mac []byte, keys ...*Key) bool {
+	for _, k := range keys {
+		if hmac.Equal(k.MAC(b), mac) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,58 @@
+// Package progress counts the keys and bytes of a running backup or restore and prints a status
+// line periodically, so that a long job in a Pod log shows it is alive and when it will end.
+package progress
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+)
+
+// Counter is updated by the dump and load code; safe for concurrent use.
+type Counter struct {
+	Keys  atomic.Int64
+	Bytes atomic.Int64
+	// Total is the expected number of keys (DBSIZE or the manifest), 0 if unknown.
+	Total atomic.Int64
+}
+
+// Report prints a line to w every interval until ctx ends or the returned stop is called.
+func Report(ctx context.Context, w io.Writer, label string, c *Counter, interval time.Duration) (stop func()) {
+	if interval <= 0 || w == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				fmt.Fprintln(w, Line(label, c.Keys.Load(), c.Bytes.Load(), c.Total.Load(), time.Since(start)))
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// Line formats one status line.
+func Line(label string, keys, bytes, total int64, elapsed time.Duration) string {
+	rate := float64(keys) / max(elapsed.Seconds(), 0.001)
+	s := fmt.Sprintf("%s: %d keys, %.1f MB, %.0f keys/s", label, keys, float64(bytes)/1e6, rate)
+	if total > 0 {
+		pct := 100 * float64(keys) / float64(total)
+		s += fmt.Sprintf(", %.1f%% of %d", min(pct, 100), total)
+		if rate > 0 && keys < total {
+			eta := time.Duration(float64(total-keys) / rate * float64(time.Second))
+			s += fmt.Sprintf(", ETA %s", eta.Round(time.Second))
+		}
+	}
+	return s
+}

@@ -1,0 +1,221 @@
+package repo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	"github.com/klauspost/compress/zstd"
+	"gocloud.dev/blob"
+
+	"stash.dev/redis/runner/crypt"
+)
+
+// SnapshotWriter streams the plaintext RESP of a snapshot through zstd and age into the data
+// object. Nothing is staged: memory is the compressor's window plus the upload buffer.
+type SnapshotWriter struct {
+	id     string
+	cancel context.CancelFunc
+	bw     *blob.Writer
+	hash   hash.Hash
+	stored countWriter
+	raw    int64
+	enc    io.WriteCloser
+	zw     *zstd.Encoder
+	done   bool
+}
+
+// CompressionConcurrency is the number of goroutines zstd uses; two keep one core for Redis on
+// small machines and still overlap compression with dumping.
+const CompressionConcurrency = 2
+
+// NewSnapshotWriter starts writing the data object of snapshot id. The caller must call either
+// Commit or Abort.
+func (r *Repository) NewSnapshotWriter(ctx context.Context, id string) (*SnapshotWriter, error) {
+	// The writer gets its own context: cancelling it before Close is how an upload is abandoned
+	// without committing a partial object.
+	wctx, cancel := context.WithCancel(ctx)
+	bw, err := r.bucket.NewWriter(wctx, dataKey(id), &blob.WriterOptions{ContentType: "application/octet-stream"})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("create data object of snapshot %s: %w", id, err)
+	}
+	w := &SnapshotWriter{id: id, cancel: cancel, bw: bw, hash: sha256.New()}
+	w.stored.w = io.MultiWriter(bw, w.hash)
+	w.enc, err = r.keys[0].Encrypt(&w.stored)
+	if err != nil {
+		w.Abort()
+		return nil, err
+	}
+	w.zw, err = zstd.NewWriter(w.enc, zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(CompressionConcurrency), zstd.WithEncoderCRC(true))
+	if err != nil {
+		w.Abort()
+		return nil, err
+	}
+	return w, nil
+}
+
+// Write compresses and encrypts p.
+func (w *SnapshotWriter) Write(p []byte) (int, error) {
+	n, err := w.zw.Write(p)
+	w.raw += int64(n)
+	if err != nil {
+		return n, fmt.Errorf("write snapshot data: %w", err)
+	}
+	return n, nil
+}
+
+// Commit flushes everything and completes the upload. On error nothing is committed.
+func (w *SnapshotWriter) Commit() error {
+	if w.done {
+		return errors.New("snapshot writer already closed")
+	}
+	if err := w.zw.Close(); err != nil {
+		w.Abort()
+		return fmt.Errorf("compress snapshot data: %w", err)
+	}
+	if err := w.enc.Close(); err != nil {
+		w.Abort()
+		return fmt.Errorf("encrypt snapshot data: %w", err)
+	}
+	w.done = true
+	err := w.bw.Close()
+	w.cancel()
+	if err != nil {
+		return fmt.Errorf("upload data of snapshot %s: %w", w.id, err)
+	}
+	return nil
+}
+
+// Abort abandons the upload: the writer's context is cancelled before Close, so the storage
+// backend discards what it received instead of committing a partial object.
+func (w *SnapshotWriter) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.cancel()
+	if w.zw != nil {
+		w.zw.Reset(io.Discard) // stop its goroutines
+	}
+	_ = w.bw.Close()
+}
+
+// RawBytes is the number of plaintext bytes written.
+func (w *SnapshotWriter) RawBytes() int64 { return w.raw }
+
+// StoredBytes is the size of the data object so far.
+func (w *SnapshotWriter) StoredBytes() int64 { return w.stored.n }
+
+// SHA256 returns the hex sha256 of the stored object; valid after Commit.
+func (w *SnapshotWriter) SHA256() string { return hex.EncodeToString(w.hash.Sum(nil)) }
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// SnapshotReader streams the plaintext RESP of a snapshot. It returns io.EOF only after the
+// whole object was read and its size and sha256 match the manifest; age authenticates every
+// 64 KiB chunk before it is returned, so altered data fails early with crypt.ErrIntegrity.
+type SnapshotReader struct {
+	m      Manifest
+	br     *blob.Reader
+	hash   hash.Hash
+	stored countReader
+	dec    io.Reader
+	zr     *zstd.Decoder
+	err    error
+}
+
+// OpenSnapshot opens the data of a snapshot for reading. Close must be called.
+func (r *Repository) OpenSnapshot(ctx context.Context, m Manifest) (*SnapshotReader, error) {
+	br, err := r.bucket.NewReader(ctx, dataKey(m.ID), nil)
+	if isNotFound(err) {
+		return nil, fmt.Errorf("snapshot %s: %w: data object is missing", m.ID, crypt.ErrIntegrity)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open data of snapshot %s: %w", m.ID, err)
+	}
+	sr := &SnapshotReader{m: m, br: br, hash: sha256.New()}
+	sr.stored.r = io.TeeReader(br, sr.hash)
+	sr.dec, err = crypt.Decrypt(&sr.stored, r.keys...)
+	if err != nil {
+		br.Close()
+		return nil, fmt.Errorf("snapshot %s: %w", m.ID, err)
+	}
+	sr.zr, err = zstd.NewReader(sr.dec, zstd.WithDecoderConcurrency(2), zstd.WithDecoderLowmem(true))
+	if err != nil {
+		br.Close()
+		return nil, err
+	}
+	return sr, nil
+}
+
+// Read returns plaintext RESP.
+func (sr *SnapshotReader) Read(p []byte) (int, error) {
+	if sr.err != nil {
+		return 0, sr.err
+	}
+	n, err := sr.zr.Read(p)
+	if err == io.EOF {
+		err = sr.verify()
+		if err == nil {
+			err = io.EOF
+		}
+	} else if err != nil {
+		if !errors.Is(err, crypt.ErrIntegrity) {
+			err = fmt.Errorf("%w: decompress: %w", crypt.ErrIntegrity, err)
+		}
+		err = fmt.Errorf("snapshot %s: %w", sr.m.ID, err)
+	}
+	sr.err = err
+	return n, err
+}
+
+// verify drains what is left of the encrypted and the stored stream and checks size and hash.
+func (sr *SnapshotReader) verify() error {
+	if n, err := io.Copy(io.Discard, sr.dec); err != nil {
+		return fmt.Errorf("snapshot %s: %w", sr.m.ID, err)
+	} else if n > 0 {
+		return fmt.Errorf("snapshot %s: %w: %d bytes after the end of the compressed stream", sr.m.ID, crypt.ErrIntegrity, n)
+	}
+	if _, err := io.Copy(io.Discard, &sr.stored); err != nil {
+		return fmt.Errorf("read data of snapshot %s: %w", sr.m.ID, err)
+	}
+	if sr.stored.n != sr.m.StoredBytes {
+		return fmt.Errorf("snapshot %s: %w: data object has %d bytes, manifest says %d", sr.m.ID, crypt.ErrIntegrity, sr.stored.n, sr.m.StoredBytes)
+	}
+	if sum := hex.EncodeToString(sr.hash.Sum(nil)); sum != sr.m.SHA256 {
+		return fmt.Errorf("snapshot %s: %w: data sha256 %s, manifest says %s", sr.m.ID, crypt.ErrIntegrity, sum, sr.m.SHA256)
+	}
+	return nil
+}
+
+// Close releases the reader.
+func (sr *SnapshotReader) Close() error {
+	sr.zr.Close()
+	return sr.br.Close()
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

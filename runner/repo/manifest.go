@@ -1,0 +1,211 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"stash.dev/redis/runner/crypt"
+)
+
+// FormatVersion identifies the snapshot format: RESP SELECT/RESTORE ... REPLACE ABSTTL commands,
+// zstd-compressed, age-encrypted.
+const FormatVersion = 1
+
+// Manifest describes a complete snapshot.
+type Manifest struct {
+	FormatVersion int       `json:"formatVersion"`
+	ID            string    `json:"id"`
+	Time          time.Time `json:"time"`
+	// Duration of the backup.
+	Duration time.Duration `json:"duration"`
+	Hostname string        `json:"hostname,omitempty"`
+	// Source is the Redis address the snapshot was taken from, without credentials.
+	Source       string `json:"source"`
+	RedisVersion string `json:"redisVersion"`
+	RedisMode    string `json:"redisMode,omitempty"`
+	// RDBVersion is the serialization version of the DUMP payloads; a target must support it.
+	RDBVersion int `json:"rdbVersion,omitempty"`
+	// Databases maps each dumped database to its number of keys.
+	Databases map[int]int64 `json:"databases"`
+	Keys      int64         `json:"keys"`
+	// Skipped counts keys that vanished or expired between SCAN and DUMP.
+	Skipped int64 `json:"skipped"`
+	// RawBytes is the size of the uncompressed RESP stream.
+	RawBytes int64 `json:"rawBytes"`
+	// StoredBytes and SHA256 describe the stored (compressed, encrypted) data object.
+	StoredBytes   int64  `json:"storedBytes"`
+	SHA256        string `json:"sha256"`
+	Compression   string `json:"compression"`
+	Encryption    string `json:"encryption"`
+	RunnerVersion string `json:"runnerVersion"`
+}
+
+// envelope is what manifest.json holds: the encrypted manifest and an HMAC of its plaintext.
+type envelope struct {
+	Version int    `json:"version"`
+	Data    []byte `json:"data"`
+	HMAC    []byte `json:"hmac"`
+}
+
+// WriteManifest commits a snapshot. Call it only after the data object was written successfully.
+func (r *Repository) WriteManifest(ctx context.Context, m Manifest) error {
+	plain, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	var enc bytes.Buffer
+	w, err := r.keys[0].Encrypt(&enc)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(plain); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(envelope{Version: 1, Data: enc.Bytes(), HMAC: r.keys[0].MAC(plain)})
+	if err != nil {
+		return err
+	}
+	if err := r.bucket.WriteAll(ctx, manifestKey(m.ID), b, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+		return fmt.Errorf("write manifest of snapshot %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+// Manifest reads and verifies the manifest of snapshot id.
+func (r *Repository) Manifest(ctx context.Context, id string) (Manifest, error) {
+	b, err := r.bucket.ReadAll(ctx, manifestKey(id))
+	if isNotFound(err) {
+		return Manifest{}, fmt.Errorf("snapshot %s: %w", id, ErrSnapshotNotFound)
+	}
+	if err != nil {
+		return Manifest{}, fmt.Errorf("read manifest of snapshot %s: %w", id, err)
+	}
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return Manifest{}, fmt.Errorf("snapshot %s: %w: manifest is not valid json: %w", id, crypt.ErrIntegrity, err)
+	}
+	pr, err := crypt.Decrypt(bytes.NewReader(env.Data), r.keys...)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("snapshot %s manifest: %w", id, err)
+	}
+	plain, err := io.ReadAll(pr)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("snapshot %s manifest: %w", id, err)
+	}
+	if !crypt.VerifyMAC(plain, env.HMAC, r.keys...) {
+		return Manifest{}, fmt.Errorf("snapshot %s: %w: manifest hmac does not match", id, crypt.ErrIntegrity)
+	}
+	var m Manifest
+	if err := json.Unmarshal(plain, &m); err != nil {
+		return Manifest{}, fmt.Errorf("snapshot %s: %w: %w", id, crypt.ErrIntegrity, err)
+	}
+	if m.ID != id {
+		return Manifest{}, fmt.Errorf("snapshot %s: %w: manifest belongs to snapshot %s", id, crypt.ErrIntegrity, m.ID)
+	}
+	if m.FormatVersion > FormatVersion {
+		return Manifest{}, fmt.Errorf("snapshot %s has format version %d; this runner reads up to %d (upgrade stash-runner)", id, m.FormatVersion, FormatVersion)
+	}
+	return m, nil
+}
+
+// snapshotDirs lists the ids of all snapshot directories, complete or not, in id (time) order.
+func (r *Repository) snapshotDirs(ctx context.Context) ([]string, error) {
+	var ids []string
+	it := r.bucket.List(&blob.ListOptions{Prefix: snapshotsPrefix, Delimiter: "/"})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list snapshots in %s: %w", r.bucket.URL, err)
+		}
+		if obj.IsDir {
+			ids = append(ids, strings.TrimSuffix(strings.TrimPrefix(obj.Key, snapshotsPrefix), "/"))
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// List returns all complete snapshots, oldest first. Snapshots without a manifest are invisible;
+// a manifest that fails verification is an error, because silently hiding it would hide tampering.
+func (r *Repository) List(ctx context.Context) ([]Manifest, error) {
+	ids, err := r.snapshotDirs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Manifest
+	for _, id := range ids {
+		m, err := r.Manifest(ctx, id)
+		if errors.Is(err, ErrSnapshotNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b Manifest) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// Resolve returns the manifest for an id, "latest", or a unique id prefix.
+func (r *Repository) Resolve(ctx context.Context, ref string) (Manifest, error) {
+	if ref == "" {
+		ref = "latest"
+	}
+	if ref != "latest" {
+		m, err := r.Manifest(ctx, ref)
+		if !errors.Is(err, ErrSnapshotNotFound) {
+			return m, err
+		}
+	}
+	all, err := r.List(ctx)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if ref == "latest" {
+		if len(all) == 0 {
+			return Manifest{}, fmt.Errorf("repository %s has no snapshots: %w", r.bucket.URL, ErrSnapshotNotFound)
+		}
+		return all[len(all)-1], nil
+	}
+	var match []Manifest
+	for _, m := range all {
+		if strings.HasPrefix(m.ID, ref) {
+			match = append(match, m)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return Manifest{}, fmt.Errorf("snapshot %q in %s: %w (see: stash-runner snapshots)", ref, r.bucket.URL, ErrSnapshotNotFound)
+	case 1:
+		return match[0], nil
+	}
+	return Manifest{}, fmt.Errorf("snapshot prefix %q is ambiguous: %d snapshots match", ref, len(match))
+}
+
+// Delete removes a snapshot: the manifest first, so that the snapshot disappears atomically,
+// then the data.
+func (r *Repository) Delete(ctx context.Context, id string) error {
+	if err := r.bucket.Delete(ctx, manifestKey(id)); err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete manifest of snapshot %s: %w", id, err)
+	}
+	if err := r.bucket.Delete(ctx, dataKey(id)); err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete data of snapshot %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,183 @@
+// Package repo implements the snapshot repository: keys, snapshots, retention and checks.
+//
+// Layout (lock-free, every object is written once):
+//
+//	keys/<key-id>.json                     repository key sealed with the password (age scrypt)
+//	snapshots/<snapshot-id>/data.resp.zst.age   RESP stream, zstd-compressed, age-encrypted
+//	snapshots/<snapshot-id>/manifest.json   encrypted, HMAC-authenticated manifest, written last
+//
+// A snapshot exists only once its manifest exists, so a backup that fails at any point leaves at
+// most an orphaned data object that no listing or restore ever sees, and two backups never write
+// the same object, so no lock is needed and none can go stale.
+package repo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+
+	"stash.dev/redis/runner/crypt"
+	"stash.dev/redis/runner/store"
+)
+
+const (
+	keysPrefix      = "keys/"
+	snapshotsPrefix = "snapshots/"
+	dataName        = "data.resp.zst.age"
+	manifestName    = "manifest.json"
+)
+
+// ErrNotInitialized is returned by Open when the repository has no key and Create is false.
+var ErrNotInitialized = errors.New("repository is not initialized")
+
+// ErrSnapshotNotFound is returned when a snapshot id does not resolve to a complete snapshot.
+var ErrSnapshotNotFound = errors.New("snapshot not found")
+
+// Options configure Open.
+type Options struct {
+	// Password unlocks the repository key.
+	Password string
+	// Create initializes an empty repository with a new random key (the first backup does this).
+	Create bool
+	// WorkFactor is the scrypt work factor for a new key; 0 means crypt.DefaultWorkFactor.
+	WorkFactor int
+	// Hostname is recorded in a new key file.
+	Hostname string
+}
+
+// Repository is an opened, unlocked repository.
+type Repository struct {
+	bucket *store.Bucket
+	// keys are all repository keys the password unlocks; keys[0] encrypts new data. More than
+	// one exists only if two first backups raced to initialize the repository.
+	keys []*crypt.Key
+}
+
+type keyFile struct {
+	Version  int       `json:"version"`
+	Created  time.Time `json:"created"`
+	Hostname string    `json:"hostname,omitempty"`
+	KDF      string    `json:"kdf"`
+	Key      string    `json:"key"`
+}
+
+// Open unlocks the repository in bucket with opts.Password.
+func Open(ctx context.Context, bucket *store.Bucket, opts Options) (*Repository, error) {
+	if opts.Password == "" {
+		return nil, errors.New("repository password is empty (set RESTIC_PASSWORD or ENCRYPTION_PASSWORD, or use --password-file)")
+	}
+	keys, n, err := unlock(ctx, bucket, opts.Password)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) > 0 {
+		return &Repository{bucket: bucket, keys: keys}, nil
+	}
+	if n > 0 {
+		return nil, fmt.Errorf("open repository %s: %w", bucket.URL, crypt.ErrWrongPassword)
+	}
+	if !opts.Create {
+		return nil, fmt.Errorf("open repository %s: %w (run a backup first)", bucket.URL, ErrNotInitialized)
+	}
+	k, err := crypt.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	wf := opts.WorkFactor
+	if wf == 0 {
+		wf = crypt.DefaultWorkFactor
+	}
+	sealed, err := k.Seal(opts.Password, wf)
+	if err != nil {
+		return nil, err
+	}
+	kf, err := json.MarshalIndent(keyFile{Version: 1, Created: time.Now().UTC(), Hostname: opts.Hostname, KDF: "age-scrypt", Key: string(sealed)}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	name := keysPrefix + time.Now().UTC().Format("20060102T150405Z") + "-" + randomHex(8) + ".json"
+	if err := bucket.WriteAll(ctx, name, kf, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+		return nil, fmt.Errorf("initialize repository %s: write key: %w", bucket.URL, err)
+	}
+	// Another first backup may have written a key at the same time: use every key we can unlock,
+	// in name order, so that all writers agree on the key that encrypts.
+	keys, _, err = unlock(ctx, bucket, opts.Password)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("initialize repository %s: key %s not readable after writing it", bucket.URL, name)
+	}
+	return &Repository{bucket: bucket, keys: keys}, nil
+}
+
+// unlock returns the keys that the password opens and the number of key files.
+func unlock(ctx context.Context, bucket *store.Bucket, password string) ([]*crypt.Key, int, error) {
+	var names []string
+	it := bucket.List(&blob.ListOptions{Prefix: keysPrefix})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("list keys in %s: %w", bucket.URL, err)
+		}
+		if strings.HasSuffix(obj.Key, ".json") {
+			names = append(names, obj.Key)
+		}
+	}
+	slices.Sort(names)
+	var keys []*crypt.Key
+	for _, name := range names {
+		b, err := bucket.ReadAll(ctx, name)
+		if err != nil {
+			return nil, 0, fmt.Errorf("read key %s: %w", name, err)
+		}
+		var kf keyFile
+		if err := json.Unmarshal(b, &kf); err != nil {
+			return nil, 0, fmt.Errorf("parse key %s: %w", name, err)
+		}
+		k, err := crypt.Unseal([]byte(kf.Key), password)
+		if errors.Is(err, crypt.ErrWrongPassword) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("key %s: %w", name, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, len(names), nil
+}
+
+// URL returns the repository URL.
+func (r *Repository) URL() string { return r.bucket.URL }
+
+// Close closes the underlying bucket.
+func (r *Repository) Close() error { return r.bucket.Close() }
+
+// NewID returns a snapshot id that sorts by time and is unique: 20261125T233500Z-a1b2c3.
+func NewID(now time.Time) string {
+	return now.UTC().Format("20060102T150405Z") + "-" + randomHex(3)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
+}
+
+func dataKey(id string) string     { return snapshotsPrefix + id + "/" + dataName }
+func manifestKey(id string) string { return snapshotsPrefix + id + "/" + manifestName }
+
+func isNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotFound }

@@ -1,0 +1,184 @@
+// Package restore loads a snapshot from a repository into a Redis server and verifies the result.
+// It is the library behind `stash-runner restore`, and what a controller calls in-process.
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"stash.dev/redis/runner/load"
+	"stash.dev/redis/runner/progress"
+	"stash.dev/redis/runner/redisconn"
+	"stash.dev/redis/runner/repo"
+)
+
+// Options configure Run.
+type Options struct {
+	Redis      redisconn.Options
+	Repository *repo.Repository
+	// Snapshot is an id, a unique id prefix, or "latest" (the default).
+	Snapshot string
+	// Flush empties each restored database first.
+	Flush bool
+	// Replace overwrites existing keys. Without Flush or Replace a non-empty target database
+	// fails the restore before anything is written.
+	Replace bool
+	// Databases restricts the restore to these databases; empty means all in the snapshot.
+	Databases []int
+	// KeyPattern restricts the restore to matching keys (Redis glob); empty means all.
+	KeyPattern string
+	// Workers is the number of RESTORE connections; 0 means load.DefaultWorkers.
+	Workers int
+	// Progress, if set, is updated while the restore runs.
+	Progress *progress.Counter
+	// Warn receives non-fatal warnings; may be nil.
+	Warn func(string)
+}
+
+// ErrKeyCount is returned when the target does not hold the keys the snapshot says it should.
+var ErrKeyCount = errors.New("key count verification failed")
+
+// Result describes a verified restore.
+type Result struct {
+	SnapshotID string        `json:"snapshotID"`
+	Keys       int64         `json:"keys"`
+	Databases  map[int]int64 `json:"databases"`
+	Expired    int64         `json:"expired"`
+	Filtered   int64         `json:"filtered"`
+	Bytes      int64         `json:"bytes"`
+	Duration   time.Duration `json:"duration"`
+}
+
+// Run restores the snapshot. Success is reported only after the whole data object was read and
+// verified (size, sha256, authenticated decryption) and the key counts in the target match.
+// Data is restored while it streams, so a failure can leave a partially restored target; the
+// error says so.
+func Run(ctx context.Context, opts Options) (Result, error) {
+	start := time.Now()
+	warn := opts.Warn
+	if warn == nil {
+		warn = func(string) {}
+	}
+	if opts.Repository == nil {
+		return Result{}, errors.New("restore: no repository")
+	}
+	m, err := opts.Repository.Resolve(ctx, opts.Snapshot)
+	if err != nil {
+		return Result{}, err
+	}
+	client := opts.Redis.Client(0)
+	defer client.Close()
+	info, err := redisconn.Inspect(ctx, client)
+	if err != nil {
+		return Result{}, err
+	}
+	if info.Mode == "cluster" {
+		return Result{}, fmt.Errorf("redis %s runs in cluster mode, which this runner cannot restore into yet", opts.Redis.Addr)
+	}
+	if ma, mi := majorMinor(m.RedisVersion); ma > 0 && info.Version != "" && !redisconn.VersionAtLeast(info.Version, ma, mi) {
+		warn(fmt.Sprintf("snapshot %s was taken from Redis %s but the target runs %s: restore fails if the target cannot read RDB format %d",
+			m.ID, m.RedisVersion, info.Version, m.RDBVersion))
+	}
+	var dbs []int
+	for _, db := range slices.Sorted(maps.Keys(m.Databases)) {
+		if len(opts.Databases) == 0 || slices.Contains(opts.Databases, db) {
+			dbs = append(dbs, db)
+		}
+	}
+	var expected int64
+	wasEmpty := map[int]bool{}
+	for _, db := range dbs {
+		if db >= info.Databases {
+			return Result{}, fmt.Errorf("snapshot %s has database %d but the target has only %d databases (raise its 'databases' setting or use --databases)", m.ID, db, info.Databases)
+		}
+		expected += m.Databases[db]
+		n, err := dbSize(ctx, opts.Redis, db)
+		if err != nil {
+			return Result{}, err
+		}
+		switch {
+		case n == 0:
+			wasEmpty[db] = true
+		case opts.Flush:
+			if err := flushDB(ctx, opts.Redis, db); err != nil {
+				return Result{}, err
+			}
+			wasEmpty[db] = true
+		case !opts.Replace:
+			return Result{}, fmt.Errorf("target database %d of %s has %d keys: refusing to restore over them (use --flush to empty it first or --replace to overwrite keys)", db, opts.Redis.Addr, n)
+		}
+	}
+	if opts.Progress != nil {
+		opts.Progress.Total.Store(expected)
+	}
+
+	sr, err := opts.Repository.OpenSnapshot(ctx, m)
+	if err != nil {
+		return Result{}, err
+	}
+	defer sr.Close()
+	st, err := load.Run(ctx, sr, load.Options{
+		Redis: opts.Redis, Workers: opts.Workers, Replace: opts.Replace || opts.Flush,
+		Databases: opts.Databases, KeyPattern: opts.KeyPattern,
+		RDBVersion: m.RDBVersion, SourceVersion: m.RedisVersion, Progress: opts.Progress,
+	})
+	if err != nil {
+		if st.Total > 0 {
+			err = fmt.Errorf("%w (the target was partially restored: %d keys written)", err, st.Total)
+		}
+		return Result{}, fmt.Errorf("restore snapshot %s into %s: %w", m.ID, opts.Redis.Addr, err)
+	}
+	if got := st.Total + st.Expired + st.Filtered; got != m.Keys {
+		return Result{}, fmt.Errorf("restore snapshot %s: %w: the data holds %d keys, the manifest says %d", m.ID, ErrKeyCount, got, m.Keys)
+	}
+	// Keys can expire while the restore runs; allow for those that expire before the check.
+	checkAt := time.Now().Add(time.Second)
+	for _, db := range dbs {
+		n, err := dbSize(ctx, opts.Redis, db)
+		if err != nil {
+			return Result{}, err
+		}
+		want := st.Keys[db]
+		low := want - st.ExpiringBefore(db, checkAt)
+		if wasEmpty[db] {
+			if n < low || n > want {
+				return Result{}, fmt.Errorf("restore snapshot %s: %w: database %d has %d keys, expected %d", m.ID, ErrKeyCount, db, n, want)
+			}
+		} else if n < low {
+			return Result{}, fmt.Errorf("restore snapshot %s: %w: database %d has %d keys, expected at least %d", m.ID, ErrKeyCount, db, n, low)
+		}
+	}
+	return Result{
+		SnapshotID: m.ID, Keys: st.Total, Databases: st.Keys, Expired: st.Expired, Filtered: st.Filtered,
+		Bytes: st.Bytes, Duration: time.Since(start),
+	}, nil
+}
+
+func dbSize(ctx context.Context, o redisconn.Options, db int) (int64, error) {
+	c := o.Client(db)
+	defer c.Close()
+	n, err := c.DBSize(ctx).Result()
+	if err != nil {
+		return 0, fmt.Errorf("dbsize of database %d: %w", db, err)
+	}
+	return n, nil
+}
+
+func flushDB(ctx context.Context, o redisconn.Options, db int) error {
+	c := o.Client(db)
+	defer c.Close()
+	if err := c.FlushDB(ctx).Err(); err != nil {
+		return fmt.Errorf("flush database %d: %w", db, err)
+	}
+	return nil
+}
+
+func majorMinor(v string) (int, int) {
+	var ma, mi int
+	_, _ = fmt.Sscanf(v, "%d.%d", &ma, &mi)
+	return ma, mi
+}

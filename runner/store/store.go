@@ -1,0 +1,120 @@
+// Package store opens a repository URL as a gocloud.dev/blob bucket.
+//
+// Credentials come from an env-like map instead of the process environment, so a controller can
+// pass the data of a Kubernetes Secret directly and nothing is written to disk.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"cloud.google.com/go/storage"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/blob/gcsblob"
+	"gocloud.dev/gcp"
+	"google.golang.org/api/option"
+)
+
+// Storage Secret keys understood by Open, named as in Stash's storage Secrets.
+const (
+	EnvGoogleServiceAccountJSON = "GOOGLE_SERVICE_ACCOUNT_JSON_KEY"
+	EnvGoogleProjectID          = "GOOGLE_PROJECT_ID"
+	EnvStorageEmulatorHost      = "STORAGE_EMULATOR_HOST"
+	EnvAWSAccessKeyID           = "AWS_ACCESS_KEY_ID"
+	EnvAWSSecretAccessKey       = "AWS_SECRET_ACCESS_KEY"
+	EnvAzureAccountName         = "AZURE_ACCOUNT_NAME"
+	EnvAzureAccountKey          = "AZURE_ACCOUNT_KEY"
+	EnvCACertData               = "CA_CERT_DATA"
+)
+
+// Bucket is an opened repository location: the bucket and the key prefix inside it.
+// All repository objects live under Prefix so that several repositories can share a bucket.
+type Bucket struct {
+	*blob.Bucket
+	// URL is the repository URL the bucket was opened from, without credentials.
+	URL string
+}
+
+// Open opens a repository URL: file:///dir, gs://bucket/prefix.
+// env holds the storage credentials (the storage Secret's keys); it is never read from os.Getenv
+// here so that callers decide where secrets come from.
+func Open(ctx context.Context, rawURL string, env map[string]string) (*Bucket, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse repository url %q: %w", rawURL, err)
+	}
+	var b *blob.Bucket
+	switch u.Scheme {
+	case "file":
+		b, err = openFile(u)
+	case "gs":
+		b, err = openGCS(ctx, u, env)
+	case "":
+		return nil, fmt.Errorf("repository url %q has no scheme (use file:///path or gs://bucket/prefix)", rawURL)
+	default:
+		return nil, fmt.Errorf("repository url %q: unsupported scheme %q (supported: file, gs)", rawURL, u.Scheme)
+	}
+	if err != nil {
+		return nil, err
+	}
+	prefix := strings.Trim(u.Path, "/")
+	if u.Scheme != "file" && prefix != "" {
+		b = blob.PrefixedBucket(b, prefix+"/")
+	}
+	return &Bucket{Bucket: b, URL: (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()}, nil
+}
+
+func openFile(u *url.URL) (*blob.Bucket, error) {
+	dir := filepath.FromSlash(u.Path)
+	if u.Host != "" && u.Host != "localhost" {
+		return nil, fmt.Errorf("file url must be file:///absolute/path, got host %q", u.Host)
+	}
+	if dir == "" {
+		return nil, errors.New("file url has no path")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create repository directory: %w", err)
+	}
+	// NoTempDir keeps temporary files next to their target so the final rename is atomic even
+	// when the OS temp dir is on another filesystem; fileblob removes them if a write is aborted.
+	b, err := fileblob.OpenBucket(dir, &fileblob.Options{NoTempDir: true, CreateDir: true, Metadata: fileblob.MetadataDontWrite})
+	if err != nil {
+		return nil, fmt.Errorf("open directory %q: %w", dir, err)
+	}
+	return b, nil
+}
+
+func openGCS(ctx context.Context, u *url.URL, env map[string]string) (*blob.Bucket, error) {
+	if u.Host == "" {
+		return nil, errors.New("gs url has no bucket (use gs://bucket/prefix)")
+	}
+	var opts []option.ClientOption
+	switch {
+	case env[EnvStorageEmulatorHost] != "":
+		host := env[EnvStorageEmulatorHost]
+		if !strings.Contains(host, "://") {
+			host = "http://" + host
+		}
+		// The emulator serves the JSON API only; XML reads fail against it.
+		opts = append(opts, option.WithEndpoint(strings.TrimSuffix(host, "/")+"/storage/v1/"),
+			option.WithoutAuthentication(), storage.WithJSONReads())
+	case env[EnvGoogleServiceAccountJSON] != "":
+		opts = append(opts, option.WithAuthCredentialsJSON(option.ServiceAccount, []byte(env[EnvGoogleServiceAccountJSON])))
+	}
+	client, err := storage.NewClient(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("create gcs client: %w", err)
+	}
+	b, err := gcsblob.OpenBucket(ctx, gcp.NewAnonymousHTTPClient(gcp.DefaultTransport()), u.Host, &gcsblob.Options{Client: client})
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("open gcs bucket %q: %w", u.Host, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,125 @@
+// Package gcstest runs the real fake-gcs-server binary for tests of the GCS code path.
+//
+// The binary, not the in-process fakestorage package, is used so that tests can kill the server
+// in the middle of an upload, as a network or storage failure would.
+package gcstest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is a running fake-gcs-server with one bucket.
+type Server struct {
+	// Host is 127.0.0.1:port, the value for STORAGE_EMULATOR_HOST.
+	Host string
+	// Bucket is the name of the bucket created at start.
+	Bucket string
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	once sync.Once
+}
+
+// Binary returns the fake-gcs-server path or fails the test.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("fake-gcs-server"); err == nil {
+		return p
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		p := filepath.Join(home, ".cache", "kubectl-stash", "bin", "fake-gcs-server")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Fatal("fake-gcs-server not found on PATH or in ~/.cache/kubectl-stash/bin: run `make test` or `hack/tools.sh fake-gcs-server`")
+	return ""
+}
+
+// Start runs fake-gcs-server on a free port with an in-memory backend and creates bucket.
+func Start(t testing.TB, bucket string) *Server {
+	t.Helper()
+	bin := Binary(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	host := "127.0.0.1:" + strconv.Itoa(port)
+	s := &Server{Host: host, Bucket: bucket, done: make(chan struct{})}
+	s.cmd = exec.Command(bin, "-scheme", "http", "-host", "127.0.0.1", "-port", strconv.Itoa(port),
+		"-backend", "memory", "-public-host", host, "-external-url", "http://"+host, "-log-level", "warn")
+	logf := filepath.Join(t.TempDir(), "fake-gcs-server.log")
+	out, err := os.Create(logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Stdout, s.cmd.Stderr = out, out
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("run fake-gcs-server: %v", err)
+	}
+	go func() { _ = s.cmd.Wait(); out.Close(); close(s.done) }()
+	t.Cleanup(s.Kill)
+
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + host + "/storage/v1/b")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		select {
+		case <-s.done:
+			b, _ := os.ReadFile(logf)
+			t.Fatalf("fake-gcs-server exited during startup: %s", b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fake-gcs-server on %s not ready: %v", host, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+host+"/storage/v1/b?project=test",
+		strings.NewReader(fmt.Sprintf(`{"name":%q}`, bucket)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("create bucket %q: %v", bucket, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("create bucket %q: %s", bucket, resp.Status)
+	}
+	return s
+}
+
+// Env returns the storage environment for the runner: STORAGE_EMULATOR_HOST.
+func (s *Server) Env() map[string]string {
+	return map[string]string{"STORAGE_EMULATOR_HOST": s.Host}
+}
+
+// URL returns gs://bucket/prefix.
+func (s *Server) URL(prefix string) string { return "gs://" + s.Bucket + "/" + prefix }
+
+// Kill stops the server with SIGKILL, as a storage outage would, and waits for it to exit.
+func (s *Server) Kill() {
+	s.once.Do(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGKILL)
+		<-s.done
+	})
+}

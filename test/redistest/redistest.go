@@ -1,0 +1,259 @@
+// Package redistest runs real redis-server processes for tests.
+//
+// Each server gets its own port (and optionally a unix socket and a TLS port) and directory, runs
+// with persistence off and DEBUG enabled so that DEBUG DIGEST can prove byte-exact round trips, and
+// is stopped in t.Cleanup. A missing redis-server fails the test: CI must never silently skip
+// the tier that exercises real Redis.
+package redistest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Option configures a server started by Start.
+type Option func(*config)
+
+type config struct {
+	password string
+	lines    []string
+	unix     bool
+	tls      *Certs
+}
+
+// WithPassword sets requirepass; the returned Client authenticates with it.
+func WithPassword(pw string) Option { return func(c *config) { c.password = pw } }
+
+// WithACLUser adds an ACL rule line as in a config file, e.g. "alice on >pw ~* +@all -dump".
+func WithACLUser(rule string) Option {
+	return func(c *config) { c.lines = append(c.lines, "user "+rule) }
+}
+
+// WithConfig adds a config file directive, e.g. WithConfig("maxmemory", "100mb").
+func WithConfig(name string, values ...string) Option {
+	return func(c *config) { c.lines = append(c.lines, name+" "+strings.Join(quoteAll(values), " ")) }
+}
+
+// WithUnixSocket also listens on a unix socket (Server.Socket).
+func WithUnixSocket() Option { return func(c *config) { c.unix = true } }
+
+// WithTLS also listens on a TLS port (Server.TLSAddr) with the server certificate of certs.
+// Clients may present a certificate signed by the CA but need not.
+func WithTLS(certs *Certs) Option { return func(c *config) { c.tls = certs } }
+
+// Server is a running redis-server.
+type Server struct {
+	// Addr is the plain TCP address 127.0.0.1:port.
+	Addr string
+	// Port is the plain TCP port.
+	Port int
+	// TLSAddr is the TLS address when started WithTLS.
+	TLSAddr string
+	// Socket is the unix socket path when started WithUnixSocket.
+	Socket string
+	// Dir is the server's working directory (log file: Dir/redis.log).
+	Dir string
+	// Password is the requirepass value, if any.
+	Password string
+	// Client is an administrative client on database 0.
+	Client *redis.Client
+
+	cmd      *exec.Cmd
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// Binary returns the path of the named Redis tool (redis-server, redis-cli) or fails the test.
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found on PATH: run `make test` (or `hack/tools.sh redis`, which installs the Debian redis-server and redis-tools packages): %v", name, err)
+	}
+	return p
+}
+
+// Start runs a redis-server and waits until it answers PING.
+func Start(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	bin := Binary(t, "redis-server")
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		s, err := start(t, bin, &cfg)
+		if err == nil {
+			return s
+		}
+		lastErr = err
+	}
+	t.Fatalf("start redis-server: %v", lastErr)
+	return nil
+}
+
+func start(t testing.TB, bin string, cfg *config) (*Server, error) {
+	dir := t.TempDir()
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, Dir: dir, Password: cfg.password, done: make(chan struct{})}
+	lines := []string{
+		"bind 127.0.0.1",
+		"port " + strconv.Itoa(port),
+		"save \"\"",
+		"appendonly no",
+		"enable-debug-command yes",
+		"repl-diskless-sync-delay 0",
+		"daemonize no",
+		"dir " + quote(dir),
+		"logfile " + quote(filepath.Join(dir, "redis.log")),
+	}
+	if cfg.password != "" {
+		lines = append(lines, "requirepass "+quote(cfg.password))
+	}
+	if cfg.unix {
+		// Socket paths are limited to ~108 bytes; t.TempDir() can be longer.
+		sd, err := os.MkdirTemp("", "rt")
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { os.RemoveAll(sd) })
+		s.Socket = filepath.Join(sd, "redis.sock")
+		lines = append(lines, "unixsocket "+quote(s.Socket), "unixsocketperm 700")
+	}
+	if cfg.tls != nil {
+		tport, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		s.TLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tport))
+		lines = append(lines,
+			"tls-port "+strconv.Itoa(tport),
+			"tls-cert-file "+quote(cfg.tls.ServerCertFile),
+			"tls-key-file "+quote(cfg.tls.ServerKeyFile),
+			"tls-ca-cert-file "+quote(cfg.tls.CAFile),
+			"tls-auth-clients optional",
+		)
+	}
+	lines = append(lines, cfg.lines...)
+	conf := filepath.Join(dir, "redis.conf")
+	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(bin, conf)
+	s.cmd.Dir = dir
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("run %s: %w", bin, err)
+	}
+	go func() { _ = s.cmd.Wait(); close(s.done) }()
+	t.Cleanup(s.Stop)
+
+	s.Client = redis.NewClient(&redis.Options{Addr: s.Addr, Password: cfg.password, Protocol: 2, DisableIdentity: true, MaxRetries: -1, ReadTimeout: 2 * time.Minute})
+	t.Cleanup(func() { s.Client.Close() })
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		select {
+		case <-s.done:
+			return nil, fmt.Errorf("redis-server exited during startup: %s", s.Log())
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := s.Client.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			return nil, fmt.Errorf("redis-server on %s not ready: %v; log: %s", s.Addr, err, s.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// URL returns redis://127.0.0.1:port (without credentials).
+func (s *Server) URL() string { return "redis://" + s.Addr }
+
+// Log returns the server log.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
+	return string(b)
+}
+
+// Digest returns DEBUG DIGEST: equal digests mean equal datasets (all databases, keys, values and
+// expiry times). An empty server has 40 zeros.
+func (s *Server) Digest(t testing.TB) string {
+	t.Helper()
+	d, err := s.Client.Do(context.Background(), "DEBUG", "DIGEST").Text()
+	if err != nil {
+		t.Fatalf("debug digest on %s: %v", s.Addr, err)
+	}
+	return d
+}
+
+// Kill sends SIGKILL, as a crash would, and waits for the process to exit.
+func (s *Server) Kill() {
+	s.stopOnce.Do(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGKILL)
+		<-s.done
+	})
+}
+
+// Stop shuts the server down without saving, killing it if it does not exit promptly.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM) // save "" means SIGTERM does not save
+		select {
+		case <-s.done:
+		case <-time.After(5 * time.Second):
+			_ = s.cmd.Process.Signal(syscall.SIGKILL)
+			<-s.done
+		}
+	})
+}
+
+// Alive reports whether the process is still running.
+func (s *Server) Alive() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// FreePort returns a TCP port that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, errors.Join(errors.New("find a free port"), err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func quote(s string) string { return strconv.Quote(s) }
+
+func quoteAll(v []string) []string {
+	out := make([]string, len(v))
+	for i, s := range v {
+		out[i] = quote(s)
+	}
+	return out
+}
