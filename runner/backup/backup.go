@@ -38,7 +38,7 @@ type Result struct {
 	RawBytes    int64         `json:"rawBytes"`
 	StoredBytes int64         `json:"storedBytes"`
 	SHA256      string        `json:"sha256"`
-	Duration    time.Duration `json:"duration"`
+	Duration    time.Duration `json:"-"`
 }
 
 // Run dumps the server into a new snapshot. The snapshot becomes visible only when everything

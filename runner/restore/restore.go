@@ -50,7 +50,7 @@ type Result struct {
 	Expired    int64         `json:"expired"`
 	Filtered   int64         `json:"filtered"`
 	Bytes      int64         `json:"bytes"`
-	Duration   time.Duration `json:"duration"`
+	Duration   time.Duration `json:"-"`
 }
 
 // Run restores the snapshot. Success is reported only after the whole data object was read and

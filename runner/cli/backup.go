@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"stash.dev/redis/runner/backup"
+	"stash.dev/redis/runner/progress"
+)
+
+// BackupOptions are the flags of `stash-runner backup`.
+type BackupOptions struct {
+	g          *global
+	redis      redisFlags
+	resultFile string
+	opts       backup.Options // set in Complete
+}
+
+func newBackupCommand(g *global) *cobra.Command {
+	o := &BackupOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "backup --redis URL --repository URL",
+		Short: "Take a snapshot of a Redis server (creates the repository on first use)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			if err := o.Complete(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	o.redis.bind(cmd)
+	cmd.Flags().StringVar(&o.resultFile, "result-file", "", "write the result as JSON to this file")
+	return cmd
+}
+
+// Validate checks the flags without I/O.
+func (o *BackupOptions) Validate() error { return o.g.validateRepository() }
+
+// Complete resolves the connection options.
+func (o *BackupOptions) Complete() error {
+	ro, err := o.redis.options(o.g)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	o.opts = backup.Options{Redis: ro, Databases: o.redis.databases, Workers: o.redis.workers, Hostname: host, RunnerVersion: o.g.version}
+	return nil
+}
+
+// Run takes the snapshot.
+func (o *BackupOptions) Run(ctx context.Context) error {
+	start := time.Now()
+	res, err := o.run(ctx)
+	return finish(o.resultFile, "backup", start, res, err)
+}
+
+func (o *BackupOptions) run(ctx context.Context) (backup.Result, error) {
+	r, err := o.g.openRepo(ctx, true)
+	if err != nil {
+		return backup.Result{}, err
+	}
+	defer r.Close()
+	o.opts.Repository = r
+	o.opts.Progress = &progress.Counter{}
+	stop := progress.Report(ctx, o.g.ErrOut, "backup", o.opts.Progress, o.g.progressInterval)
+	res, err := backup.Run(ctx, o.opts)
+	stop()
+	if err != nil {
+		return res, err
+	}
+	fmt.Fprintf(o.g.Out, "snapshot %s saved: %d keys in %d databases (%d skipped), %s RESP, %s stored, %s\n",
+		res.SnapshotID, res.Keys, len(res.Databases), res.Skipped, humanBytes(res.RawBytes), humanBytes(res.StoredBytes),
+		res.Duration.Round(time.Millisecond))
+	return res, nil
+}

@@ -1,0 +1,227 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"stash.dev/redis/runner/repo"
+	"stash.dev/redis/version"
+)
+
+func newSnapshotsCommand(g *global) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "snapshots --repository URL",
+		Short: "List the snapshots in a repository",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.validateRepository(); err != nil {
+				return err
+			}
+			r, err := g.openRepo(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			all, err := r.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(g.Out)
+				enc.SetIndent("", "  ")
+				if all == nil {
+					all = []repo.Manifest{}
+				}
+				return enc.Encode(all)
+			}
+			printSnapshots(g.Out, all)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the manifests as JSON")
+	return cmd
+}
+
+func printSnapshots(w io.Writer, all []repo.Manifest) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTIME\tKEYS\tDATABASES\tSIZE\tSOURCE\tREDIS")
+	for _, m := range all {
+		dbs := make([]string, 0, len(m.Databases))
+		for _, db := range slices.Sorted(maps.Keys(m.Databases)) {
+			dbs = append(dbs, fmt.Sprint(db))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", m.ID, m.Time.Format(time.RFC3339), m.Keys,
+			strings.Join(dbs, ","), humanBytes(m.StoredBytes), m.Source, m.RedisVersion)
+	}
+	tw.Flush()
+}
+
+func newForgetCommand(g *global) *cobra.Command {
+	var p repo.Policy
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "forget --repository URL --keep-last N [--keep-daily N ...] [--dry-run]",
+		Short: "Remove snapshots that a retention policy does not keep (restic semantics)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.validateRepository(); err != nil {
+				return err
+			}
+			if p.Empty() {
+				return errors.New("give at least one --keep-* flag; forget refuses to remove every snapshot")
+			}
+			r, err := g.openRepo(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			res, err := r.Forget(cmd.Context(), p, dryRun)
+			verb := "removed"
+			if dryRun {
+				verb = "would remove"
+			}
+			for _, m := range res.Keep {
+				fmt.Fprintf(g.Out, "keep   %s\n", m.ID)
+			}
+			for _, m := range res.Remove {
+				fmt.Fprintf(g.Out, "remove %s\n", m.ID)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.Out, "kept %d snapshots, %s %d\n", len(res.Keep), verb, len(res.Remove))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&p.Last, "keep-last", 0, "keep the newest N snapshots")
+	f.IntVar(&p.Hourly, "keep-hourly", 0, "keep the newest snapshot of each of the last N hours that have one")
+	f.IntVar(&p.Daily, "keep-daily", 0, "keep the newest snapshot of each of the last N days that have one")
+	f.IntVar(&p.Weekly, "keep-weekly", 0, "keep the newest snapshot of each of the last N weeks that have one")
+	f.IntVar(&p.Monthly, "keep-monthly", 0, "keep the newest snapshot of each of the last N months that have one")
+	f.IntVar(&p.Yearly, "keep-yearly", 0, "keep the newest snapshot of each of the last N years that have one")
+	f.BoolVar(&dryRun, "dry-run", false, "only print what would be removed")
+	return cmd
+}
+
+func newCheckCommand(g *global) *cobra.Command {
+	var opts repo.CheckOptions
+	cmd := &cobra.Command{
+		Use:   "check --repository URL [--read-data] [--prune-orphans]",
+		Short: "Verify manifests and data objects; report and optionally remove orphans of failed backups",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.validateRepository(); err != nil {
+				return err
+			}
+			r, err := g.openRepo(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			res, err := r.Check(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			for _, o := range res.Orphans {
+				state := "orphan (incomplete snapshot, invisible; --prune-orphans removes it)"
+				if slices.Contains(res.Pruned, o) {
+					state = "orphan removed"
+				} else if opts.PruneOrphans {
+					state = fmt.Sprintf("orphan kept (younger than %s: a backup may still be writing it)", opts.OrphanMinAge)
+				}
+				fmt.Fprintf(g.Out, "%s: %s\n", o, state)
+			}
+			for _, p := range res.Problems {
+				fmt.Fprintf(g.Out, "error: %s\n", p)
+			}
+			if len(res.Problems) > 0 {
+				return fmt.Errorf("check found %d problems in %d snapshots", len(res.Problems), res.Snapshots)
+			}
+			what := "manifests and object sizes"
+			if opts.ReadData {
+				what = "manifests and all data"
+			}
+			fmt.Fprintf(g.Out, "no errors: %d snapshots (%s verified), %d orphans\n", res.Snapshots, what, len(res.Orphans)-len(res.Pruned))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&opts.ReadData, "read-data", false, "download, decrypt and hash every snapshot")
+	f.BoolVar(&opts.PruneOrphans, "prune-orphans", false, "remove incomplete snapshots left by failed backups")
+	f.DurationVar(&opts.OrphanMinAge, "orphan-min-age", time.Hour, "only prune orphans older than this (younger ones may be running backups)")
+	return cmd
+}
+
+func newCatCommand(g *global) *cobra.Command {
+	var snapshot string
+	cmd := &cobra.Command{
+		Use:   "cat [SNAPSHOT] --repository URL",
+		Short: "Write a snapshot as a plain RESP stream to stdout, e.g. for `redis-cli --pipe`",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if snapshot != "" && snapshot != args[0] {
+					return errors.New("give the snapshot either as an argument or with --snapshot, not both")
+				}
+				snapshot = args[0]
+			}
+			if err := g.validateRepository(); err != nil {
+				return err
+			}
+			return runCat(cmd.Context(), g, snapshot)
+		},
+	}
+	cmd.Flags().StringVar(&snapshot, "snapshot", "", "snapshot id, unique id prefix, or latest (default latest)")
+	return cmd
+}
+
+// runCat streams the plaintext; the stream is verified while it is written and the command fails
+// (after the data was written) if verification fails, so a pipeline must check the exit status.
+func runCat(ctx context.Context, g *global, snapshot string) error {
+	r, err := g.openRepo(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	m, err := r.Resolve(ctx, snapshot)
+	if err != nil {
+		return err
+	}
+	sr, err := r.OpenSnapshot(ctx, m)
+	if err != nil {
+		return err
+	}
+	defer sr.Close()
+	if _, err := io.Copy(g.Out, sr); err != nil {
+		return fmt.Errorf("cat snapshot %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+func newVersionCommand(g *global) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the runner version and snapshot format",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			v := g.version
+			if v == "" {
+				v = version.Version
+			}
+			fmt.Fprintf(g.Out, "stash-runner %s (snapshot format %d)\n", v, repo.FormatVersion)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"stash.dev/redis/runner/progress"
+	"stash.dev/redis/runner/restore"
+)
+
+// RestoreOptions are the flags of `stash-runner restore`.
+type RestoreOptions struct {
+	g          *global
+	redis      redisFlags
+	resultFile string
+	opts       restore.Options
+}
+
+func newRestoreCommand(g *global) *cobra.Command {
+	o := &RestoreOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "restore --redis URL --repository URL [--snapshot ID]",
+		Short: "Restore a snapshot into a Redis server and verify it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			if err := o.Complete(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	o.redis.bind(cmd)
+	f := cmd.Flags()
+	f.StringVar(&o.opts.Snapshot, "snapshot", "latest", "snapshot id, unique id prefix, or latest")
+	f.BoolVar(&o.opts.Flush, "flush", false, "empty each restored database first (FLUSHDB)")
+	f.BoolVar(&o.opts.Replace, "replace", false, "overwrite existing keys")
+	f.StringVar(&o.opts.KeyPattern, "key-pattern", "", "restore only keys matching this Redis glob pattern")
+	f.StringVar(&o.resultFile, "result-file", "", "write the result as JSON to this file")
+	return cmd
+}
+
+// Validate checks the flags without I/O.
+func (o *RestoreOptions) Validate() error {
+	return o.g.validateRepository()
+}
+
+// Complete resolves the connection options.
+func (o *RestoreOptions) Complete() error {
+	ro, err := o.redis.options(o.g)
+	if err != nil {
+		return err
+	}
+	o.opts.Redis, o.opts.Databases, o.opts.Workers = ro, o.redis.databases, o.redis.workers
+	o.opts.Warn = o.g.warn
+	return nil
+}
+
+// Run restores and verifies.
+func (o *RestoreOptions) Run(ctx context.Context) error {
+	start := time.Now()
+	res, err := o.run(ctx)
+	return finish(o.resultFile, "restore", start, res, err)
+}
+
+func (o *RestoreOptions) run(ctx context.Context) (restore.Result, error) {
+	r, err := o.g.openRepo(ctx, false)
+	if err != nil {
+		return restore.Result{}, err
+	}
+	defer r.Close()
+	o.opts.Repository = r
+	o.opts.Progress = &progress.Counter{}
+	stop := progress.Report(ctx, o.g.ErrOut, "restore", o.opts.Progress, o.g.progressInterval)
+	res, err := restore.Run(ctx, o.opts)
+	stop()
+	if err != nil {
+		return res, err
+	}
+	fmt.Fprintf(o.g.Out, "snapshot %s restored and verified: %d keys in %d databases (%d expired, %d filtered), %s\n",
+		res.SnapshotID, res.Keys, len(res.Databases), res.Expired, res.Filtered, res.Duration.Round(time.Millisecond))
+	return res, nil
+}

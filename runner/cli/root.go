@@ -1,0 +1,242 @@
+// Package cli holds the cobra commands of stash-runner. Commands map flags and environment onto
+// the runner's library packages (backup, restore, repo) and print results; they hold no logic of
+// their own that a controller would need, so the controller calls the libraries directly.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"stash.dev/redis/runner/crypt"
+	"stash.dev/redis/runner/redisconn"
+	"stash.dev/redis/runner/repo"
+	"stash.dev/redis/runner/store"
+)
+
+// Streams are the command's input and outputs; tests pass buffers.
+type Streams struct {
+	In          io.Reader
+	Out, ErrOut io.Writer
+}
+
+// Environment variables read by the runner. Secrets come from the environment (or files), never
+// from flag values, so that they do not show in process listings.
+const (
+	EnvResticPassword     = "RESTIC_PASSWORD"
+	EnvEncryptionPassword = "ENCRYPTION_PASSWORD"
+	EnvRedisUsername      = "REDIS_USERNAME"
+	EnvRedisPassword      = "REDIS_PASSWORD"
+)
+
+var storageEnv = []string{
+	store.EnvGoogleServiceAccountJSON, store.EnvGoogleProjectID, store.EnvStorageEmulatorHost,
+	store.EnvAWSAccessKeyID, store.EnvAWSSecretAccessKey, store.EnvAzureAccountName,
+	store.EnvAzureAccountKey, store.EnvCACertData,
+}
+
+// global holds the flags shared by all commands.
+type global struct {
+	Streams
+	getenv           func(string) string
+	version          string
+	repository       string
+	passwordFile     string
+	workFactor       int
+	progressInterval time.Duration
+}
+
+// NewRootCommand returns the stash-runner command tree. getenv is os.Getenv in main.
+func NewRootCommand(s Streams, getenv func(string) string, version string) *cobra.Command {
+	g := &global{Streams: s, getenv: getenv, version: version}
+	root := &cobra.Command{
+		Use:           "stash-runner",
+		Short:         "Back up and restore Redis to an encrypted repository (file://, gs://)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(s.In)
+	root.SetOut(s.Out)
+	root.SetErr(s.ErrOut)
+	f := root.PersistentFlags()
+	f.StringVar(&g.repository, "repository", "", "repository URL: file:///path or gs://bucket/prefix")
+	f.StringVar(&g.passwordFile, "password-file", "", "file with the repository password (default: $RESTIC_PASSWORD or $ENCRYPTION_PASSWORD)")
+	f.DurationVar(&g.progressInterval, "progress-interval", 5*time.Second, "how often to print progress on stderr (0 disables)")
+	f.IntVar(&g.workFactor, "kdf-work-factor", crypt.DefaultWorkFactor, "scrypt work factor (log2 N) for a new repository key")
+	_ = f.MarkHidden("kdf-work-factor")
+	root.AddCommand(
+		newBackupCommand(g),
+		newRestoreCommand(g),
+		newSnapshotsCommand(g),
+		newForgetCommand(g),
+		newCheckCommand(g),
+		newCatCommand(g),
+		newVersionCommand(g),
+	)
+	return root
+}
+
+func (g *global) password() (string, error) {
+	if g.passwordFile != "" {
+		b, err := os.ReadFile(g.passwordFile)
+		if err != nil {
+			return "", fmt.Errorf("read password file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	for _, k := range []string{EnvResticPassword, EnvEncryptionPassword} {
+		if v := g.getenv(k); v != "" {
+			return v, nil
+		}
+	}
+	return "", errors.New("no repository password: set RESTIC_PASSWORD or ENCRYPTION_PASSWORD, or pass --password-file")
+}
+
+func (g *global) validateRepository() error {
+	if g.repository == "" {
+		return errors.New("--repository is required (file:///path or gs://bucket/prefix)")
+	}
+	return nil
+}
+
+// openRepo opens and unlocks the repository; create initializes an empty one.
+func (g *global) openRepo(ctx context.Context, create bool) (*repo.Repository, error) {
+	pw, err := g.password()
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{}
+	for _, k := range storageEnv {
+		if v := g.getenv(k); v != "" {
+			env[k] = v
+		}
+	}
+	b, err := store.Open(ctx, g.repository, env)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	r, err := repo.Open(ctx, b, repo.Options{Password: pw, Create: create, WorkFactor: g.workFactor, Hostname: host})
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (g *global) warn(msg string) { fmt.Fprintln(g.ErrOut, "WARNING:", msg) }
+
+// redisFlags are the connection flags of backup and restore.
+type redisFlags struct {
+	url       string
+	tls       redisconn.TLSOptions
+	databases []int
+	workers   int
+}
+
+func (rf *redisFlags) bind(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&rf.url, "redis", "", "Redis URL: redis://host:port[/db], rediss://host:port (TLS) or unix:///path; credentials from $REDIS_USERNAME/$REDIS_PASSWORD")
+	f.StringVar(&rf.tls.CAFile, "tls-ca-file", "", "CA certificate that signed the Redis server certificate")
+	f.StringVar(&rf.tls.CertFile, "tls-cert-file", "", "client certificate for TLS client authentication")
+	f.StringVar(&rf.tls.KeyFile, "tls-key-file", "", "client key for TLS client authentication")
+	f.StringVar(&rf.tls.ServerName, "tls-server-name", "", "server name to verify the Redis certificate against")
+	f.BoolVar(&rf.tls.InsecureSkipVerify, "insecure-skip-verify", false, "do not verify the Redis server certificate (insecure)")
+	f.IntSliceVar(&rf.databases, "databases", nil, "databases to include (default: all with keys)")
+	f.IntVar(&rf.workers, "workers", 0, "parallel Redis connections (default 4)")
+}
+
+func (rf *redisFlags) options(g *global) (redisconn.Options, error) {
+	if rf.url == "" {
+		return redisconn.Options{}, errors.New("--redis is required (redis://host:port, rediss://host:port or unix:///path)")
+	}
+	o, pwInURL, err := redisconn.ParseURL(rf.url)
+	if err != nil {
+		return o, err
+	}
+	if pwInURL {
+		g.warn("the Redis password is part of --redis and visible in the process list; set REDIS_PASSWORD instead")
+	}
+	if v := g.getenv(EnvRedisUsername); v != "" {
+		o.Username = v
+	}
+	if v := g.getenv(EnvRedisPassword); v != "" {
+		o.Password = v
+	}
+	if err := o.ConfigureTLS(rf.tls); err != nil {
+		return o, err
+	}
+	if rf.tls.InsecureSkipVerify {
+		g.warn("--insecure-skip-verify: the Redis server certificate is NOT verified; anyone on the network path can impersonate the server and read the data")
+	}
+	for _, db := range rf.databases {
+		if db < 0 {
+			return o, fmt.Errorf("--databases: invalid database %d", db)
+		}
+	}
+	return o, nil
+}
+
+// writeResult writes v as JSON to path atomically (temp file + rename), for a controller to read.
+func writeResult(path string, v any) error {
+	if path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp"+strconv.Itoa(os.Getpid()))
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write result file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write result file: %w", err)
+	}
+	return nil
+}
+
+// resultFile is the --result-file content.
+type resultFile struct {
+	Operation string `json:"operation"`
+	Success   bool   `json:"success"`
+	Error     string `json:"error,omitempty"`
+	// Duration in seconds.
+	Duration float64 `json:"duration"`
+	Result   any     `json:"result,omitempty"`
+}
+
+func finish(path, op string, start time.Time, res any, err error) error {
+	rf := resultFile{Operation: op, Success: err == nil, Duration: time.Since(start).Seconds()}
+	if err != nil {
+		rf.Error = err.Error()
+	} else {
+		rf.Result = res
+	}
+	if werr := writeResult(path, rf); werr != nil {
+		return errors.Join(err, werr)
+	}
+	return err
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
