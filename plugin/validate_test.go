@@ -1,0 +1,127 @@
+package plugin
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+)
+
+func runValidate(t *testing.T, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	streams, in, out, errOut := genericiooptions.NewTestIOStreams()
+	in.WriteString(stdin)
+	cmd := NewCmdStash(streams)
+	cmd.SetArgs(append([]string{"validate"}, args...))
+	err := cmd.Execute()
+	return out.String(), errOut.String(), err
+}
+
+func fixture(parts ...string) string {
+	return filepath.Join(append([]string{"..", "test", "fixtures"}, parts...)...)
+}
+
+// The verdicts on malformed input: clear, with file and line, and no crash.
+func TestValidateMalformedInput(t *testing.T) {
+	tests := []struct {
+		file  string
+		want  string
+		valid bool
+	}{
+		{"bad-indent.yaml", fixture("malformed", "bad-indent.yaml") + ":2: (no kind): invalid: malformed YAML: yaml: line 9: did not find expected key", false},
+		{"typo-kind.yaml", fixture("malformed", "typo-kind.yaml") + `:1: BackupConfig/typo: invalid: unknown kind "BackupConfig" in stash.dev/v1alpha1; did you mean BackupConfiguration? (known kinds: Repository, BackupConfiguration, BackupSession, RestoreSession)`, false},
+		{"deployment.yaml", fixture("malformed", "deployment.yaml") + ":1: Deployment/redis: skipped: not a stash.dev object; nothing to check", true},
+		{"stash-appscode.yaml", fixture("malformed", "stash-appscode.yaml") + ":1: BackupConfiguration/sample-redis-backup: invalid: stash.appscode.com/v1beta1 is the API of Stash (stash.appscode.com), not of kubectl stash; use apiVersion stash.dev/v1alpha1 (kubectl stash convert turns Stash manifests into ours)", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			out, _, err := runValidate(t, "", "-f", fixture("malformed", tt.file))
+			if !strings.Contains(out, tt.want+"\n") {
+				t.Errorf("output lacks\n%s\ngot:\n%s", tt.want, out)
+			}
+			if tt.valid != (err == nil) {
+				t.Errorf("exit: want valid=%v, got err=%v", tt.valid, err)
+			}
+			if err != nil && !errors.Is(err, ErrInvalid) {
+				t.Errorf("want ErrInvalid, got %v", err)
+			}
+		})
+	}
+}
+
+func TestValidateDirectoryAndStdin(t *testing.T) {
+	out, _, err := runValidate(t, "", "-f", fixture("valid"))
+	if err != nil {
+		t.Fatalf("valid fixtures: %v\n%s", err, out)
+	}
+	if n := strings.Count(out, ": valid\n"); n != 12 {
+		t.Errorf("want 12 valid objects in the valid fixtures, got %d:\n%s", n, out)
+	}
+
+	data, err := os.ReadFile(fixture("invalid", "bc-bad-schedule.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = runValidate(t, string(data), "-f", "-", "-o", "json")
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("want ErrInvalid, got %v", err)
+	}
+	var got []ValidationResult
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("-o json is not JSON: %v\n%s", err, out)
+	}
+	want := []ValidationResult{{
+		File: "-", Document: 1, Line: 2, APIVersion: "stash.dev/v1alpha1", Kind: "BackupConfiguration",
+		Namespace: "demo", Name: "bc-bad-schedule", Verdict: VerdictInvalid,
+		Errors: []FieldError{{Field: "spec.schedule", Type: "FieldValueInvalid",
+			Message: `Invalid value: "61 * * * *": not a valid cron expression: end of range (61) above maximum (59): 61`}},
+	}}
+	if d := cmp.Diff(want, got, cmp.AllowUnexported(ValidationResult{}), cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".object" }, cmp.Ignore())); d != "" {
+		t.Errorf("-o json (-want +got):\n%s", d)
+	}
+}
+
+func TestValidateFlags(t *testing.T) {
+	if _, _, err := runValidate(t, ""); err == nil || !strings.Contains(err.Error(), "no input") {
+		t.Errorf("want a no-input error, got %v", err)
+	}
+	if _, _, err := runValidate(t, "", "-f", fixture("valid"), "-o", "yaml"); err == nil || !strings.Contains(err.Error(), `unknown output format "yaml"`) {
+		t.Errorf("want an output-format error, got %v", err)
+	}
+	if _, _, err := runValidate(t, "", "-f", "no-such-file.yaml"); err == nil || !strings.Contains(err.Error(), "no-such-file.yaml") {
+		t.Errorf("want the missing file named, got %v", err)
+	}
+}
+
+func TestSplitDocumentsKeepsLines(t *testing.T) {
+	in := "# leading comment\n\napiVersion: v1\nkind: A\n---\n# only a comment\n---\n\napiVersion: v1\nkind: B\n"
+	docs, err := splitDocuments("f", bytes.NewBufferString(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got [][2]int
+	for _, d := range docs {
+		got = append(got, [2]int{d.index, d.line})
+	}
+	if d := cmp.Diff([][2]int{{1, 3}, {2, 9}}, got); d != "" {
+		t.Errorf("documents (index, line) (-want +got):\n%s", d)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	streams, _, out, _ := genericiooptions.NewTestIOStreams()
+	o := &VersionOptions{IOStreams: streams, getter: genericclioptions.NewConfigFlags(false)}
+	if err := o.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "kubectl-stash ") {
+		t.Errorf("version output %q", out.String())
+	}
+}
