@@ -39,7 +39,7 @@ func (r *Repository) NewSnapshotWriter(ctx context.Context, id string) (*Snapsho
 	// The writer gets its own context: cancelling it before Close is how an upload is abandoned
 	// without committing a partial object.
 	wctx, cancel := context.WithCancel(ctx)
-	bw, err := r.bucket.NewWriter(wctx, dataKey(id), &blob.WriterOptions{ContentType: "application/octet-stream"})
+	bw, err := r.bucket.NewWriter(wctx, dataKey(id), &blob.WriterOptions{ContentType: "application/octet-stream", BeforeWrite: r.bucket.BeforeWrite})
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("create data object of snapshot %s: %w", id, err)

@@ -12,12 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"cloud.google.com/go/storage"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/gcsblob"
-	"gocloud.dev/gcp"
 	"google.golang.org/api/option"
 )
 
@@ -37,11 +37,17 @@ const (
 // All repository objects live under Prefix so that several repositories can share a bucket.
 type Bucket struct {
 	*blob.Bucket
-	// URL is the repository URL the bucket was opened from, without credentials.
+	// URL is the repository URL the bucket was opened from, without credentials or query.
 	URL string
+	// BeforeWrite tunes the backend's writer for large streaming uploads; pass it in
+	// blob.WriterOptions. It may be nil.
+	BeforeWrite func(asFunc func(any) bool) error
 }
 
-// Open opens a repository URL: file:///dir, gs://bucket/prefix.
+// Open opens a repository URL: file:///dir, gs://bucket/prefix[?chunk_retry_deadline=30s].
+//
+// chunk_retry_deadline bounds how long one GCS upload chunk is retried (the client's default is
+// 32 s) before the backup fails.
 // env holds the storage credentials (the storage Secret's keys); it is never read from os.Getenv
 // here so that callers decide where secrets come from.
 func Open(ctx context.Context, rawURL string, env map[string]string) (*Bucket, error) {
@@ -50,11 +56,26 @@ func Open(ctx context.Context, rawURL string, env map[string]string) (*Bucket, e
 		return nil, fmt.Errorf("parse repository url %q: %w", rawURL, err)
 	}
 	var b *blob.Bucket
+	var before func(func(any) bool) error
 	switch u.Scheme {
 	case "file":
 		b, err = openFile(u)
 	case "gs":
 		b, err = openGCS(ctx, u, env)
+		if d := u.Query().Get("chunk_retry_deadline"); d != "" && err == nil {
+			dl, perr := time.ParseDuration(d)
+			if perr != nil {
+				b.Close()
+				return nil, fmt.Errorf("repository url %q: chunk_retry_deadline: %w", rawURL, perr)
+			}
+			before = func(as func(any) bool) error {
+				var w *storage.Writer
+				if as(&w) {
+					w.ChunkRetryDeadline = dl
+				}
+				return nil
+			}
+		}
 	case "":
 		return nil, fmt.Errorf("repository url %q has no scheme (use file:///path or gs://bucket/prefix)", rawURL)
 	default:
@@ -67,7 +88,7 @@ func Open(ctx context.Context, rawURL string, env map[string]string) (*Bucket, e
 	if u.Scheme != "file" && prefix != "" {
 		b = blob.PrefixedBucket(b, prefix+"/")
 	}
-	return &Bucket{Bucket: b, URL: (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()}, nil
+	return &Bucket{Bucket: b, URL: (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String(), BeforeWrite: before}, nil
 }
 
 func openFile(u *url.URL) (*blob.Bucket, error) {
@@ -111,7 +132,7 @@ func openGCS(ctx context.Context, u *url.URL, env map[string]string) (*blob.Buck
 	if err != nil {
 		return nil, fmt.Errorf("create gcs client: %w", err)
 	}
-	b, err := gcsblob.OpenBucket(ctx, gcp.NewAnonymousHTTPClient(gcp.DefaultTransport()), u.Host, &gcsblob.Options{Client: client})
+	b, err := gcsblob.OpenBucket(ctx, nil, u.Host, &gcsblob.Options{Client: client})
 	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("open gcs bucket %q: %w", u.Host, err)

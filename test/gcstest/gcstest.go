@@ -27,9 +27,12 @@ type Server struct {
 	// Bucket is the name of the bucket created at start.
 	Bucket string
 
+	bin  string
+	port int
+	dir  string
 	cmd  *exec.Cmd
 	done chan struct{}
-	once sync.Once
+	once *sync.Once
 }
 
 // Binary returns the fake-gcs-server path or fails the test.
@@ -50,18 +53,48 @@ func Binary(t testing.TB) string {
 
 // Start runs fake-gcs-server on a free port with an in-memory backend and creates bucket.
 func Start(t testing.TB, bucket string) *Server {
+	return start(t, bucket, "")
+}
+
+// StartPersistent is Start with the filesystem backend, so that the server can be killed and
+// restarted (Restart) with its objects intact, as a storage outage and recovery would.
+func StartPersistent(t testing.TB, bucket string) *Server {
+	return start(t, bucket, t.TempDir())
+}
+
+func start(t testing.TB, bucket, dir string) *Server {
 	t.Helper()
-	bin := Binary(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	host := "127.0.0.1:" + strconv.Itoa(port)
-	s := &Server{Host: host, Bucket: bucket, done: make(chan struct{})}
-	s.cmd = exec.Command(bin, "-scheme", "http", "-host", "127.0.0.1", "-port", strconv.Itoa(port),
-		"-backend", "memory", "-public-host", host, "-external-url", "http://"+host, "-log-level", "warn")
+	s := &Server{Host: "127.0.0.1:" + strconv.Itoa(port), Bucket: bucket, bin: Binary(t), port: port, dir: dir}
+	s.run(t)
+	s.createBucket(t)
+	return s
+}
+
+// Restart starts a killed persistent server again on the same port.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Kill()
+	s.run(t)
+}
+
+func (s *Server) run(t testing.TB) {
+	t.Helper()
+	host := s.Host
+	s.done, s.once = make(chan struct{}), &sync.Once{}
+	args := []string{"-scheme", "http", "-host", "127.0.0.1", "-port", strconv.Itoa(s.port),
+		"-public-host", host, "-external-url", "http://" + host, "-log-level", "warn"}
+	if s.dir != "" {
+		args = append(args, "-backend", "filesystem", "-filesystem-root", s.dir)
+	} else {
+		args = append(args, "-backend", "memory")
+	}
+	s.cmd = exec.Command(s.bin, args...)
 	logf := filepath.Join(t.TempDir(), "fake-gcs-server.log")
 	out, err := os.Create(logf)
 	if err != nil {
@@ -71,7 +104,8 @@ func Start(t testing.TB, bucket string) *Server {
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("run fake-gcs-server: %v", err)
 	}
-	go func() { _ = s.cmd.Wait(); out.Close(); close(s.done) }()
+	cmd, done := s.cmd, s.done
+	go func() { _ = cmd.Wait(); out.Close(); close(done) }()
 	t.Cleanup(s.Kill)
 
 	deadline := time.Now().Add(15 * time.Second)
@@ -92,6 +126,11 @@ func Start(t testing.TB, bucket string) *Server {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func (s *Server) createBucket(t testing.TB) {
+	t.Helper()
+	host, bucket := s.Host, s.Bucket
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+host+"/storage/v1/b?project=test",
@@ -105,7 +144,6 @@ func Start(t testing.TB, bucket string) *Server {
 	if resp.StatusCode/100 != 2 {
 		t.Fatalf("create bucket %q: %s", bucket, resp.Status)
 	}
-	return s
 }
 
 // Env returns the storage environment for the runner: STORAGE_EMULATOR_HOST.
@@ -118,8 +156,9 @@ func (s *Server) URL(prefix string) string { return "gs://" + s.Bucket + "/" + p
 
 // Kill stops the server with SIGKILL, as a storage outage would, and waits for it to exit.
 func (s *Server) Kill() {
-	s.once.Do(func() {
-		_ = s.cmd.Process.Signal(syscall.SIGKILL)
-		<-s.done
+	once, done, cmd := s.once, s.done, s.cmd
+	once.Do(func() {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		<-done
 	})
 }
