@@ -53,3 +53,8 @@ test: tools envtest-assets verify build ## Run every test: unit, real Redis, sto
 .PHONY: clean
 clean: ## Remove build output.
 	rm -rf bin dist
+
+.PHONY: demo
+demo: build ## Back up a sample Redis to a local repository, restore it into another, compare digests.
+	hack/tools.sh redis >/dev/null
+	hack/demo.sh
