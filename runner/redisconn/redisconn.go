@@ -241,7 +241,7 @@ type ServerInfo struct {
 func Inspect(ctx context.Context, c *redis.Client) (ServerInfo, error) {
 	txt, err := c.Info(ctx, "server", "keyspace").Result()
 	if err != nil {
-		return ServerInfo{}, fmt.Errorf("read redis info: %w", err)
+		return ServerInfo{}, fmt.Errorf("read redis info: %w", ExplainTLS(err))
 	}
 	si := ParseInfo(txt)
 	si.Databases = 16

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -22,7 +21,7 @@ func (p Policy) Empty() bool { return p == Policy{} }
 // Apply splits snapshots into those to keep and those to remove, both newest first.
 func (p Policy) Apply(snaps []Manifest) (keep, remove []Manifest) {
 	s := slices.Clone(snaps)
-	slices.SortFunc(s, func(a, b Manifest) int { return strings.Compare(b.ID, a.ID) })
+	slices.SortFunc(s, func(a, b Manifest) int { return compareManifests(b, a) })
 	type rule struct {
 		n      int
 		bucket func(time.Time) string

@@ -158,8 +158,16 @@ func (r *Repository) List(ctx context.Context) ([]Manifest, error) {
 		}
 		out = append(out, m)
 	}
-	slices.SortFunc(out, func(a, b Manifest) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, compareManifests)
 	return out, nil
+}
+
+// compareManifests orders by time, then id: ids have one-second resolution.
+func compareManifests(a, b Manifest) int {
+	if c := a.Time.Compare(b.Time); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
 }
 
 // Resolve returns the manifest for an id, "latest", or a unique id prefix.
