@@ -1,0 +1,122 @@
+package load_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"stash.dev/redis/runner/load"
+	"stash.dev/redis/runner/redisconn"
+	"stash.dev/redis/runner/resp"
+	"stash.dev/redis/test/redistest"
+)
+
+func TestMatch(t *testing.T) {
+	tests := []struct {
+		pattern, key string
+		want         bool
+	}{
+		{"*", "", true},
+		{"*", "anything", true},
+		{"user:*", "user:1", true},
+		{"user:*", "users:1", false},
+		{"a?c", "abc", true},
+		{"a?c", "ac", false},
+		{"h[ae]llo", "hello", true},
+		{"h[ae]llo", "hillo", false},
+		{"h[^e]llo", "hallo", true},
+		{"h[^e]llo", "hello", false},
+		{"h[a-b]llo", "hbllo", true},
+		{"h[a-b]llo", "hcllo", false},
+		{`a\*b`, "a*b", true},
+		{`a\*b`, "axb", false},
+		{"*:x:*", "a/b:x:c", true},
+		{"**a", "bba", true},
+		{"", "", true},
+		{"", "a", false},
+	}
+	for _, tt := range tests {
+		if got := load.Match([]byte(tt.pattern), []byte(tt.key)); got != tt.want {
+			t.Errorf("Match(%q, %q) = %v, want %v", tt.pattern, tt.key, got, tt.want)
+		}
+	}
+}
+
+func restoreCmd(key string, ttl int64, payload []byte) []byte {
+	b := resp.AppendArray(nil, 6)
+	b = resp.AppendBulkString(b, "RESTORE")
+	b = resp.AppendBulkString(b, key)
+	b = resp.AppendBulkInt(b, ttl)
+	b = resp.AppendBulk(b, payload)
+	b = resp.AppendBulkString(b, "REPLACE")
+	return resp.AppendBulkString(b, "ABSTTL")
+}
+
+func options(t *testing.T, s *redistest.Server) load.Options {
+	o, _, err := redisconn.ParseURL(s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return load.Options{Redis: o}
+}
+
+// TestNewerRDBVersion: a payload from a newer Redis fails with an explanation, not just the
+// server's "payload version or checksum are wrong".
+func TestNewerRDBVersion(t *testing.T) {
+	ctx := context.Background()
+	s := redistest.Start(t)
+	s.Client.Set(ctx, "k", "v", 0)
+	payload, err := s.Client.Dump(ctx, "k").Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload[len(payload)-10] = 99 // RDB version 99 in the footer
+	stream := append(resp.AppendCommand(nil, "SELECT", "1"), restoreCmd("k", 0, payload)...)
+	o := options(t, s)
+	o.RDBVersion, o.SourceVersion = 99, "99.0.0"
+	_, err = load.Run(ctx, bytes.NewReader(stream), o)
+	if err == nil || !strings.Contains(err.Error(), "payload version or checksum are wrong") || !strings.Contains(err.Error(), "restore into Redis 99.0.0 or newer") {
+		t.Fatalf("load of a newer payload: %v", err)
+	}
+}
+
+func TestBusyKeyAndExpired(t *testing.T) {
+	ctx := context.Background()
+	s := redistest.Start(t)
+	s.Client.Set(ctx, "k", "v", 0)
+	payload, _ := s.Client.Dump(ctx, "k").Bytes()
+	past := time.Now().Add(-time.Minute).UnixMilli()
+	future := time.Now().Add(time.Hour).UnixMilli()
+	stream := append(restoreCmd("old", past, payload), restoreCmd("new", future, payload)...)
+	st, err := load.Run(ctx, bytes.NewReader(stream), options(t, s))
+	if err != nil || st.Total != 1 || st.Expired != 1 {
+		t.Fatalf("load: %+v, %v", st, err)
+	}
+	if ms := s.Client.PExpireTime(ctx, "new").Val(); ms.Milliseconds() != future {
+		t.Fatalf("expiry of new: %v, want %d", ms, future)
+	}
+	_, err = load.Run(ctx, bytes.NewReader(restoreCmd("k", 0, payload)), options(t, s))
+	if err == nil || !strings.Contains(err.Error(), `restore key "k" in database 0: BUSYKEY`) || !strings.Contains(err.Error(), "--replace") {
+		t.Fatalf("load over an existing key: %v", err)
+	}
+	o := options(t, s)
+	o.Replace = true
+	if _, err := load.Run(ctx, bytes.NewReader(restoreCmd("k", 0, payload)), o); err != nil {
+		t.Fatalf("load with Replace: %v", err)
+	}
+}
+
+func TestMalformedStream(t *testing.T) {
+	s := redistest.Start(t)
+	for name, stream := range map[string]string{
+		"other command": "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n",
+		"truncated":     "*6\r\n$7\r\nRESTORE\r\n$1\r\nk\r\n$1\r\n0\r\n$100\r\nabc",
+		"not resp":      "hello world\r\n",
+	} {
+		if _, err := load.Run(context.Background(), strings.NewReader(stream), options(t, s)); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}

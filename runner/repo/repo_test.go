@@ -1,0 +1,98 @@
+package repo_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"stash.dev/redis/runner/crypt"
+	"stash.dev/redis/runner/repo"
+	"stash.dev/redis/runner/store"
+)
+
+func TestPolicyApply(t *testing.T) {
+	base := time.Date(2026, 11, 25, 23, 0, 0, 0, time.UTC)
+	var snaps []repo.Manifest
+	// One snapshot every 6 hours for 40 days, newest first in ids n0.. (n0 is newest).
+	for i := range 160 {
+		ts := base.Add(-time.Duration(i) * 6 * time.Hour)
+		snaps = append(snaps, repo.Manifest{ID: repo.NewID(ts), Time: ts})
+	}
+	ids := func(ms []repo.Manifest) []time.Time {
+		var out []time.Time
+		for _, m := range ms {
+			out = append(out, m.Time)
+		}
+		return out
+	}
+	day := func(d int) time.Time { return base.Add(-time.Duration(d) * 24 * time.Hour) }
+	tests := []struct {
+		name string
+		p    repo.Policy
+		want []time.Time
+	}{
+		{"last 3", repo.Policy{Last: 3}, []time.Time{base, base.Add(-6 * time.Hour), base.Add(-12 * time.Hour)}},
+		{"daily 3: newest of each day", repo.Policy{Daily: 3}, []time.Time{base, day(1), day(2)}},
+		{"last 1 + daily 2 overlap", repo.Policy{Last: 1, Daily: 2}, []time.Time{base, day(1)}},
+		{"monthly 2", repo.Policy{Monthly: 2}, []time.Time{base, time.Date(2026, 10, 31, 23, 0, 0, 0, time.UTC)}},
+		{"yearly 5: only one year has snapshots", repo.Policy{Yearly: 5}, []time.Time{base}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keep, remove := tt.p.Apply(snaps)
+			if diff := cmp.Diff(tt.want, ids(keep)); diff != "" {
+				t.Errorf("keep (-want +got):\n%s", diff)
+			}
+			if len(keep)+len(remove) != len(snaps) {
+				t.Errorf("keep %d + remove %d != %d", len(keep), len(remove), len(snaps))
+			}
+		})
+	}
+}
+
+func TestOpen(t *testing.T) {
+	ctx := context.Background()
+	url := "file://" + t.TempDir()
+	open := func(pw string, create bool) (*repo.Repository, error) {
+		b, err := store.Open(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return repo.Open(ctx, b, repo.Options{Password: pw, Create: create, WorkFactor: 10})
+	}
+	if _, err := open("pw", false); !errors.Is(err, repo.ErrNotInitialized) {
+		t.Fatalf("open of an empty repository: %v", err)
+	}
+	r, err := open("pw", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteManifest(ctx, repo.Manifest{ID: "20260101T000000Z-aaaaaa", Keys: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open("wrong", true); !errors.Is(err, crypt.ErrWrongPassword) || err.Error() == "" {
+		t.Fatalf("open with a wrong password: %v", err)
+	}
+	r2, err := open("pw", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := r2.Resolve(ctx, "2026")
+	if err != nil || m.Keys != 7 {
+		t.Fatalf("resolve by prefix: %+v, %v", m, err)
+	}
+	if _, err := r2.Resolve(ctx, "nope"); !errors.Is(err, repo.ErrSnapshotNotFound) {
+		t.Fatalf("resolve of a missing snapshot: %v", err)
+	}
+}
+
+func TestNewIDSortsByTime(t *testing.T) {
+	a := repo.NewID(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	b := repo.NewID(time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC))
+	if !(a < b) || len(a) != len("20260102T030405Z-a1b2c3") || a[:17] != "20260102T030405Z-" {
+		t.Fatalf("ids %q, %q", a, b)
+	}
+}
