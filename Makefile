@@ -33,21 +33,22 @@ generate: ## Regenerate deepcopy code and CRD manifests from the API types.
 	controller-gen object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	controller-gen crd:allowDangerousTypes=false paths=./api/... output:crd:artifacts:config=config/crd/bases
 	controller-gen webhook paths=./webhook/... output:webhook:artifacts:config=config/webhook
+	hack/render-webhook.sh
 
 .PHONY: verify
 verify: generate ## Fail when generated code or CRDs are stale, or code is not gofmt'ed / vetted.
-	@git diff --exit-code -- api config/crd config/webhook || { echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- api config/crd config/webhook)" || { git status --porcelain -- api config/crd config/webhook; echo "untracked generated files: run 'make generate' and commit them" >&2; exit 1; }
+	@git diff --exit-code -- api config/crd config/webhook config/deploy || { echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- api config/crd config/webhook config/deploy)" || { git status --porcelain -- api config/crd config/webhook config/deploy; echo "untracked generated files: run 'make generate' and commit them" >&2; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed: $$out" >&2; exit 1; }
 	go vet ./...
 
 .PHONY: envtest-assets
-envtest-assets: ## Build kube-apiserver, etcd and kube-controller-manager from the module proxy (cached).
-	WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION) >/dev/null
+envtest-assets: ## Build kube-apiserver and etcd from the module proxy (cached; WITH_CONTROLLER_MANAGER=1 adds kube-controller-manager).
+	hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION) >/dev/null
 
 .PHONY: test
 test: tools envtest-assets verify build ## Run every test: unit, real Redis, storage emulators, envtest, kubectl.
-	KUBEBUILDER_ASSETS="$$(WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION))" \
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION))" \
 	STASH_BIN_DIR="$(CURDIR)/bin" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: clean

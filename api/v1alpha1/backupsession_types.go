@@ -104,6 +104,9 @@ type BackupSessionStatus struct {
 	// Job is the name of the Job that runs the backup.
 	// +optional
 	Job string `json:"job,omitempty"`
+	// Progress is updated by the runner every few seconds while the backup runs.
+	// +optional
+	Progress *Progress `json:"progress,omitempty"`
 	// Conditions are the latest observations of the session.
 	// +optional
 	// +listType=map
@@ -117,4 +120,18 @@ type BackupSessionList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []BackupSession `json:"items"`
+}
+
+// Progress is how far a running backup or restore has got.
+type Progress struct {
+	// Keys processed so far.
+	Keys int64 `json:"keys"`
+	// TotalKeys expected (from DBSIZE), 0 when unknown.
+	// +optional
+	TotalKeys int64 `json:"totalKeys,omitempty"`
+	// Bytes of the dump processed so far (uncompressed).
+	Bytes int64 `json:"bytes"`
+	// UpdateTime is when the runner last reported.
+	// +optional
+	UpdateTime *metav1.Time `json:"updateTime,omitempty"`
 }

@@ -102,6 +102,9 @@ type RestoreSessionStatus struct {
 	// Job is the name of the Job that runs the restore.
 	// +optional
 	Job string `json:"job,omitempty"`
+	// Progress is updated by the runner every few seconds while the restore runs.
+	// +optional
+	Progress *Progress `json:"progress,omitempty"`
 	// Conditions are the latest observations of the session.
 	// +optional
 	// +listType=map
