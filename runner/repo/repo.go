@@ -76,7 +76,7 @@ func Open(ctx context.Context, bucket *store.Bucket, opts Options) (*Repository,
 	if opts.Password == "" {
 		return nil, errors.New("repository password is empty (set RESTIC_PASSWORD or ENCRYPTION_PASSWORD, or use --password-file)")
 	}
-	keys, n, err := unlock(ctx, bucket, opts.Password)
+	keys, n, err := unlock(ctx, bucket, opts.Password, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -111,18 +111,17 @@ func Open(ctx context.Context, bucket *store.Bucket, opts Options) (*Repository,
 	}
 	// Another first backup may have written a key at the same time: use every key we can unlock,
 	// in name order, so that all writers agree on the key that encrypts.
-	keys, _, err = unlock(ctx, bucket, opts.Password)
+	// Our own key is not unsealed again: scrypt is deliberately expensive.
+	keys, _, err = unlock(ctx, bucket, opts.Password, map[string]*crypt.Key{name: k})
 	if err != nil {
 		return nil, err
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("initialize repository %s: key %s not readable after writing it", bucket.URL, name)
 	}
 	return &Repository{bucket: bucket, keys: keys}, nil
 }
 
-// unlock returns the keys that the password opens and the number of key files.
-func unlock(ctx context.Context, bucket *store.Bucket, password string) ([]*crypt.Key, int, error) {
+// unlock returns the keys that the password opens, in key name order, and the number of key
+// files; known keys are taken as they are instead of being unsealed.
+func unlock(ctx context.Context, bucket *store.Bucket, password string, known map[string]*crypt.Key) ([]*crypt.Key, int, error) {
 	var names []string
 	it := bucket.List(&blob.ListOptions{Prefix: keysPrefix})
 	for {
@@ -140,6 +139,10 @@ func unlock(ctx context.Context, bucket *store.Bucket, password string) ([]*cryp
 	slices.Sort(names)
 	var keys []*crypt.Key
 	for _, name := range names {
+		if k, ok := known[name]; ok {
+			keys = append(keys, k)
+			continue
+		}
 		b, err := bucket.ReadAll(ctx, name)
 		if err != nil {
 			return nil, 0, fmt.Errorf("read key %s: %w", name, err)
