@@ -24,6 +24,8 @@ Validate manifests offline, exactly as the cluster's admission webhook would:
 	}
 	flags.AddFlags(cmd.PersistentFlags())
 	cmd.AddCommand(NewCmdValidate(flags, streams))
+	cmd.AddCommand(NewCmdCreate(flags, streams))
+	cmd.AddCommand(NewCmdBackup(flags, streams))
 	cmd.AddCommand(NewCmdVersion(flags, streams))
 	return cmd
 }
