@@ -24,7 +24,6 @@ import (
 	"stash.dev/redis/api/v1alpha1"
 )
 
-
 // Labels on a BackupSession that name what created it, as the CronJob's trigger sets them.
 // TODO(plugin): move to api/v1alpha1 so that the controller and the runner share them.
 const (
