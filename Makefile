@@ -43,12 +43,12 @@ verify: generate ## Fail when generated code or CRDs are stale, or code is not g
 	go vet ./...
 
 .PHONY: envtest-assets
-envtest-assets: ## Build kube-apiserver and etcd from the module proxy (cached; WITH_CONTROLLER_MANAGER=1 adds kube-controller-manager).
-	hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION) >/dev/null
+envtest-assets: ## Build kube-apiserver, kube-controller-manager and etcd from the module proxy (cached).
+	WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION) >/dev/null
 
 .PHONY: test
 test: tools envtest-assets verify build ## Run every test: unit, real Redis, storage emulators, envtest, kubectl.
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION))" \
+	KUBEBUILDER_ASSETS="$$(WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION))" \
 	STASH_BIN_DIR="$(CURDIR)/bin" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: clean

@@ -107,6 +107,11 @@ type BackupSessionStatus struct {
 	// Progress is updated by the runner every few seconds while the backup runs.
 	// +optional
 	Progress *Progress `json:"progress,omitempty"`
+	// Repository is the state of the repository after this backup and its retention run,
+	// reported by the runner (which holds the credentials) for the controller to publish
+	// in the Repository's status.
+	// +optional
+	Repository *RepositoryStats `json:"repository,omitempty"`
 	// Conditions are the latest observations of the session.
 	// +optional
 	// +listType=map
@@ -134,4 +139,18 @@ type Progress struct {
 	// UpdateTime is when the runner last reported.
 	// +optional
 	UpdateTime *metav1.Time `json:"updateTime,omitempty"`
+}
+
+// RepositoryStats summarizes a repository's content.
+type RepositoryStats struct {
+	// SnapshotCount is the number of snapshots.
+	SnapshotCount int64 `json:"snapshotCount"`
+	// TotalSizeBytes is the stored size of all snapshots.
+	TotalSizeBytes int64 `json:"totalSizeBytes"`
+	// SnapshotsRemoved is how many snapshots the retention policy removed.
+	// +optional
+	SnapshotsRemoved int64 `json:"snapshotsRemoved,omitempty"`
+	// FirstSnapshotTime is when the oldest snapshot was taken.
+	// +optional
+	FirstSnapshotTime *metav1.Time `json:"firstSnapshotTime,omitempty"`
 }

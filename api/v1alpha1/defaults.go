@@ -62,6 +62,15 @@ func (s *BackupSession) Default() {
 	if s.Spec.Invoker.Kind == "" {
 		s.Spec.Invoker.Kind = KindBackupConfiguration
 	}
+	// The labels let the controller find a configuration's sessions (history, overlap),
+	// however the session was created.
+	if s.Labels == nil {
+		s.Labels = map[string]string{}
+	}
+	if s.Spec.Invoker.Name != "" {
+		s.Labels[LabelInvokerKind] = s.Spec.Invoker.Kind
+		s.Labels[LabelInvokerName] = s.Spec.Invoker.Name
+	}
 }
 
 // Default fills in the RestoreSession's optional fields. It is idempotent.

@@ -30,3 +30,16 @@ func BackupJobName(session string) string { return BackupJobPrefix + session }
 
 // RestoreJobName is the name of the Job that runs a RestoreSession.
 func RestoreJobName(session string) string { return RestoreJobPrefix + session }
+
+// Labels and names shared by the controller, the runner and the plugin.
+const (
+	// LabelInvokerKind and LabelInvokerName mark a BackupSession with its BackupConfiguration.
+	LabelInvokerKind = "stash.dev/invoker-kind"
+	LabelInvokerName = "stash.dev/invoker-name"
+	// LabelSession marks the Job of a BackupSession or RestoreSession.
+	LabelSession = "stash.dev/session"
+	// LabelComponent marks every object the controller creates.
+	LabelComponent = "app.kubernetes.io/component"
+	// RunnerServiceAccount is the service account (and Role) of the runner in each namespace.
+	RunnerServiceAccount = "stash-runner"
+)

@@ -384,3 +384,20 @@ func TestImmutableFields(t *testing.T) {
 		t.Errorf("pausing and rescheduling must be allowed, got %v", messages(errs))
 	}
 }
+
+func TestBackendURL(t *testing.T) {
+	tests := map[string]struct {
+		repo *Repository
+		want string
+	}{
+		"gcs":   {gcsRepo(), "gs://stash-backups/demo/redis"},
+		"s3":    {s3Repo(), "s3://stash/redis?endpoint=http%3A%2F%2Fminio.storage%3A9000&region=us-east-1"},
+		"azure": {azureRepo(), "azblob://stash-backups/redis"},
+		"local": {localRepo(), "file:///backups/redis"},
+	}
+	for name, tt := range tests {
+		if got := tt.repo.Spec.Backend.URL(); got != tt.want {
+			t.Errorf("%s: URL() = %q, want %q", name, got, tt.want)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -40,6 +41,7 @@ type Cluster struct {
 	Manager    ctrl.Manager
 	RootDir    string // the repository root
 	dir        string
+	kcm        *exec.Cmd
 	cancel     context.CancelFunc
 	done       chan error
 }
@@ -53,6 +55,23 @@ func RootDir() string {
 // Start starts etcd, kube-apiserver and the webhook manager. setup, when not nil, may add
 // controllers to the manager before it starts.
 func Start(setup func(ctrl.Manager) error) (*Cluster, error) {
+	return StartWith(Options{Setup: setup})
+}
+
+// Options shape the cluster StartWith starts.
+type Options struct {
+	// Setup, when not nil, adds controllers to the manager before it starts.
+	Setup func(ctrl.Manager) error
+	// MetricsAddr is where the manager serves /metrics; empty turns it off.
+	MetricsAddr string
+	// ControllerManager lists kube-controller-manager controllers to run (for example
+	// garbage-collector-controller); empty runs none.
+	ControllerManager []string
+}
+
+// StartWith starts the cluster with options.
+func StartWith(o Options) (*Cluster, error) {
+	setup := o.Setup
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, errors.New("KUBEBUILDER_ASSETS is not set: run the tests with `make test`, or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
 	}
@@ -95,7 +114,7 @@ func Start(setup func(ctrl.Manager) error) (*Cluster, error) {
 	wo := &c.Env.WebhookInstallOptions
 	c.Manager, err = ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:         c.Scheme,
-		Metrics:        metricsserver.Options{BindAddress: "0"},
+		Metrics:        metricsserver.Options{BindAddress: firstNonEmpty(o.MetricsAddr, "0")},
 		WebhookServer:  crwebhook.NewServer(crwebhook.Options{Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir}),
 		LeaderElection: false,
 	})
@@ -120,11 +139,48 @@ func Start(setup func(ctrl.Manager) error) (*Cluster, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	if len(o.ControllerManager) > 0 {
+		if err := c.startControllerManager(o.ControllerManager); err != nil {
+			return fail(err)
+		}
+	}
 	return c, nil
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// startControllerManager runs the real kube-controller-manager (built by
+// hack/envtest-assets.sh with WITH_CONTROLLER_MANAGER=1) with the given controllers.
+func (c *Cluster) startControllerManager(controllers []string) error {
+	bin := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kube-controller-manager")
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("kube-controller-manager not found in KUBEBUILDER_ASSETS: run `make test` (it builds it with WITH_CONTROLLER_MANAGER=1): %w", err)
+	}
+	log, err := os.Create(filepath.Join(c.dir, "kube-controller-manager.log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "--kubeconfig", c.Kubeconfig, "--controllers", strings.Join(controllers, ","),
+		"--leader-elect=false", "--secure-port=0", "--concurrent-gc-syncs=5")
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start kube-controller-manager: %w", err)
+	}
+	c.kcm = cmd
+	return nil
 }
 
 // Stop stops the manager and the control plane.
 func (c *Cluster) Stop() {
+	if c.kcm != nil {
+		_ = c.kcm.Process.Kill()
+		_ = c.kcm.Wait()
+	}
 	if c.cancel != nil {
 		c.cancel()
 		<-c.done

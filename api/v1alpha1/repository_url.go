@@ -1,0 +1,60 @@
+package v1alpha1
+
+import (
+	"net/url"
+	"path"
+	"strings"
+)
+
+// URL is the repository URL of the backend, the same string `stash-runner --repository`
+// takes: gs://bucket/prefix, s3://bucket/prefix?endpoint=...&region=..., azblob://container/prefix
+// or file:///mountPath/subPath. It is empty when no backend is set.
+func (b *Backend) URL() string {
+	join := func(scheme, bucket, prefix string) string {
+		u := scheme + "://" + bucket
+		if p := strings.Trim(prefix, "/"); p != "" {
+			u += "/" + p
+		}
+		return u
+	}
+	switch {
+	case b.GCS != nil:
+		return join("gs", b.GCS.Bucket, b.GCS.Prefix)
+	case b.S3 != nil:
+		u := join("s3", b.S3.Bucket, b.S3.Prefix)
+		q := url.Values{}
+		if b.S3.Endpoint != "" {
+			q.Set("endpoint", b.S3.Endpoint)
+		}
+		if b.S3.Region != "" {
+			q.Set("region", b.S3.Region)
+		}
+		if b.S3.InsecureTLS {
+			q.Set("insecure_tls", "true")
+		}
+		if len(q) > 0 {
+			u += "?" + q.Encode()
+		}
+		return u
+	case b.Azure != nil:
+		return join("azblob", b.Azure.Container, b.Azure.Prefix)
+	case b.Local != nil:
+		return "file://" + path.Join(b.Local.MountPath, b.Local.SubPath)
+	}
+	return ""
+}
+
+// Provider is a one-word name of the backend: gcs, s3, azure or local.
+func (b *Backend) Provider() string {
+	switch {
+	case b.GCS != nil:
+		return "gcs"
+	case b.S3 != nil:
+		return "s3"
+	case b.Azure != nil:
+		return "azure"
+	case b.Local != nil:
+		return "local"
+	}
+	return ""
+}

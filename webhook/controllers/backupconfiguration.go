@@ -1,0 +1,254 @@
+// Package controllers holds the reconcilers that turn stash.dev objects into CronJobs and
+// Jobs and keep every object's status true: BackupConfiguration → CronJob,
+// BackupSession → backup Job, RestoreSession → restore Job.
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"stash.dev/redis/api/v1alpha1"
+	"stash.dev/redis/webhook/jobs"
+)
+
+// BackupConfigurationReconciler keeps one CronJob per BackupConfiguration and says in the
+// status what is missing for backups to run.
+type BackupConfigurationReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	Jobs     jobs.Options
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+}
+
+// notReadyRequeue is how often a NotReady BackupConfiguration is looked at again: Secrets
+// and AppBindings are not watched, so their arrival is noticed this way.
+const notReadyRequeue = 30 * time.Second
+
+// Reconcile brings the CronJob and status of one BackupConfiguration up to date.
+func (r *BackupConfigurationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	bc := &v1alpha1.BackupConfiguration{}
+	if err := r.Get(ctx, req.NamespacedName, bc); err != nil {
+		// A deleted BackupConfiguration's CronJob goes with it through its owner reference.
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	old := bc.Status.DeepCopy()
+	st := &bc.Status
+	st.ObservedGeneration = bc.Generation
+	gen := bc.Generation
+	set := func(t string, ok bool, reason, msg string) {
+		s := metav1.ConditionFalse
+		if ok {
+			s = metav1.ConditionTrue
+		}
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
+	}
+
+	if errs := bc.Validate(); len(errs) > 0 {
+		set(v1alpha1.ConditionValidationPassed, false, "Invalid", errs.ToAggregate().Error())
+		st.Phase, st.Message = v1alpha1.BackupConfigurationInvalid, "fix the spec: "+errs.ToAggregate().Error()
+		return ctrl.Result{}, r.updateStatus(ctx, bc, old)
+	}
+	set(v1alpha1.ConditionValidationPassed, true, "Valid", "")
+
+	var problems []string
+	repo, err := r.checkRepository(ctx, bc)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if repo == nil {
+		msg := fmt.Sprintf("Repository %q not found in namespace %q", bc.Spec.Repository.Name, repoNamespace(bc.Namespace, bc.Spec.Repository))
+		set(v1alpha1.ConditionRepositoryFound, false, "NotFound", msg)
+		set(v1alpha1.ConditionBackendSecretFound, false, "RepositoryNotFound", "the Repository names the storage Secret")
+		problems = append(problems, msg)
+	} else {
+		set(v1alpha1.ConditionRepositoryFound, true, "Found", "")
+		if msg := r.checkStorageSecret(ctx, repo); msg != "" {
+			set(v1alpha1.ConditionBackendSecretFound, false, "NotReady", msg)
+			problems = append(problems, msg)
+		} else {
+			set(v1alpha1.ConditionBackendSecretFound, true, "Found", "")
+		}
+	}
+	if msg := r.checkTarget(ctx, bc.Namespace, &bc.Spec.Target); msg != "" {
+		set(v1alpha1.ConditionBackupTargetFound, false, "NotFound", msg)
+		problems = append(problems, msg)
+	} else {
+		set(v1alpha1.ConditionBackupTargetFound, true, "Found", "")
+	}
+
+	if err := ensureRunnerAccess(ctx, r.Client, bc.Namespace); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.ensureCronJob(ctx, bc); err != nil {
+		set(v1alpha1.ConditionCronJobCreated, false, "Error", err.Error())
+		_ = r.updateStatus(ctx, bc, old)
+		return ctrl.Result{}, err
+	}
+	set(v1alpha1.ConditionCronJobCreated, true, "Created", "CronJob "+v1alpha1.CronJobName(bc.Name))
+
+	st.NextScheduleTime = nil
+	if sched, err := cron.ParseStandard(bc.Spec.Schedule); err == nil && !bc.Spec.Paused {
+		st.NextScheduleTime = &metav1.Time{Time: sched.Next(r.now()).Truncate(time.Second)}
+	}
+	result := ctrl.Result{}
+	if len(problems) > 0 {
+		st.Phase, st.Message = v1alpha1.BackupConfigurationNotReady, strings.Join(problems, "; ")
+		result.RequeueAfter = notReadyRequeue
+	} else {
+		st.Phase, st.Message = v1alpha1.BackupConfigurationReady, ""
+	}
+	if old.Phase != st.Phase && r.Recorder != nil {
+		kind := corev1.EventTypeNormal
+		if st.Phase != v1alpha1.BackupConfigurationReady {
+			kind = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(bc, nil, kind, string(st.Phase), "Reconcile", "%s", firstNonEmpty(st.Message, "backups are scheduled"))
+	}
+	return result, r.updateStatus(ctx, bc, old)
+}
+
+func (r *BackupConfigurationReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func (r *BackupConfigurationReconciler) updateStatus(ctx context.Context, bc *v1alpha1.BackupConfiguration, old *v1alpha1.BackupConfigurationStatus) error {
+	if equalStatus(old, &bc.Status) {
+		return nil
+	}
+	if err := r.Status().Update(ctx, bc); err != nil {
+		return fmt.Errorf("update status of backupconfiguration %s/%s: %w", bc.Namespace, bc.Name, err)
+	}
+	return nil
+}
+
+func (r *BackupConfigurationReconciler) ensureCronJob(ctx context.Context, bc *v1alpha1.BackupConfiguration) error {
+	want := jobs.CronJob(bc, r.Jobs)
+	cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, cj, func() error {
+		cj.Labels = want.Labels
+		cj.Spec = want.Spec
+		return controllerutil.SetControllerReference(bc, cj, r.Scheme())
+	})
+	if err != nil {
+		return fmt.Errorf("ensure cronjob %s/%s: %w", want.Namespace, want.Name, err)
+	}
+	return nil
+}
+
+// checkRepository returns the referenced Repository, or nil when it does not exist or its
+// usage policy does not admit the namespace.
+func (r *BackupConfigurationReconciler) checkRepository(ctx context.Context, bc *v1alpha1.BackupConfiguration) (*v1alpha1.Repository, error) {
+	repo := &v1alpha1.Repository{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: repoNamespace(bc.Namespace, bc.Spec.Repository), Name: bc.Spec.Repository.Name}, repo)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get repository: %w", err)
+	}
+	return repo, nil
+}
+
+// checkStorageSecret says what is wrong with the Repository's storage Secret, or "".
+func (r *BackupConfigurationReconciler) checkStorageSecret(ctx context.Context, repo *v1alpha1.Repository) string {
+	s := &corev1.Secret{}
+	name := repo.Spec.Backend.StorageSecretName
+	if err := r.Get(ctx, types.NamespacedName{Namespace: repo.Namespace, Name: name}, s); err != nil {
+		return fmt.Sprintf("storage Secret %q of Repository %q: %v", name, repo.Name, err)
+	}
+	if missing := missingKeys(s, storageSecretKeys(&repo.Spec.Backend)); len(missing) > 0 {
+		return fmt.Sprintf("storage Secret %q lacks %s", name, strings.Join(missing, ", "))
+	}
+	return ""
+}
+
+// checkTarget says what is missing of the target, or "".
+func (r *BackupConfigurationReconciler) checkTarget(ctx context.Context, ns string, t *v1alpha1.Target) string {
+	switch {
+	case t.Ref != nil:
+		ab := &unstructured.Unstructured{}
+		ab.SetAPIVersion(v1alpha1.AppBindingAPIVersion)
+		ab.SetKind(v1alpha1.AppBindingKind)
+		if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: t.Ref.Name}, ab); err != nil {
+			return fmt.Sprintf("AppBinding %q: %v", t.Ref.Name, err)
+		}
+	case t.Redis != nil && t.Redis.AuthSecret != nil:
+		s := &corev1.Secret{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: t.Redis.AuthSecret.Name}, s); err != nil {
+			return fmt.Sprintf("Redis auth Secret %q: %v", t.Redis.AuthSecret.Name, err)
+		}
+	}
+	return ""
+}
+
+func repoNamespace(ns string, ref v1alpha1.RepositoryRef) string {
+	if ref.Namespace != "" {
+		return ref.Namespace
+	}
+	return ns
+}
+
+// storageSecretKeys is the same rule the admission webhook applies.
+func storageSecretKeys(b *v1alpha1.Backend) [][]string {
+	keys := [][]string{{"RESTIC_PASSWORD", "ENCRYPTION_PASSWORD"}}
+	switch {
+	case b.S3 != nil:
+		keys = append(keys, []string{"AWS_ACCESS_KEY_ID"}, []string{"AWS_SECRET_ACCESS_KEY"})
+	case b.Azure != nil:
+		keys = append(keys, []string{"AZURE_ACCOUNT_NAME"}, []string{"AZURE_ACCOUNT_KEY"})
+	}
+	return keys
+}
+
+// SetupWithManager registers the reconciler: it owns CronJobs, and a changed Repository
+// wakes the BackupConfigurations of its namespace.
+func (r *BackupConfigurationReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.BackupConfiguration{}).
+		Owns(&batchv1.CronJob{}).
+		Watches(&v1alpha1.Repository{}, handler.EnqueueRequestsFromMapFunc(r.configsInNamespace)).
+		Named("backupconfiguration").
+		Complete(r)
+}
+
+func (r *BackupConfigurationReconciler) configsInNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list v1alpha1.BackupConfigurationList
+	if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, b := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: b.Namespace, Name: b.Name}})
+	}
+	return reqs
+}
