@@ -38,6 +38,7 @@ type kube struct {
 	dynamic   dynamic.Interface
 	core      kubernetes.Interface
 	namespace string
+	force     bool // apply takes over fields that other managers own
 }
 
 // newKube connects to the cluster the kubeconfig flags name. Nothing is sent yet.
@@ -116,7 +117,7 @@ func (k *kube) apply(ctx context.Context, obj runtime.Object, dryRun bool) (*uns
 	if err != nil {
 		return nil, err
 	}
-	opts := metav1.ApplyOptions{FieldManager: FieldManager}
+	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: k.force}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}

@@ -26,6 +26,12 @@ Validate manifests offline, exactly as the cluster's admission webhook would:
 	cmd.AddCommand(NewCmdValidate(flags, streams))
 	cmd.AddCommand(NewCmdCreate(flags, streams))
 	cmd.AddCommand(NewCmdBackup(flags, streams))
+	cmd.AddCommand(NewCmdRestore(flags, streams))
+	cmd.AddCommand(NewCmdSnapshots(flags, streams))
+	cmd.AddCommand(NewCmdCheck(flags, streams))
+	cmd.AddCommand(NewCmdInstall(flags, streams))
+	cmd.AddCommand(NewCmdUninstall(flags, streams))
+	cmd.AddCommand(NewCmdStatus(flags, streams))
 	cmd.AddCommand(NewCmdVersion(flags, streams))
 	return cmd
 }
