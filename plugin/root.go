@@ -17,6 +17,15 @@ func NewCmdStash(streams genericiooptions.IOStreams) *cobra.Command {
 		Short: "Back up and restore Redis on Kubernetes",
 		Long: `kubectl stash creates, checks and follows backups and restores of Redis.
 
+Install, then back up on a schedule and restore:
+  kubectl stash install
+  kubectl stash create secret storage gcs-secret --from-env -n db
+  kubectl stash create repository gcs-prod --provider gcs --bucket backups --secret gcs-secret -n db
+  kubectl stash create backupconfig nightly --target-appbinding redis --repo gcs-prod --schedule "0 2 * * *" --keep-last 7 -n db
+  kubectl stash backup trigger nightly --wait -n db
+  kubectl stash snapshots list gcs-prod -n db
+  kubectl stash restore gcs-prod --snapshot latest --to appbinding/redis --wait -n db
+
 Validate manifests offline, exactly as the cluster's admission webhook would:
   kubectl stash validate -f backup/`,
 		SilenceUsage:  true,
@@ -32,6 +41,7 @@ Validate manifests offline, exactly as the cluster's admission webhook would:
 	cmd.AddCommand(NewCmdInstall(flags, streams))
 	cmd.AddCommand(NewCmdUninstall(flags, streams))
 	cmd.AddCommand(NewCmdStatus(flags, streams))
+	cmd.AddCommand(NewCmdConvert(flags, streams))
 	cmd.AddCommand(NewCmdVersion(flags, streams))
 	return cmd
 }
