@@ -17,6 +17,7 @@ type BackupOptions struct {
 	g          *global
 	redis      redisFlags
 	resultFile string
+	cluster    clusterFlags
 	opts       backup.Options // set in Complete
 }
 
@@ -27,6 +28,9 @@ func newBackupCommand(g *global) *cobra.Command {
 		Short: "Take a snapshot of a Redis server (creates the repository on first use)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.cluster.session != "" {
+				return o.cluster.runBackup(cmd.Context(), o.g)
+			}
 			if err := o.Validate(); err != nil {
 				return err
 			}
@@ -37,6 +41,7 @@ func newBackupCommand(g *global) *cobra.Command {
 		},
 	}
 	o.redis.bind(cmd)
+	o.cluster.bind(cmd)
 	cmd.Flags().StringVar(&o.resultFile, "result-file", "", "write the result as JSON to this file")
 	return cmd
 }

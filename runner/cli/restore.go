@@ -16,6 +16,7 @@ type RestoreOptions struct {
 	g          *global
 	redis      redisFlags
 	resultFile string
+	cluster    clusterFlags
 	opts       restore.Options
 }
 
@@ -26,6 +27,9 @@ func newRestoreCommand(g *global) *cobra.Command {
 		Short: "Restore a snapshot into a Redis server and verify it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.cluster.session != "" {
+				return o.cluster.runRestore(cmd.Context(), o.g)
+			}
 			if err := o.Validate(); err != nil {
 				return err
 			}
@@ -36,6 +40,7 @@ func newRestoreCommand(g *global) *cobra.Command {
 		},
 	}
 	o.redis.bind(cmd)
+	o.cluster.bind(cmd)
 	f := cmd.Flags()
 	f.StringVar(&o.opts.Snapshot, "snapshot", "latest", "snapshot id, unique id prefix, or latest")
 	f.BoolVar(&o.opts.Flush, "flush", false, "empty each restored database first (FLUSHDB)")

@@ -81,6 +81,7 @@ func NewRootCommand(s Streams, getenv func(string) string, version string) *cobr
 		newCheckCommand(g),
 		newCatCommand(g),
 		newVersionCommand(g),
+		newTriggerCommand(g),
 	)
 	return root
 }

@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"stash.dev/redis/api/v1alpha1"
+	"stash.dev/redis/runner/session"
+)
+
+// clusterFlags are the flags of the in-cluster mode, where the runner reads its session
+// from the Kubernetes API (in a Job made by the controller).
+type clusterFlags struct {
+	session        string
+	pushgatewayURL string
+}
+
+func (f *clusterFlags) bind(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.session, "session", "", "in-cluster mode: run the session NAMESPACE/NAME, read its target and repository from the Kubernetes API and write the result into its status")
+	cmd.Flags().StringVar(&f.pushgatewayURL, "pushgateway-url", "", "push the run's metrics to this Prometheus Pushgateway")
+}
+
+// splitName parses NAMESPACE/NAME.
+func splitName(s, flag string) (string, string, error) {
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok || ns == "" || name == "" {
+		return "", "", fmt.Errorf("%s must be NAMESPACE/NAME, got %q", flag, s)
+	}
+	return ns, name, nil
+}
+
+// kubeClient connects to the API server: in-cluster config in a Pod, or $KUBECONFIG.
+func kubeClient() (client.Client, error) {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("connect to kubernetes: %w", err)
+	}
+	return newClient(cfg)
+}
+
+func newClient(cfg *rest.Config) (client.Client, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: s})
+	if err != nil {
+		return nil, fmt.Errorf("create kubernetes client: %w", err)
+	}
+	return c, nil
+}
+
+func (f *clusterFlags) options(g *global) session.Options {
+	host, _ := os.Hostname()
+	return session.Options{Log: g.ErrOut, ProgressInterval: g.progressInterval, PushgatewayURL: f.pushgatewayURL, Hostname: host, RunnerVersion: g.version}
+}
+
+func (f *clusterFlags) runBackup(ctx context.Context, g *global) error {
+	ns, name, err := splitName(f.session, "--session")
+	if err != nil {
+		return err
+	}
+	c, err := kubeClient()
+	if err != nil {
+		return err
+	}
+	return session.RunBackup(ctx, c, ns, name, f.options(g))
+}
+
+func (f *clusterFlags) runRestore(ctx context.Context, g *global) error {
+	ns, name, err := splitName(f.session, "--session")
+	if err != nil {
+		return err
+	}
+	c, err := kubeClient()
+	if err != nil {
+		return err
+	}
+	return session.RunRestore(ctx, c, ns, name, f.options(g))
+}
+
+func newTriggerCommand(g *global) *cobra.Command {
+	var bc string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "trigger --backupconfiguration NAMESPACE/NAME",
+		Short: "Create a BackupSession of a BackupConfiguration (what its CronJob runs at each tick)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ns, name, err := splitName(bc, "--backupconfiguration")
+			if err != nil {
+				return err
+			}
+			c, err := kubeClient()
+			if err != nil {
+				return err
+			}
+			s, err := session.Trigger(cmd.Context(), c, ns, name, force)
+			if err != nil {
+				return err
+			}
+			if s == nil {
+				fmt.Fprintf(g.Out, "BackupConfiguration %s/%s is paused: no session created\n", ns, name)
+				return nil
+			}
+			fmt.Fprintf(g.Out, "backupsession/%s created\n", s.Name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&bc, "backupconfiguration", "", "the BackupConfiguration, as NAMESPACE/NAME")
+	cmd.Flags().BoolVar(&force, "force", false, "create a session even when the BackupConfiguration is paused")
+	return cmd
+}

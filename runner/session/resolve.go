@@ -1,0 +1,275 @@
+// Package session is the runner's in-cluster mode: it reads a BackupSession or
+// RestoreSession, resolves its Repository, storage Secret and Redis target through the
+// Kubernetes API, runs the backup or restore with the same library the CLI uses, and
+// writes the result into the session's status. It also implements `trigger`, which the
+// CronJob runs to start a BackupSession.
+//
+// Secrets are read through the API (the runner's Role names exactly the Secrets it may
+// read), so no secret value appears in the Job's spec, arguments or environment.
+package session
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"stash.dev/redis/api/v1alpha1"
+	"stash.dev/redis/runner/redisconn"
+)
+
+// Storage is a resolved repository: its URL, the repository password and the storage
+// Secret's other keys (cloud credentials) as an environment-like map.
+type Storage struct {
+	Repository *v1alpha1.Repository
+	URL        string
+	Password   string
+	Env        map[string]string
+}
+
+// ResolveRepository reads the Repository ref names (in namespace ns unless ref says
+// otherwise) and its storage Secret.
+func ResolveRepository(ctx context.Context, c client.Reader, ns string, ref v1alpha1.RepositoryRef) (*Storage, error) {
+	repoNS := ref.Namespace
+	if repoNS == "" {
+		repoNS = ns
+	}
+	repo := &v1alpha1.Repository{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: repoNS, Name: ref.Name}, repo); err != nil {
+		return nil, fmt.Errorf("read Repository %s/%s: %w", repoNS, ref.Name, err)
+	}
+	s, err := readSecret(ctx, c, repoNS, repo.Spec.Backend.StorageSecretName, "storage Secret of Repository "+repo.Name)
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{}
+	for k, v := range s.Data {
+		env[k] = string(v)
+	}
+	password := env["RESTIC_PASSWORD"]
+	if password == "" {
+		password = env["ENCRYPTION_PASSWORD"]
+	}
+	if password == "" {
+		return nil, fmt.Errorf("storage Secret %s/%s has no RESTIC_PASSWORD (or ENCRYPTION_PASSWORD) key: every repository is encrypted", repoNS, s.Name)
+	}
+	u := repo.Spec.Backend.URL()
+	if u == "" {
+		return nil, fmt.Errorf("Repository %s/%s has no backend", repoNS, repo.Name)
+	}
+	return &Storage{Repository: repo, URL: u, Password: password, Env: env}, nil
+}
+
+func readSecret(ctx context.Context, c client.Reader, ns, name, what string) (*corev1.Secret, error) {
+	s := &corev1.Secret{}
+	err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("%s: Secret %q not found in namespace %q", what, name, ns)
+	case apierrors.IsForbidden(err):
+		return nil, fmt.Errorf("%s: the runner may not read Secret %s/%s (the controller grants access to the Secrets that BackupConfigurations, RestoreSessions and Repositories of the namespace name): %w", what, ns, name, err)
+	case err != nil:
+		return nil, fmt.Errorf("%s: read Secret %s/%s: %w", what, ns, name, err)
+	}
+	return s, nil
+}
+
+// Target is a resolved Redis endpoint.
+type Target struct {
+	Redis redisconn.Options
+	// Databases limits the databases, from the inline target.
+	Databases []int
+	// Warnings to print, such as a disabled certificate check.
+	Warnings []string
+}
+
+// ResolveTarget turns a Target (an AppBinding or an inline endpoint) into connection options.
+func ResolveTarget(ctx context.Context, c client.Reader, ns string, t *v1alpha1.Target) (*Target, error) {
+	switch {
+	case t.Redis != nil:
+		return resolveInline(ctx, c, ns, t.Redis)
+	case t.Ref != nil:
+		return resolveAppBinding(ctx, c, ns, t.Ref.Name)
+	}
+	return nil, errors.New("the target names neither an AppBinding nor an inline Redis")
+}
+
+func resolveInline(ctx context.Context, c client.Reader, ns string, r *v1alpha1.RedisTarget) (*Target, error) {
+	out := &Target{}
+	switch {
+	case len(r.Address) > 0 && r.Address[0] == '/':
+		out.Redis.Network, out.Redis.Addr = "unix", r.Address
+	case r.Address != "":
+		out.Redis.Network, out.Redis.Addr = "tcp", r.Address
+	case r.Service != nil:
+		port := r.Service.Port
+		if port == 0 {
+			port = v1alpha1.DefaultRedisPort
+		}
+		out.Redis.Network, out.Redis.Addr = "tcp", net.JoinHostPort(r.Service.Name+"."+ns+".svc", strconv.Itoa(int(port)))
+	}
+	if r.Mode == v1alpha1.RedisModeSentinel || r.Mode == v1alpha1.RedisModeCluster {
+		return nil, fmt.Errorf("redis mode %q is not supported by this runner yet; use a standalone target", r.Mode)
+	}
+	for _, db := range r.Databases {
+		out.Databases = append(out.Databases, int(db))
+	}
+	if a := r.AuthSecret; a != nil {
+		s, err := readSecret(ctx, c, ns, a.Name, "Redis auth Secret")
+		if err != nil {
+			return nil, err
+		}
+		uk, pk := orDefault(a.UsernameKey, v1alpha1.DefaultUsernameKey), orDefault(a.PasswordKey, v1alpha1.DefaultPasswordKey)
+		out.Redis.Username, out.Redis.Password = string(s.Data[uk]), string(s.Data[pk])
+		if out.Redis.Password == "" {
+			return nil, fmt.Errorf("Redis auth Secret %s/%s has no key %q", ns, a.Name, pk)
+		}
+	}
+	if t := r.TLS; t != nil {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: hostOf(out.Redis.Addr), InsecureSkipVerify: t.InsecureSkipVerify}
+		if t.ServerName != "" {
+			cfg.ServerName = t.ServerName
+		}
+		if t.InsecureSkipVerify {
+			out.Warnings = append(out.Warnings, "WARNING: TLS certificate verification of Redis is OFF (spec.target.redis.tls.insecureSkipVerify): anyone on the network path can read the data")
+		}
+		if t.CASecret != nil {
+			s, err := readSecret(ctx, c, ns, t.CASecret.Name, "Redis CA Secret")
+			if err != nil {
+				return nil, err
+			}
+			key := orDefault(t.CASecret.Key, v1alpha1.DefaultCAKey)
+			if cfg.RootCAs, err = certPool(s.Data[key]); err != nil {
+				return nil, fmt.Errorf("Redis CA Secret %s/%s key %q: %w", ns, t.CASecret.Name, key, err)
+			}
+		}
+		if t.ClientCertSecret != nil {
+			if err := addClientCert(ctx, c, ns, t.ClientCertSecret.Name, cfg); err != nil {
+				return nil, err
+			}
+		}
+		out.Redis.TLS = cfg
+	}
+	return out, nil
+}
+
+func resolveAppBinding(ctx context.Context, c client.Reader, ns, name string) (*Target, error) {
+	ab := &unstructured.Unstructured{}
+	ab.SetAPIVersion(v1alpha1.AppBindingAPIVersion)
+	ab.SetKind(v1alpha1.AppBindingKind)
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, ab); err != nil {
+		return nil, fmt.Errorf("read AppBinding %s/%s: %w", ns, name, err)
+	}
+	out := &Target{}
+	str := func(path ...string) string {
+		v, _, _ := unstructured.NestedString(ab.Object, path...)
+		return v
+	}
+	scheme := "redis"
+	switch raw := str("spec", "clientConfig", "url"); {
+	case raw != "":
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("AppBinding %s/%s: clientConfig.url %q is not a redis:// URL", ns, name, raw)
+		}
+		scheme = u.Scheme
+		out.Redis.Network, out.Redis.Addr = "tcp", u.Host
+		if u.Port() == "" {
+			out.Redis.Addr = net.JoinHostPort(u.Hostname(), "6379")
+		}
+	default:
+		svc := str("spec", "clientConfig", "service", "name")
+		if svc == "" {
+			return nil, fmt.Errorf("AppBinding %s/%s has neither clientConfig.url nor clientConfig.service", ns, name)
+		}
+		port, _, _ := unstructured.NestedInt64(ab.Object, "spec", "clientConfig", "service", "port")
+		if port == 0 {
+			port = int64(v1alpha1.DefaultRedisPort)
+		}
+		if s := str("spec", "clientConfig", "service", "scheme"); s != "" {
+			scheme = s
+		}
+		out.Redis.Network, out.Redis.Addr = "tcp", net.JoinHostPort(svc+"."+ns+".svc", strconv.FormatInt(port, 10))
+	}
+	if secret := str("spec", "secret", "name"); secret != "" {
+		s, err := readSecret(ctx, c, ns, secret, "Secret of AppBinding "+name)
+		if err != nil {
+			return nil, err
+		}
+		out.Redis.Username, out.Redis.Password = string(s.Data["username"]), string(s.Data["password"])
+	}
+	caBundle := str("spec", "clientConfig", "caBundle")
+	if scheme == "rediss" || caBundle != "" {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: hostOf(out.Redis.Addr)}
+		if sn := str("spec", "clientConfig", "serverName"); sn != "" {
+			cfg.ServerName = sn
+		}
+		if caBundle != "" {
+			pem, err := base64.StdEncoding.DecodeString(caBundle)
+			if err != nil {
+				return nil, fmt.Errorf("AppBinding %s/%s: clientConfig.caBundle is not base64: %w", ns, name, err)
+			}
+			if cfg.RootCAs, err = certPool(pem); err != nil {
+				return nil, fmt.Errorf("AppBinding %s/%s: clientConfig.caBundle: %w", ns, name, err)
+			}
+		}
+		if skip, _, _ := unstructured.NestedBool(ab.Object, "spec", "clientConfig", "insecureSkipTLSVerify"); skip {
+			cfg.InsecureSkipVerify = true
+			out.Warnings = append(out.Warnings, "WARNING: TLS certificate verification of Redis is OFF (AppBinding clientConfig.insecureSkipTLSVerify)")
+		}
+		if ts := str("spec", "tlsSecret", "name"); ts != "" {
+			if err := addClientCert(ctx, c, ns, ts, cfg); err != nil {
+				return nil, err
+			}
+		}
+		out.Redis.TLS = cfg
+	}
+	return out, nil
+}
+
+func addClientCert(ctx context.Context, c client.Reader, ns, name string, cfg *tls.Config) error {
+	s, err := readSecret(ctx, c, ns, name, "Redis client certificate Secret")
+	if err != nil {
+		return err
+	}
+	cert, err := tls.X509KeyPair(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey])
+	if err != nil {
+		return fmt.Errorf("Redis client certificate Secret %s/%s: %w", ns, name, err)
+	}
+	cfg.Certificates = []tls.Certificate{cert}
+	return nil
+}
+
+func certPool(pem []byte) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("no PEM certificate found")
+	}
+	return pool, nil
+}
+
+func hostOf(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return h
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}

@@ -1,0 +1,359 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/push"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"stash.dev/redis/api/v1alpha1"
+	"stash.dev/redis/runner/backup"
+	"stash.dev/redis/runner/progress"
+	"stash.dev/redis/runner/repo"
+	"stash.dev/redis/runner/restore"
+	"stash.dev/redis/runner/store"
+)
+
+// Options configure a session run.
+type Options struct {
+	// Log receives progress lines and warnings (the Pod's log).
+	Log io.Writer
+	// ProgressInterval is how often progress is logged and written to status; 0 means 5 s.
+	ProgressInterval time.Duration
+	// PushgatewayURL, when set, receives the run's metrics.
+	PushgatewayURL string
+	// Hostname and RunnerVersion are recorded in the snapshot manifest.
+	Hostname, RunnerVersion string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+func (o *Options) log(format string, args ...any) {
+	if o.Log != nil {
+		fmt.Fprintf(o.Log, format+"\n", args...)
+	}
+}
+
+// RunBackup runs the BackupSession ns/name and writes its result into the session's status:
+// Succeeded with the snapshot, or Failed with the error. The error is returned as well, so
+// that the Pod (and with it the Job) fails.
+func RunBackup(ctx context.Context, c client.Client, ns, name string, o Options) error {
+	s := &v1alpha1.BackupSession{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
+		return fmt.Errorf("read BackupSession %s/%s: %w", ns, name, err)
+	}
+	start := o.now()
+	res, stats, retention, err := runBackup(ctx, c, s, o)
+	status := func(st *v1alpha1.BackupSessionStatus) {
+		end := metav1.NewTime(o.now())
+		st.CompletionTime = &end
+		st.SessionDuration = end.Sub(start).Round(time.Millisecond).String()
+		st.Progress = nil
+		if err != nil {
+			st.Phase, st.Error = v1alpha1.SessionFailed, err.Error()
+			return
+		}
+		st.Phase, st.Error = v1alpha1.SessionSucceeded, ""
+		st.Snapshot, st.Keys, st.Bytes, st.DataBytes = res.SnapshotID, res.Keys, res.StoredBytes, res.RawBytes
+		st.Repository = stats
+		if retention != nil {
+			meta.SetStatusCondition(&st.Conditions, *retention)
+		}
+	}
+	if perr := patchBackupStatus(ctx, c, s, status); perr != nil {
+		err = errors.Join(err, perr)
+	}
+	if o.PushgatewayURL != "" {
+		if perr := pushMetrics(o.PushgatewayURL, "stash-backup", s.Namespace, v1alpha1.KindBackupConfiguration, s.Spec.Invoker.Name, err == nil, o.now().Sub(start), res.Keys); perr != nil {
+			o.log("warning: push metrics to %s: %v", o.PushgatewayURL, perr)
+		}
+	}
+	return err
+}
+
+func runBackup(ctx context.Context, c client.Client, s *v1alpha1.BackupSession, o Options) (backup.Result, *v1alpha1.RepositoryStats, *metav1.Condition, error) {
+	var res backup.Result
+	bc := &v1alpha1.BackupConfiguration{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: s.Spec.Invoker.Name}, bc); err != nil {
+		return res, nil, nil, fmt.Errorf("read BackupConfiguration %s/%s: %w", s.Namespace, s.Spec.Invoker.Name, err)
+	}
+	st, err := ResolveRepository(ctx, c, s.Namespace, bc.Spec.Repository)
+	if err != nil {
+		return res, nil, nil, err
+	}
+	target, err := ResolveTarget(ctx, c, s.Namespace, &bc.Spec.Target)
+	if err != nil {
+		return res, nil, nil, err
+	}
+	for _, w := range target.Warnings {
+		o.log("%s", w)
+	}
+	r, err := openRepository(ctx, st, true, o)
+	if err != nil {
+		return res, nil, nil, err
+	}
+	defer r.Close()
+	counter := &progress.Counter{}
+	stop := o.reportProgress(ctx, "backup", counter, func(p *v1alpha1.Progress) {
+		_ = patchBackupStatus(ctx, c, s, func(st *v1alpha1.BackupSessionStatus) { st.Progress = p })
+	})
+	res, err = backup.Run(ctx, backup.Options{Redis: target.Redis, Repository: r, Databases: target.Databases,
+		Hostname: o.Hostname, RunnerVersion: o.RunnerVersion, Progress: counter})
+	stop()
+	if err != nil {
+		return res, nil, nil, fmt.Errorf("backup %s into %s: %w", target.Redis.Addr, st.URL, err)
+	}
+	o.log("snapshot %s: %d keys, %d bytes stored", res.SnapshotID, res.Keys, res.StoredBytes)
+
+	var cond *metav1.Condition
+	removed := int64(0)
+	if p := bc.Spec.RetentionPolicy; p != nil {
+		policy := repo.Policy{Last: val(p.KeepLast), Hourly: val(p.KeepHourly), Daily: val(p.KeepDaily), Weekly: val(p.KeepWeekly), Monthly: val(p.KeepMonthly), Yearly: val(p.KeepYearly)}
+		fr, ferr := r.Forget(ctx, policy, p.DryRun)
+		if ferr != nil {
+			// The snapshot is safe; a failed cleanup is reported, not fatal.
+			cond = &metav1.Condition{Type: v1alpha1.ConditionRetentionPolicyApplied, Status: metav1.ConditionFalse, Reason: "Error", Message: ferr.Error()}
+			o.log("warning: retention policy: %v", ferr)
+		} else {
+			msg := fmt.Sprintf("kept %d, removed %d snapshots", len(fr.Keep), len(fr.Remove))
+			if p.DryRun {
+				msg = fmt.Sprintf("dry run: would keep %d, remove %d snapshots", len(fr.Keep), len(fr.Remove))
+			} else {
+				removed = int64(len(fr.Remove))
+			}
+			cond = &metav1.Condition{Type: v1alpha1.ConditionRetentionPolicyApplied, Status: metav1.ConditionTrue, Reason: "Applied", Message: msg}
+			o.log("retention policy: %s", msg)
+		}
+	}
+	stats, err := repositoryStats(ctx, r)
+	if err != nil {
+		o.log("warning: list repository: %v", err)
+		return res, nil, cond, nil
+	}
+	stats.SnapshotsRemoved = removed
+	return res, stats, cond, nil
+}
+
+func val(p *int32) int {
+	if p == nil {
+		return 0
+	}
+	return int(*p)
+}
+
+func repositoryStats(ctx context.Context, r *repo.Repository) (*v1alpha1.RepositoryStats, error) {
+	list, err := r.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stats := &v1alpha1.RepositoryStats{SnapshotCount: int64(len(list))}
+	sort.Slice(list, func(i, j int) bool { return list[i].Time.Before(list[j].Time) })
+	for _, m := range list {
+		stats.TotalSizeBytes += m.StoredBytes
+	}
+	if len(list) > 0 {
+		t := metav1.NewTime(list[0].Time)
+		stats.FirstSnapshotTime = &t
+	}
+	return stats, nil
+}
+
+func openRepository(ctx context.Context, st *Storage, create bool, o Options) (*repo.Repository, error) {
+	bucket, err := store.Open(ctx, st.URL, st.Env)
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", st.URL, err)
+	}
+	r, err := repo.Open(ctx, bucket, repo.Options{Password: st.Password, Create: create, Hostname: o.Hostname})
+	if err != nil {
+		_ = bucket.Close()
+		return nil, fmt.Errorf("open repository %s: %w", st.URL, err)
+	}
+	return r, nil
+}
+
+// reportProgress logs progress and hands it to write (a status patch) every interval.
+func (o *Options) reportProgress(ctx context.Context, label string, c *progress.Counter, write func(*v1alpha1.Progress)) (stop func()) {
+	interval := o.ProgressInterval
+	if interval == 0 {
+		interval = 5 * time.Second
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	start := o.now()
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				k, b, total := c.Keys.Load(), c.Bytes.Load(), c.Total.Load()
+				o.log("%s", progress.Line(label, k, b, total, o.now().Sub(start)))
+				now := metav1.NewTime(o.now())
+				write(&v1alpha1.Progress{Keys: k, Bytes: b, TotalKeys: total, UpdateTime: &now})
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// patchBackupStatus applies change to the session's status with a merge patch, leaving the
+// controller's fields (job, startTime, sessionDeadline) alone.
+func patchBackupStatus(ctx context.Context, c client.Client, s *v1alpha1.BackupSession, change func(*v1alpha1.BackupSessionStatus)) error {
+	base := s.DeepCopy()
+	change(&s.Status)
+	if err := c.Status().Patch(ctx, s, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("write status of BackupSession %s/%s: %w", s.Namespace, s.Name, err)
+	}
+	return nil
+}
+
+func patchRestoreStatus(ctx context.Context, c client.Client, rs *v1alpha1.RestoreSession, change func(*v1alpha1.RestoreSessionStatus)) error {
+	base := rs.DeepCopy()
+	change(&rs.Status)
+	if err := c.Status().Patch(ctx, rs, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("write status of RestoreSession %s/%s: %w", rs.Namespace, rs.Name, err)
+	}
+	return nil
+}
+
+// RunRestore runs the RestoreSession ns/name and writes its result into its status.
+func RunRestore(ctx context.Context, c client.Client, ns, name string, o Options) error {
+	rs := &v1alpha1.RestoreSession{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, rs); err != nil {
+		return fmt.Errorf("read RestoreSession %s/%s: %w", ns, name, err)
+	}
+	start := o.now()
+	res, err := runRestore(ctx, c, rs, o)
+	if perr := patchRestoreStatus(ctx, c, rs, func(st *v1alpha1.RestoreSessionStatus) {
+		end := metav1.NewTime(o.now())
+		st.CompletionTime = &end
+		st.SessionDuration = end.Sub(start).Round(time.Millisecond).String()
+		st.Progress = nil
+		if err != nil {
+			st.Phase, st.Error = v1alpha1.SessionFailed, err.Error()
+			st.KeysRestored = res.Keys
+			return
+		}
+		st.Phase, st.Error = v1alpha1.SessionSucceeded, ""
+		st.Snapshot, st.KeysRestored, st.Bytes = res.SnapshotID, res.Keys, res.Bytes
+	}); perr != nil {
+		err = errors.Join(err, perr)
+	}
+	if o.PushgatewayURL != "" {
+		if perr := pushMetrics(o.PushgatewayURL, "stash-restore", rs.Namespace, v1alpha1.KindRestoreSession, rs.Name, err == nil, o.now().Sub(start), res.Keys); perr != nil {
+			o.log("warning: push metrics to %s: %v", o.PushgatewayURL, perr)
+		}
+	}
+	return err
+}
+
+func runRestore(ctx context.Context, c client.Client, rs *v1alpha1.RestoreSession, o Options) (restore.Result, error) {
+	var res restore.Result
+	st, err := ResolveRepository(ctx, c, rs.Namespace, rs.Spec.Repository)
+	if err != nil {
+		return res, err
+	}
+	target, err := ResolveTarget(ctx, c, rs.Namespace, &rs.Spec.Target)
+	if err != nil {
+		return res, err
+	}
+	for _, w := range target.Warnings {
+		o.log("%s", w)
+	}
+	r, err := openRepository(ctx, st, false, o)
+	if err != nil {
+		return res, err
+	}
+	defer r.Close()
+	dbs := target.Databases
+	for _, db := range rs.Spec.Databases {
+		dbs = append(dbs, int(db))
+	}
+	counter := &progress.Counter{}
+	stop := o.reportProgress(ctx, "restore", counter, func(p *v1alpha1.Progress) {
+		_ = patchRestoreStatus(ctx, c, rs, func(st *v1alpha1.RestoreSessionStatus) { st.Progress = p })
+	})
+	res, err = restore.Run(ctx, restore.Options{
+		Redis: target.Redis, Repository: r, Snapshot: rs.Spec.Snapshot,
+		Flush: rs.Spec.FlushBeforeRestore, Replace: rs.Spec.ConflictPolicy == v1alpha1.ConflictReplace,
+		Databases: dbs, KeyPattern: rs.Spec.KeyPattern, Progress: counter,
+		Warn: func(w string) { o.log("warning: %s", w) },
+	})
+	stop()
+	if err != nil {
+		return res, fmt.Errorf("restore into %s (%d keys written before the error): %w", target.Redis.Addr, counter.Keys.Load(), err)
+	}
+	o.log("restored snapshot %s: %d keys", res.SnapshotID, res.Keys)
+	return res, nil
+}
+
+// Trigger creates a BackupSession of the BackupConfiguration ns/name, as its CronJob does
+// at each tick. A paused configuration is left alone unless force is set (a manual trigger).
+func Trigger(ctx context.Context, c client.Client, ns, name string, force bool) (*v1alpha1.BackupSession, error) {
+	bc := &v1alpha1.BackupConfiguration{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, bc); err != nil {
+		return nil, fmt.Errorf("read BackupConfiguration %s/%s: %w", ns, name, err)
+	}
+	if bc.Spec.Paused && !force {
+		return nil, nil
+	}
+	s := &v1alpha1.BackupSession{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: name + "-", Namespace: ns},
+		Spec:       v1alpha1.BackupSessionSpec{Invoker: v1alpha1.BackupInvokerRef{APIGroup: v1alpha1.GroupVersion.Group, Kind: v1alpha1.KindBackupConfiguration, Name: name}},
+	}
+	s.Default()
+	if err := controllerutil.SetOwnerReference(bc, s, c.Scheme()); err != nil {
+		return nil, err
+	}
+	if err := c.Create(ctx, s); err != nil {
+		return nil, fmt.Errorf("create BackupSession for %s/%s: %w", ns, name, err)
+	}
+	return s, nil
+}
+
+// pushMetrics sends a run's outcome to a Prometheus Pushgateway, under Stash's names.
+func pushMetrics(url, job, ns, kind, name string, ok bool, d time.Duration, keys int64) error {
+	reg := prometheus.NewRegistry()
+	// namespace and invoker_name come from the grouping key, which the Pushgateway adds.
+	labels := prometheus.Labels{"invoker_kind": kind}
+	prefix := "stash_appscode_com_backupsession_"
+	if kind == v1alpha1.KindRestoreSession {
+		prefix = "stash_appscode_com_restoresession_"
+	}
+	gauge := func(n, help string, v float64) {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: prefix + n, Help: help, ConstLabels: labels})
+		g.Set(v)
+		reg.MustRegister(g)
+	}
+	success := 0.0
+	if ok {
+		success = 1
+		gauge("last_success_time_seconds", "Unix time of the last successful session.", float64(time.Now().Unix()))
+	}
+	gauge("success", "1 when the session succeeded, 0 when it failed.", success)
+	gauge("duration_seconds", "Time the session took.", d.Seconds())
+	gauge("keys_total", "Keys processed by the session.", float64(keys))
+	host, _ := os.Hostname()
+	return push.New(url, job).Gatherer(reg).Grouping("namespace", ns).Grouping("invoker_name", name).Grouping("instance", host).Push()
+}
