@@ -224,7 +224,9 @@ func (o *InstallOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	k.force = true // install owns these objects, whoever wrote them before
+	if k != nil {
+		k.force = true // install owns these objects, whoever wrote them before
+	}
 	for _, u := range objs {
 		if err := o.emit(ctx, u, "kubectl stash status"); err != nil {
 			return err

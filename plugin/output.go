@@ -28,7 +28,8 @@ type writeOptions struct {
 	printFlags *genericclioptions.PrintFlags
 	dryRun     string
 
-	kube *kube
+	ns   string
+	kube *kube // nil when the object is only printed
 }
 
 func newWriteOptions(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams, operation string) writeOptions {
@@ -63,13 +64,20 @@ func (w *writeOptions) complete() error {
 			return err
 		}
 	}
-	var err error
+	ns, _, err := w.getter.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return fmt.Errorf("read kubeconfig: %w", err)
+	}
+	w.ns = ns
+	if w.localOnly() {
+		return nil // printing needs no cluster
+	}
 	w.kube, err = newKube(w.getter)
 	return err
 }
 
 // namespace is the namespace of the command: -n, or the kubeconfig context's.
-func (w *writeOptions) namespace() string { return w.kube.namespace }
+func (w *writeOptions) namespace() string { return w.ns }
 
 // emit defaults and validates obj with the API's own functions, then prints or applies it.
 func (w *writeOptions) emit(ctx context.Context, obj runtime.Object, next string) error {
