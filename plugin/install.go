@@ -94,7 +94,7 @@ func installObjects(fsys fs.FS, s installSettings) ([]*unstructured.Unstructured
 }
 
 func kindOrder(kind string) int {
-	order := []string{"CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+	order := []string{"CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Secret", "ConfigMap",
 		"Service", "Deployment", "PodDisruptionBudget", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
 	for i, k := range order {
 		if k == kind {
