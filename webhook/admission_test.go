@@ -228,3 +228,26 @@ func TestServerSideValidate(t *testing.T) {
 		t.Errorf("want the webhook's warning about the missing Secret, got:\n%s", out)
 	}
 }
+
+// TestDeployManifestsApply renders config/deploy with the real kubectl's kustomize and sends
+// every object through a server-side dry run: the install manifests are valid objects.
+func TestDeployManifestsApply(t *testing.T) {
+	ctx := context.Background()
+	if err := cluster.CreateNamespace(ctx, "stash-system", nil); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cluster.Kubectl(ctx, pluginDir, "apply", "--dry-run=server", "-k", filepath.Join(clustertest.RootDir(), "config", "deploy"))
+	if err != nil {
+		t.Fatalf("kubectl apply -k config/deploy: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"customresourcedefinition.apiextensions.k8s.io/backupconfigurations.stash.dev",
+		"deployment.apps/stash-webhook", "service/stash-webhook", "clusterrole.rbac.authorization.k8s.io/stash-webhook",
+		"poddisruptionbudget.policy/stash-webhook", "validatingwebhookconfiguration.admissionregistration.k8s.io/stash-webhook",
+		"mutatingwebhookconfiguration.admissionregistration.k8s.io/stash-webhook", "secret/stash-webhook-cert",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kubectl apply -k config/deploy did not apply %s:\n%s", want, out)
+		}
+	}
+}
