@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -95,10 +94,11 @@ type followOptions struct {
 // It returns nil when the session succeeded and an error with the reason and where to
 // look otherwise.
 func follow(ctx context.Context, out io.Writer, f followOptions) error {
+	var timeout <-chan time.Time
 	if f.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, f.timeout)
-		defer cancel()
+		t := time.NewTimer(f.timeout)
+		defer t.Stop()
+		timeout = t.C
 	}
 	last := ""
 	var st sessionState
@@ -124,10 +124,9 @@ func follow(ctx context.Context, out io.Writer, f followOptions) error {
 			}
 		}
 		select {
+		case <-timeout:
+			return fmt.Errorf("timed out after %s waiting for %s %q, still %s (see: %s)", f.timeout, lower(f.kind), f.name, orPending(st.phase), f.describe)
 		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("timed out after %s waiting for %s %q, still %s (see: %s)", f.timeout, lower(f.kind), f.name, orPending(st.phase), f.describe)
-			}
 			return fmt.Errorf("stopped waiting for %s %q, still %s: it goes on in the cluster (see: %s)", lower(f.kind), f.name, orPending(st.phase), f.describe)
 		case <-tick.C:
 		}

@@ -291,8 +291,14 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 			}
 			continue // the kind is unknown to this cluster, so there is nothing to delete
 		}
+		cur, err := ri.Get(ctx, u.GetName(), metav1.GetOptions{})
+		if err == nil && cur.GetDeletionTimestamp() != nil {
+			continue // already going, as a Namespace does until its contents are gone
+		}
 		policy := metav1.DeletePropagationBackground
-		err = ri.Delete(ctx, u.GetName(), metav1.DeleteOptions{PropagationPolicy: &policy})
+		if err == nil {
+			err = ri.Delete(ctx, u.GetName(), metav1.DeleteOptions{PropagationPolicy: &policy})
+		}
 		switch {
 		case apierrors.IsNotFound(err):
 		case err != nil:

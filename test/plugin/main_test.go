@@ -1,0 +1,129 @@
+// Package plugin_test runs the real kubectl, which finds our kubectl-stash on PATH, against
+// a real API server (envtest) with our CRDs and admission webhook. No controller runs: the
+// tests move session status themselves, as the runner would.
+package plugin_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"stash.dev/redis/test/clustertest"
+)
+
+var (
+	cluster   *clustertest.Cluster
+	pluginDir string
+	tmpDir    string
+	root      = clustertest.RootDir()
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctrllog.SetLogger(logr.Discard())
+	var err error
+	if tmpDir, err = os.MkdirTemp("", "plugin-test-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmpDir)
+	if pluginDir, err = clustertest.BuildPlugin(tmpDir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if cluster, err = clustertest.Start(nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer cluster.Stop()
+	ctx := context.Background()
+	if err := cluster.CreateNamespace(ctx, "demo", nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if out, err := cluster.Kubectl(ctx, pluginDir, "apply", "-f", filepath.Join(root, "test", "fixtures", "cluster", "prereqs.yaml")); err != nil {
+		fmt.Fprintf(os.Stderr, "apply prerequisites: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// kubectl runs `kubectl ARGS` with our plugin on PATH and returns stdout and stderr together.
+func kubectl(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	return kubectlAs(t, "", args...)
+}
+
+// kubectlAs runs kubectl with another kubeconfig ("" for the admin's).
+func kubectlAs(t *testing.T, kubeconfig string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd, err := cluster.KubectlCommand(ctx, pluginDir, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kubeconfig != "" {
+		cmd.Env = append(cmd.Env, "KUBECONFIG="+kubeconfig) // the last value wins
+	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// mustKubectl fails the test when kubectl fails.
+func mustKubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := kubectl(t, args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// addUser writes a kubeconfig for a user with the given groups and returns its path.
+func addUser(t *testing.T, env *envtest.Environment, name string, groups ...string) string {
+	t.Helper()
+	u, err := env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := u.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), name+".kubeconfig")
+	if err := os.WriteFile(path, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// exitCode returns the exit status of a failed command, or 0.
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,79 @@
+package plugin_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"stash.dev/redis/runner/repo"
+	"stash.dev/redis/runner/store"
+)
+
+// writeSnapshot writes one small snapshot into the repository at url, as a backup would.
+func writeSnapshot(t *testing.T, url, password string, at time.Time) string {
+	t.Helper()
+	ctx := context.Background()
+	b, err := store.Open(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(ctx, b, repo.Options{Password: password, Create: true, WorkFactor: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	id := repo.NewID(at)
+	w, err := r.NewSnapshotWriter(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	m := repo.Manifest{FormatVersion: repo.FormatVersion, ID: id, Time: at.UTC(), Duration: time.Second, Source: "redis.demo.svc:6379",
+		RedisVersion: "7.0.15", Databases: map[int]int64{0: 1}, Keys: 1, RawBytes: w.RawBytes(), StoredBytes: w.StoredBytes(),
+		SHA256: w.SHA256(), Compression: "zstd", Encryption: "age-x25519", RunnerVersion: "test"}
+	if err := r.WriteManifest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TestSnapshotsListCheckDelete reads a local (hostPath) repository through its storage
+// Secret with the runner's repo package.
+func TestSnapshotsListCheckDelete(t *testing.T) {
+	dir := t.TempDir()
+	password := "local-repo-password"
+	older := writeSnapshot(t, "file://"+dir, password, time.Now().Add(-time.Hour))
+	newer := writeSnapshot(t, "file://"+dir, password, time.Now())
+
+	pw := dir + ".pw"
+	writeFile(t, pw, password+"\n")
+	mustKubectl(t, "stash", "create", "secret", "storage", "local-secret", "-n", "demo", "--password-file", pw)
+	mustKubectl(t, "stash", "create", "repository", "local-repo", "-n", "demo", "--provider", "local", "--host-path", dir, "--mount-path", "/repo", "--secret", "local-secret")
+
+	out := mustKubectl(t, "stash", "snapshots", "list", "local-repo", "-n", "demo")
+	if !strings.Contains(out, older) || !strings.Contains(out, newer) || strings.Index(out, newer) > strings.Index(out, older) {
+		t.Errorf("snapshots list (newest first):\n%s", out)
+	}
+	out = mustKubectl(t, "stash", "check", "local-repo", "-n", "demo", "--read-data")
+	if !strings.Contains(out, "repository local-repo is healthy: 2 snapshots (manifests and all data verified)") {
+		t.Errorf("check:\n%s", out)
+	}
+	out = mustKubectl(t, "stash", "snapshot", "delete", "local-repo", older, "-n", "demo")
+	if !strings.Contains(out, "snapshot "+older+" deleted") {
+		t.Errorf("delete:\n%s", out)
+	}
+	out = mustKubectl(t, "stash", "snapshots", "list", "local-repo", "-n", "demo", "-o", "json")
+	if strings.Contains(out, older) || !strings.Contains(out, newer) {
+		t.Errorf("after delete:\n%s", out)
+	}
+	out, err := kubectl(t, "stash", "snapshot", "delete", "local-repo", older, "-n", "demo")
+	if err == nil || !strings.Contains(out, `snapshot "`+older+`" not found in repository "local-repo" (see: kubectl stash snapshots list local-repo -n demo)`) {
+		t.Errorf("deleting twice: %v\n%s", err, out)
+	}
+}
