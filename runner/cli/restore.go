@@ -46,6 +46,7 @@ func newRestoreCommand(g *global) *cobra.Command {
 	f.BoolVar(&o.opts.Flush, "flush", false, "empty each restored database first (FLUSHDB)")
 	f.BoolVar(&o.opts.Replace, "replace", false, "overwrite existing keys")
 	f.StringVar(&o.opts.KeyPattern, "key-pattern", "", "restore only keys matching this Redis glob pattern")
+	f.BoolVar(&o.opts.VerifyFirst, "verify-first", false, "read and verify the whole snapshot before writing anything (reads it twice)")
 	f.StringVar(&o.resultFile, "result-file", "", "write the result as JSON to this file")
 	return cmd
 }

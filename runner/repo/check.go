@@ -83,6 +83,10 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (CheckResult,
 	return res, nil
 }
 
+// Verify reads a snapshot's data completely and checks it against its manifest (authenticated
+// decryption, decompression, plaintext size, stored size and sha256) without restoring anything.
+func (r *Repository) Verify(ctx context.Context, m Manifest) error { return r.readData(ctx, m) }
+
 func (r *Repository) readData(ctx context.Context, m Manifest) error {
 	sr, err := r.OpenSnapshot(ctx, m)
 	if err != nil {

@@ -249,6 +249,14 @@ func TestCorruptData(t *testing.T) {
 				t.Fatalf("restore of damaged data: %v, want an integrity error", err)
 			}
 			t.Logf("restore error: %v", err)
+			before := dst.Client.DBSize(ctx).Val()
+			_, err = restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Snapshot: m.ID, VerifyFirst: true, Flush: true})
+			if !errors.Is(err, crypt.ErrIntegrity) || !strings.Contains(err.Error(), "before restoring") {
+				t.Fatalf("restore --verify-first of damaged data: %v", err)
+			}
+			if after := dst.Client.DBSize(ctx).Val(); after != before {
+				t.Fatalf("restore --verify-first changed the target: %d keys, before %d", after, before)
+			}
 			res, err := r.Check(ctx, repo.CheckOptions{ReadData: true})
 			if err != nil || len(res.Problems) != 1 {
 				t.Fatalf("check --read-data: %+v, %v; want one problem", res, err)

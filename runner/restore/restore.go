@@ -31,6 +31,9 @@ type Options struct {
 	Databases []int
 	// KeyPattern restricts the restore to matching keys (Redis glob); empty means all.
 	KeyPattern string
+	// VerifyFirst reads and verifies the whole snapshot before writing anything to the target,
+	// at the cost of reading it twice. Without it, data is verified while it is restored.
+	VerifyFirst bool
 	// Workers is the number of RESTORE connections; 0 means load.DefaultWorkers.
 	Workers int
 	// Progress, if set, is updated while the restore runs.
@@ -69,6 +72,11 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	m, err := opts.Repository.Resolve(ctx, opts.Snapshot)
 	if err != nil {
 		return Result{}, err
+	}
+	if opts.VerifyFirst {
+		if err := opts.Repository.Verify(ctx, m); err != nil {
+			return Result{}, fmt.Errorf("verify snapshot %s before restoring: %w", m.ID, err)
+		}
 	}
 	client := opts.Redis.Client(0)
 	defer client.Close()
