@@ -290,3 +290,18 @@ func TestCatPipe(t *testing.T) {
 		t.Fatalf("version: %q %v", vb, err)
 	}
 }
+
+func TestProgress(t *testing.T) {
+	src := redistest.Start(t)
+	src.Client.Do(context.Background(), "DEBUG", "POPULATE", 100000, "k", 10)
+	var out, errOut bytes.Buffer
+	cmd := cli.NewRootCommand(cli.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut},
+		env{cli.EnvResticPassword: testPassword}.get, "test")
+	cmd.SetArgs([]string{"backup", "--redis", src.URL(), "--repository", "file://" + t.TempDir(), "--kdf-work-factor", "10", "--progress-interval", "5ms"})
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`backup: \d+ keys, [\d.]+ MB, \d+ keys/s, [\d.]+% of 100000`).MatchString(errOut.String()) {
+		t.Fatalf("no progress line on stderr: %q", errOut.String())
+	}
+}

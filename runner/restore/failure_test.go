@@ -360,3 +360,30 @@ func TestRestoreFilters(t *testing.T) {
 		t.Fatalf("filtered restore: %+v", res)
 	}
 }
+
+// TestKeyCountMismatch: a target that loses keys while they are restored (here: eviction under
+// maxmemory) fails the restore instead of reporting success.
+func TestKeyCountMismatch(t *testing.T) {
+	ctx := context.Background()
+	r, _, _, _ := backupFile(t)
+	dst := redistest.Start(t, redistest.WithConfig("maxmemory", "3mb"), redistest.WithConfig("maxmemory-policy", "allkeys-random"))
+	_, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r})
+	if !errors.Is(err, restore.ErrKeyCount) {
+		t.Fatalf("restore into a server that evicts: %v, want ErrKeyCount", err)
+	}
+	t.Logf("error: %v", err)
+}
+
+func TestEmptyServer(t *testing.T) {
+	ctx := context.Background()
+	src := redistest.Start(t)
+	r := openRepo(t, "file://"+t.TempDir(), nil)
+	res, err := backup.Run(ctx, backup.Options{Redis: conn(t, src), Repository: r})
+	if err != nil || res.Keys != 0 {
+		t.Fatalf("backup of an empty server: %+v, %v", res, err)
+	}
+	dst := redistest.Start(t)
+	if _, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r}); err != nil {
+		t.Fatal(err)
+	}
+}
