@@ -45,6 +45,9 @@ func (w *certWriter) sync(ctx context.Context) error {
 	if err := w.c.Get(ctx, w.key, &s); err != nil {
 		return fmt.Errorf("read certificate secret %s: %w", w.key, err)
 	}
+	if err := os.MkdirAll(w.dir, 0o700); err != nil {
+		return err
+	}
 	// Key first: the webhook server loads the pair when the certificate changes.
 	for _, name := range []string{corev1.TLSPrivateKeyKey, corev1.TLSCertKey} {
 		data := s.Data[name]

@@ -12,7 +12,6 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -245,8 +244,8 @@ func (r *BackupSessionReconciler) finish(ctx context.Context, s *v1alpha1.Backup
 	if r.Metrics != nil {
 		l := prometheus.Labels{"namespace": s.Namespace, "invoker_kind": v1alpha1.KindBackupConfiguration, "invoker_name": bc.Name, "repository": bc.Spec.Repository.Name}
 		r.Metrics.BackupSuccess.With(l).Set(b2f(succeeded))
-		if s.Status.StartTime != nil && end != nil {
-			r.Metrics.BackupDuration.With(l).Set(end.Sub(s.Status.StartTime.Time).Seconds())
+		if d, ok := sessionDuration(s.Status.SessionDuration, s.Status.StartTime, end); ok {
+			r.Metrics.BackupDuration.With(l).Set(d.Seconds())
 		}
 		if succeeded && end != nil {
 			r.Metrics.BackupLastSuccessTime.With(l).Set(float64(end.Unix()))
@@ -293,7 +292,7 @@ func (r *BackupSessionReconciler) publishRepository(ctx context.Context, s *v1al
 	st.FirstBackupTime = stats.FirstSnapshotTime
 	st.SnapshotCount = stats.SnapshotCount
 	st.TotalSizeBytes = stats.TotalSizeBytes
-	st.TotalSize = resource.NewQuantity(stats.TotalSizeBytes, resource.BinarySI).String()
+	st.TotalSize = humanBytes(stats.TotalSizeBytes)
 	st.SnapshotsRemovedOnLastCleanup = stats.SnapshotsRemoved
 	if r.Metrics != nil {
 		l := prometheus.Labels{"namespace": repo.Namespace, "repository": repo.Name, "backend": st.Backend}
@@ -351,6 +350,32 @@ func (r *BackupSessionReconciler) pruneHistory(ctx context.Context, bc *v1alpha1
 		}
 	}
 	return nil
+}
+
+// sessionDuration prefers the runner's measured duration (status times have second
+// precision) and falls back to the difference of start and end.
+func sessionDuration(measured string, start, end *metav1.Time) (time.Duration, bool) {
+	if d, err := time.ParseDuration(measured); err == nil {
+		return d, true
+	}
+	if start != nil && end != nil {
+		return end.Sub(start.Time), true
+	}
+	return 0, false
+}
+
+// humanBytes renders a size the way people read it: 15.9 KiB, 1.2 GiB.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func b2f(b bool) float64 {

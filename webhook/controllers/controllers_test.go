@@ -387,7 +387,7 @@ func TestSucceededSessionUpdatesRepositoryAndPrunesHistory(t *testing.T) {
 		if err := get(ctx, "repo", r); err != nil {
 			return err
 		}
-		if r.Status.SnapshotCount != 3 || r.Status.TotalSizeBytes != 3*4096 || r.Status.TotalSize != "12Ki" || r.Status.LastBackupTime == nil || r.Status.Backend != "local" {
+		if r.Status.SnapshotCount != 3 || r.Status.TotalSizeBytes != 3*4096 || r.Status.TotalSize != "12.0 KiB" || r.Status.LastBackupTime == nil || r.Status.Backend != "local" {
 			return fmt.Errorf("status %+v", r.Status)
 		}
 		return nil

@@ -134,8 +134,8 @@ func (r *RestoreSessionReconciler) observe(rs *v1alpha1.RestoreSession) {
 	}
 	l := prometheus.Labels{"namespace": rs.Namespace, "invoker_kind": v1alpha1.KindRestoreSession, "invoker_name": rs.Name, "repository": rs.Spec.Repository.Name}
 	r.Metrics.RestoreSuccess.With(l).Set(b2f(rs.Status.Phase == v1alpha1.SessionSucceeded))
-	if rs.Status.StartTime != nil && rs.Status.CompletionTime != nil {
-		r.Metrics.RestoreDuration.With(l).Set(rs.Status.CompletionTime.Sub(rs.Status.StartTime.Time).Seconds())
+	if d, ok := sessionDuration(rs.Status.SessionDuration, rs.Status.StartTime, rs.Status.CompletionTime); ok {
+		r.Metrics.RestoreDuration.With(l).Set(d.Seconds())
 	}
 }
 

@@ -1,0 +1,250 @@
+// Package localcluster starts the whole system on this machine, without a container
+// runtime: etcd and kube-apiserver (envtest), the real kube-controller-manager (CronJob,
+// Job, garbage-collector, service-account and namespace controllers), the test node agent
+// that runs Pods as local processes, and stash-webhook as a local process, installed with
+// `kubectl stash install --webhook-url`. The e2e tests and `make demo` use it.
+package localcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"stash.dev/redis/test/nodeagent"
+)
+
+// Options say where the binaries are and where to put state.
+type Options struct {
+	// BinDir holds kubectl-stash, stash-webhook and stash-runner (`make build` writes bin/).
+	BinDir string
+	// Dir receives the kubeconfig, logs and the node agent's work files.
+	Dir string
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+// Cluster is a running local cluster.
+type Cluster struct {
+	Config      *rest.Config
+	Kubeconfig  string
+	MetricsURL  string
+	Dir, BinDir string
+
+	env     *envtest.Environment
+	procs   []*exec.Cmd
+	cancel  context.CancelFunc
+	agentWG sync.WaitGroup
+	log     io.Writer
+}
+
+// Controllers of kube-controller-manager that the flow needs.
+var kcmControllers = []string{"cronjob-controller", "job-controller", "garbage-collector-controller", "serviceaccount-controller", "namespace-controller"}
+
+// Start starts everything; Stop undoes it. KUBEBUILDER_ASSETS must name a directory with
+// kube-apiserver, etcd, kube-controller-manager and kubectl (hack/envtest-assets.sh with
+// WITH_CONTROLLER_MANAGER=1, which `make test` and `make demo` run).
+func Start(o Options) (*Cluster, error) {
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		return nil, errors.New("KUBEBUILDER_ASSETS is not set: run through `make test` or `make demo`")
+	}
+	for _, b := range []string{"kubectl-stash", "stash-webhook", "stash-runner"} {
+		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
+			return nil, fmt.Errorf("%s not found in %s: run `make build`", b, o.BinDir)
+		}
+	}
+	log := o.Log
+	if log == nil {
+		log = io.Discard
+	}
+	c := &Cluster{Dir: o.Dir, BinDir: o.BinDir, log: log}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Cluster, error) {
+		c.Stop()
+		return nil, err
+	}
+	c.say("starting etcd and kube-apiserver")
+	c.env = &envtest.Environment{}
+	cfg, err := c.env.Start()
+	if err != nil {
+		return fail(fmt.Errorf("start control plane: %w", err))
+	}
+	c.Config = cfg
+	user, err := c.env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fail(err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return fail(err)
+	}
+	c.Kubeconfig = filepath.Join(o.Dir, "kubeconfig")
+	if err := os.WriteFile(c.Kubeconfig, kc, 0o600); err != nil {
+		return fail(err)
+	}
+
+	c.say("starting kube-controller-manager (%s)", strings.Join(kcmControllers, ", "))
+	if err := c.startProcess("kube-controller-manager", filepath.Join(assets, "kube-controller-manager"),
+		"--kubeconfig", c.Kubeconfig, "--controllers", strings.Join(kcmControllers, ","),
+		"--leader-elect=false", "--secure-port=0", "--concurrent-cron-job-syncs=5", "--concurrent-job-syncs=5"); err != nil {
+		return fail(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.say("starting the test node agent (Pods run as local processes from %s)", o.BinDir)
+	agent := &nodeagent.Agent{Config: cfg, NodeName: "local-node", BinDir: o.BinDir, WorkDir: filepath.Join(o.Dir, "pods"), Log: log}
+	c.agentWG.Add(1)
+	go func() {
+		defer c.agentWG.Done()
+		if err := agent.Run(ctx); err != nil {
+			fmt.Fprintln(log, "node agent:", err)
+		}
+	}()
+
+	port, err := freePort()
+	if err != nil {
+		return fail(err)
+	}
+	metrics, err := freePort()
+	if err != nil {
+		return fail(err)
+	}
+	webhookURL := "https://localhost:" + strconv.Itoa(port)
+	c.say("kubectl stash install --skip-deployment --webhook-url %s", webhookURL)
+	if out, err := c.Kubectl(ctx, "stash", "install", "--skip-deployment", "--webhook-url", webhookURL); err != nil {
+		return fail(fmt.Errorf("kubectl stash install: %w\n%s", err, out))
+	}
+	c.MetricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics)
+	c.say("starting stash-webhook on 127.0.0.1:%d (metrics on %s)", port, c.MetricsURL)
+	if err := c.startProcess("stash-webhook", filepath.Join(o.BinDir, "stash-webhook"),
+		"--kubeconfig", c.Kubeconfig, "--namespace", "stash-system", "--write-cert-files", "--cert-dir", filepath.Join(o.Dir, "certs"),
+		"--cert-extra-names", "localhost", "--webhook-host", "127.0.0.1", "--webhook-port", strconv.Itoa(port),
+		"--metrics-bind-address", "127.0.0.1:"+strconv.Itoa(metrics), "--health-probe-bind-address", "0",
+		"--runner-image", "stash-runner"); err != nil {
+		return fail(err)
+	}
+	if err := c.waitForWebhook(ctx); err != nil {
+		return fail(err)
+	}
+	c.say("cluster ready: export KUBECONFIG=%s", c.Kubeconfig)
+	return c, nil
+}
+
+func (c *Cluster) say(format string, args ...any) { fmt.Fprintf(c.log, "--- "+format+"\n", args...) }
+
+func (c *Cluster) startProcess(name, bin string, args ...string) error {
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return err
+	}
+	logFile, err := os.Create(filepath.Join(c.Dir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	c.procs = append(c.procs, cmd)
+	return nil
+}
+
+// waitForWebhook waits until the admission webhook answers (the certificate is made and
+// its CA injected) by sending a valid object through a server-side dry run.
+func (c *Cluster) waitForWebhook(ctx context.Context) error {
+	probe := filepath.Join(c.Dir, "probe.yaml")
+	if err := os.WriteFile(probe, []byte(`apiVersion: stash.dev/v1alpha1
+kind: Repository
+metadata: {name: probe, namespace: default}
+spec:
+  backend: {storageSecretName: probe, gcs: {bucket: probe-bucket}}
+`), 0o644); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		out, err := c.Kubectl(ctx, "apply", "--dry-run=server", "-f", probe)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the webhook did not answer within 90s: %s (see %s)", out, filepath.Join(c.Dir, "stash-webhook.log"))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// Kubectl runs the real kubectl against the cluster with kubectl-stash on PATH.
+func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
+	cmd := c.KubectlCommand(ctx, args...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// KubectlCommand returns the command Kubectl runs.
+func (c *Cluster) KubectlCommand(ctx context.Context, args ...string) *exec.Cmd {
+	kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
+	cmd := exec.CommandContext(ctx, kubectl, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "PATH="+c.BinDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return cmd
+}
+
+// Metrics returns the controller's /metrics page.
+func (c *Cluster) Metrics() (string, error) {
+	resp, err := http.Get(c.MetricsURL)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// Stop stops everything Start started.
+func (c *Cluster) Stop() {
+	if c.cancel != nil {
+		c.cancel()
+		c.agentWG.Wait()
+	}
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		p := c.procs[i]
+		_ = p.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = p.Process.Kill()
+			<-done
+		}
+	}
+	if c.env != nil {
+		_ = c.env.Stop()
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
