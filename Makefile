@@ -24,8 +24,8 @@ build: ## Build bin/kubectl-stash, bin/stash-webhook and bin/stash-runner.
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/stash-runner ./cmd/runner
 
 .PHONY: tools
-tools: ## Install the test tools (redis-server, controller-gen, fake-gcs-server) into the cache.
-	hack/tools.sh >/dev/null
+tools: ## Install the test tools (redis-server, controller-gen, fake-gcs-server, krew) into the cache.
+	hack/tools.sh redis controller-gen fake-gcs-server krew >/dev/null
 
 .PHONY: generate
 generate: ## Regenerate deepcopy code and CRD manifests from the API types.
@@ -50,6 +50,11 @@ envtest-assets: ## Build kube-apiserver, kube-controller-manager and etcd from t
 test: tools envtest-assets verify build ## Run every test: unit, real Redis, storage emulators, envtest, kubectl.
 	KUBEBUILDER_ASSETS="$$(WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION))" \
 	STASH_BIN_DIR="$(CURDIR)/bin" go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: dist
+dist: ## Build kubectl-stash archives (linux/darwin/windows × amd64/arm64), sha256 sums and the krew manifest dist/stash.yaml.
+	hack/tools.sh krew >/dev/null
+	VERSION=$(VERSION) hack/dist.sh
 
 .PHONY: clean
 clean: ## Remove build output.
