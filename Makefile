@@ -23,6 +23,14 @@ build: ## Build bin/kubectl-stash, bin/stash-webhook and bin/stash-runner.
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/stash-webhook ./cmd/webhook
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/stash-runner ./cmd/runner
 
+.PHONY: image
+image: ## Write multi-platform OCI image archives dist/images/stash-{runner,webhook}.tar (linux/amd64+arm64), offline.
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux_amd64/stash-runner ./cmd/runner
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux_amd64/stash-webhook ./cmd/webhook
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux_arm64/stash-runner ./cmd/runner
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux_arm64/stash-webhook ./cmd/webhook
+	go run ./hack/image -binary-dir bin -version $(VERSION) -out dist/images -platforms linux/amd64,linux/arm64
+
 .PHONY: tools
 tools: ## Install the test tools (redis-server, controller-gen, fake-gcs-server, krew) into the cache.
 	hack/tools.sh redis controller-gen fake-gcs-server krew >/dev/null
