@@ -23,8 +23,8 @@ TOOLS_BIN="${STASH_TOOLS_BIN:-$HOME/.cache/kubectl-stash/bin}"
 export PATH="$PATH:$TOOLS_BIN"
 command -v validate-krew-manifest >/dev/null || { echo "validate-krew-manifest not found: run hack/tools.sh krew (make dist does)" >&2; exit 1; }
 
-rm -rf "$DIST"
 mkdir -p "$DIST"
+rm -f "$DIST"/kubectl-stash_*.tar.gz "$DIST/sha256sums.txt" "$DIST/stash.yaml" # other targets write into dist/ too
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 platforms_yaml="$stage/platforms.yaml"

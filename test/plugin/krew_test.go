@@ -1,0 +1,98 @@
+package plugin_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// toolsBin is where hack/tools.sh installs krew and validate-krew-manifest.
+func toolsBin(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("STASH_TOOLS_BIN")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(home, ".cache", "kubectl-stash", "bin")
+	}
+	for _, tool := range []string{"kubectl-krew", "validate-krew-manifest"} {
+		if _, err := os.Stat(filepath.Join(dir, tool)); err != nil {
+			t.Fatalf("%s not found in %s: run `make test`, whose tools step installs it (hack/tools.sh krew)", tool, dir)
+		}
+	}
+	return dir
+}
+
+// TestKrewInstallFromDist builds the release archive of this platform with hack/dist.sh
+// (DIST_PLATFORMS limits it; the default builds only the host's to keep the test short),
+// installs it with krew offline into a fresh KREW_ROOT, runs the installed plugin through
+// kubectl, and checks that krew refuses an archive whose sha256 does not match.
+func TestKrewInstallFromDist(t *testing.T) {
+	tools := toolsBin(t)
+	platforms := os.Getenv("DIST_PLATFORMS")
+	host := runtime.GOOS + "/" + runtime.GOARCH
+	if platforms == "" {
+		platforms = host
+	}
+	if !strings.Contains(platforms, host) {
+		t.Fatalf("DIST_PLATFORMS=%q must include this machine's %s so that krew can install it", platforms, host)
+	}
+	dist := t.TempDir()
+	path := tools + string(os.PathListSeparator) + os.Getenv("PATH")
+	cmd := exec.Command(filepath.Join(root, "hack", "dist.sh"))
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "DIST_DIR="+dist, "DIST_PLATFORMS="+platforms, "VERSION=v0.9.9-test", "PATH="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("hack/dist.sh: %v\n%s", err, out)
+	} else if !strings.Contains(string(out), "structural validation OK") {
+		t.Errorf("validate-krew-manifest did not run:\n%s", out)
+	}
+	manifest := filepath.Join(dist, "stash.yaml")
+	archive := filepath.Join(dist, "kubectl-stash_"+runtime.GOOS+"_"+runtime.GOARCH+".tar.gz")
+	sums, err := os.ReadFile(filepath.Join(dist, "sha256sums.txt"))
+	if err != nil || !strings.Contains(string(sums), filepath.Base(archive)) {
+		t.Fatalf("sha256sums.txt: %v\n%s", err, sums)
+	}
+
+	kubectlBin := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
+	krew := func(krewRoot, manifest string, args ...string) (string, error) {
+		cmd := exec.Command(kubectlBin, args...)
+		cmd.Env = append(os.Environ(), "KREW_ROOT="+krewRoot, "KUBECONFIG="+cluster.Kubeconfig,
+			"PATH="+filepath.Join(krewRoot, "bin")+string(os.PathListSeparator)+path)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	krewRoot := t.TempDir()
+	out, err := krew(krewRoot, manifest, "krew", "install", "--manifest="+manifest, "--archive="+archive)
+	if err != nil || !strings.Contains(out, "Installed plugin: stash") {
+		t.Fatalf("krew install: %v\n%s", err, out)
+	}
+	// kubectl finds the plugin krew installed (not the test's build: that is not on this PATH).
+	out, err = krew(krewRoot, manifest, "stash", "version")
+	if err != nil || strings.TrimSpace(out) != "kubectl-stash v0.9.9-test" {
+		t.Errorf("installed plugin: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(krewRoot, "store", "stash", "v0.9.9-test", "LICENSE")); err != nil {
+		t.Errorf("LICENSE not installed: %v", err)
+	}
+
+	// A manifest whose sha256 does not match the archive is refused.
+	data, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := regexp.MustCompile(`sha256: "[0-9a-f]{64}"`).ReplaceAllString(string(data), `sha256: "`+strings.Repeat("0", 64)+`"`)
+	badDir := t.TempDir()
+	badManifest := filepath.Join(badDir, "stash.yaml")
+	writeFile(t, badManifest, bad)
+	out, err = krew(t.TempDir(), badManifest, "krew", "install", "--manifest="+badManifest, "--archive="+archive)
+	if err == nil || !strings.Contains(out, "checksum does not match") {
+		t.Errorf("krew accepted a wrong sha256: %v\n%s", err, out)
+	}
+}
