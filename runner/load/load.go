@@ -162,6 +162,12 @@ func parse(ctx context.Context, r io.Reader, opts Options, st *Stats, free, work
 		if cur != nil && cur.db == db && len(cur.keys) < batchCmds && len(cur.buf) < batchBytes {
 			return cur, nil
 		}
+		if cur != nil && len(cur.keys) == 0 {
+			// Everything in it was filtered out: reuse it for the new database instead of
+			// dropping it, which would shrink the free list until the loader deadlocks.
+			cur.db, cur.buf = db, cur.buf[:0]
+			return cur, nil
+		}
 		if err := send(); err != nil {
 			return nil, err
 		}

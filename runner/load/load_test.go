@@ -3,6 +3,7 @@ package load_test
 import (
 	"bytes"
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,5 +119,30 @@ func TestMalformedStream(t *testing.T) {
 		if _, err := load.Run(context.Background(), strings.NewReader(stream), options(t, s)); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// TestFilterManyDatabases: batches emptied by filters are reused; a loader that dropped them
+// would run out of batches and hang.
+func TestFilterManyDatabases(t *testing.T) {
+	ctx := context.Background()
+	s := redistest.Start(t, redistest.WithConfig("databases", "64"))
+	s.Client.Set(ctx, "k", "v", 0)
+	payload, _ := s.Client.Dump(ctx, "k").Bytes()
+	s.Client.Del(ctx, "k")
+	var stream []byte
+	for db := range 64 {
+		stream = resp.AppendCommand(stream, "SELECT", strconv.Itoa(db))
+		stream = append(stream, restoreCmd("a", 0, payload)...)
+		stream = append(stream, restoreCmd("b", 0, payload)...)
+	}
+	o := options(t, s)
+	o.Databases = []int{63}
+	o.KeyPattern = "a"
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := load.Run(ctx, bytes.NewReader(stream), o)
+	if err != nil || st.Total != 1 || st.Filtered != 127 {
+		t.Fatalf("load: %+v, %v", st, err)
 	}
 }
