@@ -75,9 +75,10 @@ func NewCmdBackupTrigger(getter genericclioptions.RESTClientGetter, streams gene
 		Long: `Trigger creates a BackupSession for the BackupConfiguration, as its CronJob does.
 With --wait it follows the session, printing phase, keys, bytes and rate, and exits non-zero
 with the failure reason when the backup fails.`,
-		Example: `  kubectl stash backup trigger nightly -n db --wait`,
-		Args:    cobra.ExactArgs(1),
-		RunE:    runE(o),
+		Example:           `  kubectl stash backup trigger nightly -n db --wait`,
+		Args:              cobra.ExactArgs(1),
+		RunE:              runE(o),
+		ValidArgsFunction: completeNames(getter, v1alpha1.KindBackupConfiguration),
 	}
 	cmd.Flags().BoolVarP(&o.wait, "wait", "w", false, "follow the session until it ends; exit non-zero when it fails")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 0, "with --wait, give up after this long (0: until the session ends)")
@@ -115,7 +116,7 @@ func (o *BackupTriggerOptions) Run(ctx context.Context) error {
 	}
 	fmt.Fprintf(o.Out, "backupsession.stash.dev/%s created\n", created.Name)
 	if bc.Spec.Paused {
-		fmt.Fprintf(o.ErrOut, "Warning: backupconfiguration %q is paused: only its schedule is, this session runs (see: kubectl stash backup resume %s -n %s)\n", bc.Name, bc.Name, k.namespace)
+		fmt.Fprintf(o.ErrOut, "Warning: backupconfiguration %q is paused: its schedule is stopped, but this triggered session runs (see: kubectl stash backup resume %s -n %s)\n", bc.Name, bc.Name, k.namespace)
 	}
 	if !o.wait {
 		return nil
@@ -167,9 +168,10 @@ func NewCmdBackupPause(getter genericclioptions.RESTClientGetter, streams generi
 	o := &BackupPauseOptions{IOStreams: streams, getter: getter, pause: pause}
 	cmd := &cobra.Command{
 		Use:   "pause BACKUPCONFIG",
-		Short: "Stop scheduled backups (spec.paused=true); triggered ones still run",
-		Args:  cobra.ExactArgs(1),
-		RunE:  runE(o),
+		Short:             "Stop scheduled backups (spec.paused=true); triggered ones still run",
+		Args:              cobra.ExactArgs(1),
+		RunE:              runE(o),
+		ValidArgsFunction: completeNames(getter, v1alpha1.KindBackupConfiguration),
 	}
 	if !pause {
 		cmd.Use, cmd.Short = "resume BACKUPCONFIG", "Resume scheduled backups (spec.paused=false)"
@@ -220,8 +222,9 @@ func NewCmdBackupList(getter genericclioptions.RESTClientGetter, streams generic
 		Short:   "List BackupConfigurations and BackupSessions (phase, duration, snapshot)",
 		Example: `  kubectl stash backup list -n db
   kubectl stash backup list nightly -n db -o yaml`,
-		Args: cobra.MaximumNArgs(1),
-		RunE: runE(o),
+		Args:              cobra.MaximumNArgs(1),
+		RunE:              runE(o),
+		ValidArgsFunction: completeNames(getter, v1alpha1.KindBackupConfiguration),
 	}
 	o.printFlags.AddFlags(cmd)
 	return cmd
@@ -365,9 +368,10 @@ func NewCmdBackupDescribe(getter genericclioptions.RESTClientGetter, streams gen
 	o := &BackupDescribeOptions{IOStreams: streams, getter: getter}
 	return &cobra.Command{
 		Use:   "describe BACKUPCONFIG",
-		Short: "Show a BackupConfiguration: schedule, target, retention, conditions and sessions",
-		Args:  cobra.ExactArgs(1),
-		RunE:  runE(o),
+		Short:             "Show a BackupConfiguration: schedule, target, retention, conditions and sessions",
+		Args:              cobra.ExactArgs(1),
+		RunE:              runE(o),
+		ValidArgsFunction: completeNames(getter, v1alpha1.KindBackupConfiguration),
 	}
 }
 
@@ -420,6 +424,12 @@ func (o *BackupDescribeOptions) Run(ctx context.Context) error {
 	}
 	fmt.Fprintln(tw, "Sessions:")
 	writeSessions(tw, sessions, now)
+	// Why sessions failed is the first thing a user looks for.
+	for _, s := range sessions {
+		if s.Status.Error != "" {
+			fmt.Fprintf(tw, "Error of %s:\t%s\n", s.Name, s.Status.Error)
+		}
+	}
 	return tw.Flush()
 }
 
@@ -454,11 +464,10 @@ func describeRetention(rp *v1alpha1.RetentionPolicy) string {
 // BackupLogsOptions prints the logs of the Job pod of a session.
 type BackupLogsOptions struct {
 	genericiooptions.IOStreams
-	getter  genericclioptions.RESTClientGetter
-	name    string
-	follow  bool
-	restore bool
-	kube    *kube
+	getter genericclioptions.RESTClientGetter
+	name   string
+	follow bool
+	kube   *kube
 }
 
 // NewCmdBackupLogs returns `kubectl stash backup logs`.
@@ -466,9 +475,10 @@ func NewCmdBackupLogs(getter genericclioptions.RESTClientGetter, streams generic
 	o := &BackupLogsOptions{IOStreams: streams, getter: getter}
 	cmd := &cobra.Command{
 		Use:   "logs SESSION",
-		Short: "Print the logs of the Job pod of a BackupSession",
-		Args:  cobra.ExactArgs(1),
-		RunE:  runE(o),
+		Short:             "Print the logs of the Job pod of a BackupSession",
+		Args:              cobra.ExactArgs(1),
+		RunE:              runE(o),
+		ValidArgsFunction: completeNames(getter, v1alpha1.KindBackupSession),
 	}
 	cmd.Flags().BoolVarP(&o.follow, "follow", "f", false, "stream the logs")
 	return cmd
@@ -488,21 +498,11 @@ func (o *BackupLogsOptions) Validate() error { return nil }
 func (o *BackupLogsOptions) Run(ctx context.Context) error {
 	k := o.kube
 	kind, job, hint := v1alpha1.KindBackupSession, v1alpha1.BackupJobName(o.name), backupListHint(k.namespace)
-	var st sessionState
-	if o.restore {
-		kind, job, hint = v1alpha1.KindRestoreSession, v1alpha1.RestoreJobName(o.name), "kubectl get restoresessions.stash.dev -n "+k.namespace
-		var s v1alpha1.RestoreSession
-		if err := k.get(ctx, kind, o.name, &s); err != nil {
-			return k.explain(err, kind, o.name, hint)
-		}
-		st = restoreState(&s)
-	} else {
-		var s v1alpha1.BackupSession
-		if err := k.get(ctx, kind, o.name, &s); err != nil {
-			return k.explain(err, kind, o.name, hint)
-		}
-		st = backupState(&s)
+	var s v1alpha1.BackupSession
+	if err := k.get(ctx, kind, o.name, &s); err != nil {
+		return k.explain(err, kind, o.name, hint)
 	}
+	st := backupState(&s)
 	if st.job != "" {
 		job = st.job
 	}

@@ -1,0 +1,379 @@
+// Package e2e runs the whole system the way a user meets it, on this machine: the real
+// CronJob, Job and garbage-collector controllers, stash-webhook as a local process
+// installed with `kubectl stash install`, the test node agent running Pods as processes,
+// real redis-server and fake-gcs-server, and the real kubectl with our plugin.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"stash.dev/redis/test/clustertest"
+	"stash.dev/redis/test/gcstest"
+	"stash.dev/redis/test/localcluster"
+	"stash.dev/redis/test/redistest"
+)
+
+var cluster *localcluster.Cluster
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "stash-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bin, err := binaries(filepath.Join(dir, "bin"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if cluster, err = localcluster.Start(localcluster.Options{BinDir: bin, Dir: dir}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer cluster.Stop()
+	code := m.Run()
+	if code != 0 {
+		for _, f := range []string{"stash-webhook.log", "kube-controller-manager.log"} {
+			if b, err := os.ReadFile(filepath.Join(dir, f)); err == nil {
+				fmt.Fprintf(os.Stderr, "=== last lines of %s\n%s\n", f, tail(string(b), 40))
+			}
+		}
+	}
+	return code
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// binaries returns the directory with kubectl-stash, stash-webhook and stash-runner: the
+// ones `make build` wrote (STASH_BIN_DIR), or fresh builds.
+func binaries(dir string) (string, error) {
+	if b := os.Getenv("STASH_BIN_DIR"); b != "" {
+		return b, nil
+	}
+	for name, pkg := range map[string]string{"kubectl-stash": "./cmd/kubectl-stash", "stash-webhook": "./cmd/webhook", "stash-runner": "./cmd/runner"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
+		cmd.Dir = clustertest.RootDir()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("build %s: %v\n%s", name, err, out)
+		}
+	}
+	return dir, nil
+}
+
+func kubectl(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	return cluster.Kubectl(ctx, args...)
+}
+
+func mustKubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := kubectl(t, args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// kubectlStdin runs kubectl with input on standard input (for passwords).
+func kubectlStdin(t *testing.T, stdin string, args ...string) {
+	t.Helper()
+	cmd := cluster.KubectlCommand(context.Background(), args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("%s: not within %s: %v", what, timeout, err)
+}
+
+// namespace creates a namespace with a storage Secret and a local Repository in a temp dir.
+func namespace(t *testing.T, ns, password string) string {
+	t.Helper()
+	mustKubectl(t, "create", "namespace", ns)
+	kubectlStdin(t, password+"\n", "stash", "create", "secret", "storage", "storage", "-n", ns, "--password-stdin")
+	repo := t.TempDir()
+	mustKubectl(t, "stash", "create", "repository", "repo", "-n", ns, "--provider", "local", "--host-path", repo, "--mount-path", repo, "--secret", "storage")
+	return repo
+}
+
+// sessions lists the phases of the BackupSessions in ns, by name.
+func sessions(t *testing.T, ns string) map[string]string {
+	t.Helper()
+	out := mustKubectl(t, "get", "backupsessions", "-n", ns, "-o", `jsonpath={range .items[*]}{.metadata.name}={.status.phase}{"\n"}{end}`)
+	m := map[string]string{}
+	for _, l := range strings.Fields(out) {
+		name, phase, _ := strings.Cut(l, "=")
+		m[name] = phase
+	}
+	return m
+}
+
+func loadSample(t *testing.T, r *redistest.Server) {
+	t.Helper()
+	ctx := context.Background()
+	for _, cmd := range [][]any{
+		{"DEBUG", "POPULATE", "3000", "key", "64"},
+		{"HSET", "user:1", "name", "ada", "visits", "3"}, {"RPUSH", "queue", "a", "b", "c"}, {"SADD", "tags", "x", "y"},
+		{"ZADD", "board", "1", "one", "2", "two"}, {"XADD", "orders", "*", "id", "1"}, {"SET", "session", "tok", "PX", "600000"},
+		{"SELECT", "3"},
+	} {
+		if err := r.Client.Do(ctx, cmd...).Err(); err != nil {
+			t.Fatalf("%v: %v", cmd, err)
+		}
+	}
+	db3 := r.Client.Conn()
+	defer db3.Close()
+	if err := db3.Select(ctx, 3).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db3.Set(ctx, "cache:1", "v", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestScheduledBackupTriggerAndRestore is the seed's whole story: the CronJob fires, the
+// session runs as a Job, a manual trigger follows with --wait, and a restore into an empty
+// Redis gives an equal DEBUG DIGEST.
+func TestScheduledBackupTriggerAndRestore(t *testing.T) {
+	t.Parallel()
+	ns := "e2e-flow"
+	namespace(t, ns, "flow-password")
+	src := redistest.Start(t, redistest.WithPassword("redis-pw"))
+	loadSample(t, src)
+	mustKubectl(t, "create", "secret", "generic", "redis-auth", "-n", ns, "--from-literal=password=redis-pw")
+	mustKubectl(t, "stash", "create", "backupconfig", "flow", "-n", ns, "--repo", "repo", "--redis-address", src.Addr,
+		"--auth-secret", "redis-auth", "--schedule", "* * * * *", "--keep-last", "5")
+
+	waitFor(t, 150*time.Second, "a scheduled backup succeeds", func() error {
+		for name, phase := range sessions(t, ns) {
+			if phase == "Succeeded" {
+				t.Logf("scheduled session %s succeeded", name)
+				return nil
+			}
+		}
+		return fmt.Errorf("sessions: %v", sessions(t, ns))
+	})
+	out := mustKubectl(t, "stash", "backup", "trigger", "flow", "-n", ns, "--wait", "--timeout", "2m")
+	if !strings.Contains(out, "succeeded") {
+		t.Errorf("trigger --wait output: %s", out)
+	}
+
+	dst := redistest.Start(t)
+	out = mustKubectl(t, "stash", "restore", "repo", "-n", ns, "--snapshot", "latest", "--to", dst.Addr, "--wait", "--wait-timeout", "2m")
+	if a, b := src.Digest(t), dst.Digest(t); a != b {
+		t.Fatalf("digest mismatch after restore: source %s, restored %s\n%s", a, b, out)
+	}
+	if ttl := dst.Client.PTTL(context.Background(), "session").Val(); ttl <= 0 {
+		t.Errorf("TTL of session lost: %v", ttl)
+	}
+	waitFor(t, 30*time.Second, "metrics", func() error {
+		m, err := cluster.Metrics()
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{
+			`stash_appscode_com_backupsession_success{invoker_kind="BackupConfiguration",invoker_name="flow",namespace="e2e-flow",repository="repo"} 1`,
+			`stash_appscode_com_restoresession_success{`,
+			`stash_appscode_com_repository_snapshot_count{backend="local",namespace="e2e-flow",repository="repo"}`,
+		} {
+			if !strings.Contains(m, want) {
+				return fmt.Errorf("metrics lack %s", want)
+			}
+		}
+		return nil
+	})
+}
+
+// TestGCSRepository backs up into a fake-gcs-server bucket through the same flow.
+func TestGCSRepository(t *testing.T) {
+	t.Parallel()
+	ns := "e2e-gcs"
+	gcs := gcstest.Start(t, "stash-e2e")
+	mustKubectl(t, "create", "namespace", ns)
+	kubectlStdin(t, "gcs-password\n", "stash", "create", "secret", "storage", "gcs-storage", "-n", ns, "--password-stdin", "--storage-emulator-host", gcs.Host)
+	mustKubectl(t, "stash", "create", "repository", "gcs", "-n", ns, "--provider", "gcs", "--bucket", gcs.Bucket, "--prefix", "e2e/redis", "--secret", "gcs-storage")
+	src := redistest.Start(t)
+	loadSample(t, src)
+	mustKubectl(t, "stash", "create", "backupconfig", "to-gcs", "-n", ns, "--repo", "gcs", "--redis-address", src.Addr, "--schedule", "@daily")
+	mustKubectl(t, "stash", "backup", "trigger", "to-gcs", "-n", ns, "--wait", "--timeout", "2m")
+	dst := redistest.Start(t)
+	mustKubectl(t, "stash", "restore", "gcs", "-n", ns, "--to", dst.Addr, "--wait", "--wait-timeout", "2m")
+	if a, b := src.Digest(t), dst.Digest(t); a != b {
+		t.Fatalf("digest mismatch through GCS: %s != %s", a, b)
+	}
+}
+
+// TestWrongPassword: a changed repository password fails the session with a message that
+// `kubectl stash backup describe` shows.
+func TestWrongPassword(t *testing.T) {
+	t.Parallel()
+	ns := "e2e-badpw"
+	namespace(t, ns, "right-password")
+	src := redistest.Start(t)
+	loadSample(t, src)
+	mustKubectl(t, "stash", "create", "backupconfig", "pw", "-n", ns, "--repo", "repo", "--redis-address", src.Addr, "--schedule", "@daily")
+	mustKubectl(t, "stash", "backup", "trigger", "pw", "-n", ns, "--wait", "--timeout", "2m")
+	mustKubectl(t, "patch", "secret", "storage", "-n", ns, "--type=merge", "-p", `{"stringData":{"RESTIC_PASSWORD":"wrong-password"}}`)
+	out, err := kubectl(t, "stash", "backup", "trigger", "pw", "-n", ns, "--wait", "--timeout", "2m")
+	if err == nil || !strings.Contains(out, "wrong repository password") {
+		t.Fatalf("want a failure naming the wrong password, got err=%v:\n%s", err, out)
+	}
+	desc := mustKubectl(t, "stash", "backup", "describe", "pw", "-n", ns)
+	if !strings.Contains(desc, "wrong repository password") {
+		t.Errorf("backup describe does not show the reason:\n%s", desc)
+	}
+}
+
+// TestRedisDownThenBack: a scheduled backup of a dead Redis fails; once Redis is back the
+// next scheduled run succeeds.
+func TestRedisDownThenBack(t *testing.T) {
+	t.Parallel()
+	ns := "e2e-down"
+	namespace(t, ns, "down-password")
+	port, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	mustKubectl(t, "stash", "create", "backupconfig", "down", "-n", ns, "--repo", "repo", "--redis-address", addr, "--schedule", "* * * * *")
+	waitFor(t, 150*time.Second, "a scheduled backup of the dead Redis fails", func() error {
+		for _, phase := range sessions(t, ns) {
+			if phase == "Failed" {
+				return nil
+			}
+		}
+		return fmt.Errorf("sessions: %v", sessions(t, ns))
+	})
+	dir := t.TempDir()
+	cmd := exec.Command(redistest.Binary(t, "redis-server"), "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitFor(t, 150*time.Second, "the next scheduled backup succeeds", func() error {
+		for _, phase := range sessions(t, ns) {
+			if phase == "Succeeded" {
+				return nil
+			}
+		}
+		return fmt.Errorf("sessions: %v", sessions(t, ns))
+	})
+}
+
+// TestTimeOut: a backup that hangs (the "Redis" accepts and never answers) fails with
+// DeadlineExceeded when its timeOut runs out.
+func TestTimeOut(t *testing.T) {
+	t.Parallel()
+	ns := "e2e-timeout"
+	namespace(t, ns, "timeout-password")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // hold the connection open, say nothing
+		}
+	}()
+	mustKubectl(t, "stash", "create", "backupconfig", "slow", "-n", ns, "--repo", "repo", "--redis-address", l.Addr().String(), "--schedule", "@daily", "--timeout", "3s")
+	out, err := kubectl(t, "stash", "backup", "trigger", "slow", "-n", ns, "--wait", "--timeout", "2m")
+	if err == nil || !strings.Contains(strings.ToLower(out), "deadline") {
+		t.Fatalf("want a deadline failure, got err=%v:\n%s", err, out)
+	}
+	conds := mustKubectl(t, "get", "backupsessions", "-n", ns, "-o", `jsonpath={.items[*].status.conditions[*].type}`)
+	if !strings.Contains(conds, "DeadlineExceeded") {
+		t.Errorf("no DeadlineExceeded condition: %q", conds)
+	}
+}
+
+// TestPausedFiresNothing: a paused BackupConfiguration's CronJob is suspended and no
+// session appears across a minute boundary.
+func TestPausedFiresNothing(t *testing.T) {
+	t.Parallel()
+	ns := "e2e-paused"
+	namespace(t, ns, "paused-password")
+	mustKubectl(t, "stash", "create", "backupconfig", "paused", "-n", ns, "--repo", "repo", "--redis-address", "127.0.0.1:1", "--schedule", "* * * * *", "--paused")
+	waitFor(t, 30*time.Second, "CronJob suspended", func() error {
+		out, err := kubectl(t, "get", "cronjob", "stash-trigger-paused", "-n", ns, "-o", "jsonpath={.spec.suspend}")
+		if err != nil || out != "true" {
+			return fmt.Errorf("suspend=%q err=%v", out, err)
+		}
+		return nil
+	})
+	time.Sleep(time.Until(time.Now().Truncate(time.Minute).Add(time.Minute + 15*time.Second)))
+	if s := sessions(t, ns); len(s) != 0 {
+		t.Errorf("a paused BackupConfiguration fired: %v", s)
+	}
+}
+
+// TestDeleteRemovesCronJob: the garbage collector removes a deleted configuration's CronJob.
+func TestDeleteRemovesCronJob(t *testing.T) {
+	t.Parallel()
+	ns := "e2e-delete"
+	namespace(t, ns, "delete-password")
+	mustKubectl(t, "stash", "create", "backupconfig", "gone", "-n", ns, "--repo", "repo", "--redis-address", "127.0.0.1:1", "--schedule", "@daily")
+	waitFor(t, 30*time.Second, "CronJob created", func() error {
+		_, err := kubectl(t, "get", "cronjob", "stash-trigger-gone", "-n", ns)
+		return err
+	})
+	mustKubectl(t, "delete", "backupconfiguration", "gone", "-n", ns)
+	waitFor(t, 60*time.Second, "CronJob removed", func() error {
+		out, err := kubectl(t, "get", "cronjob", "-n", ns, "-o", "name")
+		if err != nil || strings.TrimSpace(out) != "" {
+			return fmt.Errorf("cronjobs: %q (%v)", out, err)
+		}
+		return nil
+	})
+}
+
+// TestGitOpsVerdict: the installed webhook refuses an invalid BackupConfiguration in a
+// server-side dry run, and `kubectl stash validate` says the same offline.
+func TestGitOpsVerdict(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(clustertest.RootDir(), "test", "fixtures", "invalid", "bc-bad-schedule.yaml")
+	mustKubectl(t, "create", "namespace", "demo")
+	server, err := kubectl(t, "apply", "--dry-run=server", "-f", file)
+	if err == nil || !strings.Contains(server, "spec.schedule") {
+		t.Fatalf("the installed webhook admitted an invalid object (err=%v):\n%s", err, server)
+	}
+	offline, err := kubectl(t, "stash", "validate", "-f", file)
+	if err == nil || !strings.Contains(offline, "spec.schedule") {
+		t.Fatalf("kubectl stash validate disagrees (err=%v):\n%s", err, offline)
+	}
+}
