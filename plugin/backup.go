@@ -167,7 +167,7 @@ type BackupPauseOptions struct {
 func NewCmdBackupPause(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams, pause bool) *cobra.Command {
 	o := &BackupPauseOptions{IOStreams: streams, getter: getter, pause: pause}
 	cmd := &cobra.Command{
-		Use:   "pause BACKUPCONFIG",
+		Use:               "pause BACKUPCONFIG",
 		Short:             "Stop scheduled backups (spec.paused=true); triggered ones still run",
 		Args:              cobra.ExactArgs(1),
 		RunE:              runE(o),
@@ -367,7 +367,7 @@ type BackupDescribeOptions struct {
 func NewCmdBackupDescribe(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &BackupDescribeOptions{IOStreams: streams, getter: getter}
 	return &cobra.Command{
-		Use:   "describe BACKUPCONFIG",
+		Use:               "describe BACKUPCONFIG",
 		Short:             "Show a BackupConfiguration: schedule, target, retention, conditions and sessions",
 		Args:              cobra.ExactArgs(1),
 		RunE:              runE(o),
@@ -474,7 +474,7 @@ type BackupLogsOptions struct {
 func NewCmdBackupLogs(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &BackupLogsOptions{IOStreams: streams, getter: getter}
 	cmd := &cobra.Command{
-		Use:   "logs SESSION",
+		Use:               "logs SESSION",
 		Short:             "Print the logs of the Job pod of a BackupSession",
 		Args:              cobra.ExactArgs(1),
 		RunE:              runE(o),

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -231,4 +232,29 @@ func rootCause(err error) string {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	return s
+}
+
+// completeNames completes the first argument with the names of our objects of a kind in
+// the namespace of the command line's flags.
+func completeNames(getter genericclioptions.RESTClientGetter, kind string) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		k, err := newKube(getter)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		list, err := k.dynamic.Resource(stashResource(kind)).Namespace(k.namespace).List(cmd.Context(), metav1.ListOptions{})
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		var names []cobra.Completion
+		for _, item := range list.Items {
+			if strings.HasPrefix(item.GetName(), toComplete) {
+				names = append(names, item.GetName())
+			}
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
 }

@@ -37,8 +37,9 @@ one of appbinding/NAME, service/NAME[:PORT] (or svc/...) and HOST:PORT. With --w
 session and exits non-zero with the reason when the restore fails.`,
 		Example: `  kubectl stash restore gcs-prod --snapshot latest --to appbinding/sample-redis -n db --wait
   kubectl stash restore gcs-prod --snapshot 20261125T233500Z-3f9a1c --to svc/redis-copy:6379 --auth-secret redis-auth -n db`,
-		Args: cobra.ExactArgs(1),
-		RunE: runE(o),
+		Args:              cobra.ExactArgs(1),
+		RunE:              runE(o),
+		ValidArgsFunction: completeNames(getter, v1alpha1.KindRepository),
 	}
 	o.spec.addFlags(cmd)
 	f := cmd.Flags()

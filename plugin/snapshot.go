@@ -127,8 +127,9 @@ func NewCmdSnapshotsList(getter genericclioptions.RESTClientGetter, streams gene
 		Long: `List reads the repository with its storage Secret, as the runner does. Without permission to
 read the Secret (or for a backend this machine cannot reach), it shows what the cluster knows:
 the Repository's status and the snapshots of the BackupSessions that wrote to it.`,
-		Args: cobra.ExactArgs(1),
-		RunE: runE(o),
+		Args:              cobra.ExactArgs(1),
+		RunE:              runE(o),
+		ValidArgsFunction: completeNames(getter, v1alpha1.KindRepository),
 	}
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "output format: empty for a table, or json")
 	return cmd
@@ -257,11 +258,12 @@ type SnapshotDeleteOptions struct {
 func NewCmdSnapshotDelete(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &SnapshotDeleteOptions{IOStreams: streams, getter: getter}
 	return &cobra.Command{
-		Use:     "delete REPOSITORY SNAPSHOT_ID...",
-		Aliases: []string{"rm"},
-		Short:   "Delete snapshots from a Repository (needs the storage Secret)",
-		Args:    cobra.MinimumNArgs(2),
-		RunE:    runE(o),
+		Use:               "delete REPOSITORY SNAPSHOT_ID...",
+		Aliases:           []string{"rm"},
+		Short:             "Delete snapshots from a Repository (needs the storage Secret)",
+		Args:              cobra.MinimumNArgs(2),
+		RunE:              runE(o),
+		ValidArgsFunction: completeNames(getter, v1alpha1.KindRepository),
 	}
 }
 
@@ -321,10 +323,11 @@ type CheckOptions struct {
 func NewCmdCheck(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &CheckOptions{IOStreams: streams, getter: getter}
 	cmd := &cobra.Command{
-		Use:   "check REPOSITORY [--read-data]",
-		Short: "Verify every snapshot's manifest and data object (needs the storage Secret)",
-		Args:  cobra.ExactArgs(1),
-		RunE:  runE(o),
+		Use:               "check REPOSITORY [--read-data]",
+		Short:             "Verify every snapshot's manifest and data object (needs the storage Secret)",
+		Args:              cobra.ExactArgs(1),
+		RunE:              runE(o),
+		ValidArgsFunction: completeNames(getter, v1alpha1.KindRepository),
 	}
 	cmd.Flags().BoolVar(&o.readData, "read-data", false, "also download, decrypt and hash every snapshot")
 	return cmd

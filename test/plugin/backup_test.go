@@ -286,6 +286,15 @@ func TestPluginDiscovery(t *testing.T) {
 	if !strings.Contains(out, "kubectl-stash ") || !strings.Contains(out, "kubernetes v") {
 		t.Errorf("version:\n%s", out)
 	}
+	// Completion: cobra's __complete, which kubectl_complete-stash scripts and shells call.
+	out = mustKubectl(t, "stash", "__complete", "backup", "trigger", "ni", "-n", "demo")
+	if !strings.Contains(out, "nightly\n") || !strings.Contains(out, ":4") {
+		t.Errorf("completion of backupconfiguration names:\n%s", out)
+	}
+	out = mustKubectl(t, "stash", "__complete", "create", "repository", "r", "--provider", "")
+	if !strings.Contains(out, "gcs\ns3\nazure\nlocal\n") {
+		t.Errorf("completion of --provider:\n%s", out)
+	}
 	out = mustKubectl(t, "stash", "completion", "bash")
 	if !strings.Contains(out, "__start_kubectl") && !strings.Contains(out, "kubectl stash") && !strings.Contains(out, "bash completion") {
 		t.Errorf("completion:\n%.300s", out)
