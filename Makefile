@@ -69,6 +69,6 @@ clean: ## Remove build output.
 	rm -rf bin dist
 
 .PHONY: demo
-demo: build ## Back up a sample Redis to a local repository, restore it into another, compare digests.
+demo: build envtest-assets ## The whole flow on a local cluster: scheduled and triggered backups, restore, digest check.
 	hack/tools.sh redis >/dev/null
-	hack/demo.sh
+	KUBEBUILDER_ASSETS="$$(WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION))" hack/demo.sh

@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# `make demo`: what kubectl-stash does today, end to end on this machine.
-#  1. a Redis with sample data (every type, TTLs, two databases);
-#  2. stash-runner backs it up into an encrypted local-filesystem repository;
-#  3. the snapshot is listed and checked;
-#  4. stash-runner restores it into a second, empty Redis, and DEBUG DIGEST proves equality;
-#  5. kubectl stash validate gives the admission webhook's verdict on sample manifests.
-# The in-cluster flow (CronJob -> BackupSession -> Job) joins this demo when the controller lands.
+# `make demo`: the whole story of kubectl-stash on a local cluster, without Docker.
+#   a control plane (etcd, kube-apiserver, kube-controller-manager) and a test node agent that
+#   runs Pods as local processes; stash-webhook installed with `kubectl stash install`; a Redis
+#   with sample data; a storage Secret and a local-filesystem Repository; a BackupConfiguration
+#   scheduled every minute; the scheduled backup; a triggered backup; the snapshots; a restore
+#   into a second Redis; DEBUG DIGEST compared; status and metrics. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN="$PWD/bin"
+ROOT="$PWD"
+BIN="$ROOT/bin"
 WORK="$(mktemp -d)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+step=0
+say() { step=$((step + 1)); printf '\n\033[1m== %d. %s\033[0m\n' "$step" "$*"; }
+run() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 start_redis() { # port
@@ -24,18 +30,28 @@ start_redis() { # port
   echo "redis on port $1 did not start" >&2; exit 1
 }
 
+say "a local cluster: etcd, kube-apiserver, kube-controller-manager, a node agent, stash-webhook"
+go build -o "$WORK/stash-local-cluster" ./test/localcluster/cmd/stash-local-cluster
+"$WORK/stash-local-cluster" --bin-dir "$BIN" --dir "$WORK/cluster" 2> "$WORK/cluster.log" &
+pids+=($!)
+for _ in $(seq 180); do
+  [[ -f "$WORK/cluster/ready" ]] && break
+  kill -0 "${pids[-1]}" 2>/dev/null || { cat "$WORK/cluster.log"; exit 1; }
+  sleep 1
+done
+[[ -f "$WORK/cluster/ready" ]] || { cat "$WORK/cluster.log"; echo "the cluster did not start" >&2; exit 1; }
+grep '^---' "$WORK/cluster.log" | sed 's/^--- /   /'
+export KUBECONFIG="$WORK/cluster/kubeconfig" PATH="$BIN:$PATH"
+METRICS="$(cat "$WORK/cluster/ready")"
+
 SRC=$(free_port); start_redis "$SRC"
 DST=$(free_port); start_redis "$DST"
-
-say "1. sample data in redis :$SRC (strings, hashes, lists, sets, zsets, streams, TTLs, db 0 and 3)"
-redis-cli -p "$SRC" debug populate 20000 user 64 >/dev/null
+say "a Redis on 127.0.0.1:$SRC with sample data: every type, TTLs, databases 0 and 3"
 {
+  echo "DEBUG POPULATE 20000 user 64"
   for i in $(seq 1 200); do
-    echo "HSET profile:$i name user$i visits $i"
-    echo "RPUSH events:$((i % 20)) login-$i"
-    echo "SADD tags:$((i % 10)) t$i"
-    echo "ZADD leaderboard $i player$i"
-    echo "XADD stream:orders * id $i total $((i * 3))"
+    echo "HSET profile:$i name user$i visits $i"; echo "RPUSH events:$((i % 20)) login-$i"
+    echo "SADD tags:$((i % 10)) t$i"; echo "ZADD leaderboard $i player$i"; echo "XADD orders * id $i"
   done
   for i in $(seq 1 100); do echo "SET session:$i token$i PX $((600000 + i))"; done
   echo "SELECT 3"
@@ -43,24 +59,45 @@ redis-cli -p "$SRC" debug populate 20000 user 64 >/dev/null
 } | redis-cli -p "$SRC" >/dev/null
 redis-cli -p "$SRC" info keyspace | grep ^db
 
-say "2. stash-runner backup into file://$WORK/repo (zstd + age encryption)"
-export RESTIC_PASSWORD="demo-password-$RANDOM"
-"$BIN/stash-runner" backup --redis "redis://127.0.0.1:$SRC" --repository "file://$WORK/repo" --result-file "$WORK/result.json"
-cat "$WORK/result.json"; echo
+say "a storage Secret (the repository password, read from stdin) and a local-filesystem Repository"
+run kubectl create namespace demo
+echo "demo-password-$RANDOM" | run kubectl stash create secret storage storage -n demo --password-stdin
+mkdir -p "$WORK/repository"
+run kubectl stash create repository local -n demo --provider local --host-path "$WORK/repository" --mount-path "$WORK/repository" --secret storage
 
-say "3. snapshots in the repository, and a full check"
-"$BIN/stash-runner" snapshots --repository "file://$WORK/repo"
-"$BIN/stash-runner" check --repository "file://$WORK/repo" --read-data
+say "a BackupConfiguration scheduled every minute, keeping the last 5 snapshots"
+run kubectl stash create backupconfig redis-every-minute -n demo --repo local --redis-address "127.0.0.1:$SRC" --schedule "* * * * *" --keep-last 5
+sleep 2
+run kubectl get backupconfiguration,cronjob -n demo
 
-say "4. restore the latest snapshot into the empty redis :$DST"
-"$BIN/stash-runner" restore --redis "redis://127.0.0.1:$DST" --repository "file://$WORK/repo" --snapshot latest
+say "waiting for the CronJob controller to fire the scheduled backup (up to a minute)"
+for _ in $(seq 100); do
+  phase=$(kubectl get backupsessions -n demo -o jsonpath='{.items[*].status.phase}')
+  [[ "$phase" == *Succeeded* ]] && break
+  [[ "$phase" == *Failed* ]] && { kubectl stash backup describe redis-every-minute -n demo; exit 1; }
+  sleep 2
+done
+[[ "$phase" == *Succeeded* ]] || { echo "no scheduled backup succeeded" >&2; exit 1; }
+run kubectl get backupsessions -n demo
+
+say "a backup on demand, followed until it ends"
+run kubectl stash backup trigger redis-every-minute -n demo --wait --timeout 2m
+
+say "the snapshots in the repository"
+run kubectl stash snapshots list local -n demo
+
+say "restore the latest snapshot into the empty Redis on 127.0.0.1:$DST"
+run kubectl stash restore local -n demo --snapshot latest --to "127.0.0.1:$DST" --wait --wait-timeout 2m
+
+say "compare the two servers"
 a=$(redis-cli -p "$SRC" debug digest); b=$(redis-cli -p "$DST" debug digest)
-echo "source   digest $a"; echo "restored digest $b"
-echo "session:1 TTL on source $(redis-cli -p "$SRC" pttl session:1) ms, restored $(redis-cli -p "$DST" pttl session:1) ms"
+echo "source   DEBUG DIGEST $a"
+echo "restored DEBUG DIGEST $b"
+echo "TTL of session:1: source $(redis-cli -p "$SRC" pttl session:1) ms, restored $(redis-cli -p "$DST" pttl session:1) ms"
 
-say "5. kubectl stash validate: the admission webhook's verdict, offline"
-"$BIN/kubectl-stash" validate -f test/fixtures/valid/backupconfiguration-appbinding.yaml
-"$BIN/kubectl-stash" validate -f test/fixtures/invalid/bc-bad-schedule.yaml || echo "(exit $?: invalid, as it should be)"
+say "what kubectl shows, and the controller's metrics"
+run kubectl get bc,backupsession,restoresession,repo -n demo
+curl -s "$METRICS" | grep '^stash_appscode_com_' | grep -E 'success|last_success|snapshot_count' | sed 's/^/   /'
 
 if [[ "$a" != "$b" ]]; then echo "digest MISMATCH" >&2; exit 1; fi
-say "digest match"
+printf '\n\033[1mdigest match\033[0m\n'
