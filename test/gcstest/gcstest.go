@@ -64,26 +64,37 @@ func StartPersistent(t testing.TB, bucket string) *Server {
 
 func start(t testing.TB, bucket, dir string) *Server {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	bin := Binary(t)
+	var err error
+	// The free port can be taken by a parallel test between Listen and the server's bind: retry.
+	for range 3 {
+		var l net.Listener
+		l, err = net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		s := &Server{Host: "127.0.0.1:" + strconv.Itoa(port), Bucket: bucket, bin: bin, port: port, dir: dir}
+		if err = s.run(t); err == nil {
+			s.createBucket(t)
+			return s
+		}
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s := &Server{Host: "127.0.0.1:" + strconv.Itoa(port), Bucket: bucket, bin: Binary(t), port: port, dir: dir}
-	s.run(t)
-	s.createBucket(t)
-	return s
+	t.Fatal(err)
+	return nil
 }
 
 // Restart starts a killed persistent server again on the same port.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	s.Kill()
-	s.run(t)
+	if err := s.run(t); err != nil {
+		t.Fatal(err)
+	}
 }
 
-func (s *Server) run(t testing.TB) {
+func (s *Server) run(t testing.TB) error {
 	t.Helper()
 	host := s.Host
 	s.done, s.once = make(chan struct{}), &sync.Once{}
@@ -102,7 +113,7 @@ func (s *Server) run(t testing.TB) {
 	}
 	s.cmd.Stdout, s.cmd.Stderr = out, out
 	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("run fake-gcs-server: %v", err)
+		return fmt.Errorf("run fake-gcs-server: %w", err)
 	}
 	cmd, done := s.cmd, s.done
 	go func() { _ = cmd.Wait(); out.Close(); close(done) }()
@@ -113,19 +124,26 @@ func (s *Server) run(t testing.TB) {
 		resp, err := http.Get("http://" + host + "/storage/v1/b")
 		if err == nil {
 			resp.Body.Close()
+			select {
+			case <-s.done: // another process answered on this port
+				return fmt.Errorf("fake-gcs-server exited during startup")
+			default:
+			}
 			break
 		}
 		select {
 		case <-s.done:
 			b, _ := os.ReadFile(logf)
-			t.Fatalf("fake-gcs-server exited during startup: %s", b)
+			return fmt.Errorf("fake-gcs-server exited during startup: %s", b)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("fake-gcs-server on %s not ready: %v", host, err)
+			s.Kill()
+			return fmt.Errorf("fake-gcs-server on %s not ready: %v", host, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return nil
 }
 
 func (s *Server) createBucket(t testing.TB) {
