@@ -27,7 +27,7 @@ type sessionState struct {
 
 func backupState(s *v1alpha1.BackupSession) sessionState {
 	st := sessionState{phase: s.Status.Phase, errMsg: s.Status.Error, job: s.Status.Job, snapshot: s.Status.Snapshot,
-		keys: s.Status.Keys, bytes: s.Status.Bytes, duration: s.Status.SessionDuration, start: s.Status.StartTime}
+		keys: s.Status.Keys, bytes: s.Status.Bytes, duration: s.Status.SessionDuration, start: s.Status.StartTime, updated: s.Status.CompletionTime}
 	if p := s.Status.Progress; p != nil && st.keys == 0 {
 		st.keys, st.bytes, st.totalKeys, st.updated = p.Keys, p.Bytes, p.TotalKeys, p.UpdateTime
 	}
@@ -36,7 +36,7 @@ func backupState(s *v1alpha1.BackupSession) sessionState {
 
 func restoreState(s *v1alpha1.RestoreSession) sessionState {
 	st := sessionState{phase: s.Status.Phase, errMsg: s.Status.Error, job: s.Status.Job, snapshot: s.Status.Snapshot,
-		keys: s.Status.KeysRestored, bytes: s.Status.Bytes, duration: s.Status.SessionDuration, start: s.Status.StartTime}
+		keys: s.Status.KeysRestored, bytes: s.Status.Bytes, duration: s.Status.SessionDuration, start: s.Status.StartTime, updated: s.Status.CompletionTime}
 	if p := s.Status.Progress; p != nil && st.keys == 0 {
 		st.keys, st.bytes, st.totalKeys, st.updated = p.Keys, p.Bytes, p.TotalKeys, p.UpdateTime
 	}
@@ -60,8 +60,9 @@ func (s sessionState) line(now time.Time) string {
 	if phase == "" {
 		phase = "Pending"
 	}
-	l := fmt.Sprintf("%-9s", phase)
+	l := phase
 	if s.keys > 0 || s.bytes > 0 {
+		l = fmt.Sprintf("%-9s", phase)
 		if s.totalKeys > 0 {
 			l += fmt.Sprintf("  %d/%d keys", s.keys, s.totalKeys)
 		} else {

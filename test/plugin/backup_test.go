@@ -287,7 +287,7 @@ func TestPluginDiscovery(t *testing.T) {
 		t.Errorf("version:\n%s", out)
 	}
 	// Completion: cobra's __complete, which kubectl_complete-stash scripts and shells call.
-	out = mustKubectl(t, "stash", "__complete", "backup", "trigger", "ni", "-n", "demo")
+	out = mustKubectl(t, "stash", "__complete", "backup", "trigger", "-n", "demo", "ni")
 	if !strings.Contains(out, "nightly\n") || !strings.Contains(out, ":4") {
 		t.Errorf("completion of backupconfiguration names:\n%s", out)
 	}
