@@ -72,3 +72,8 @@ clean: ## Remove build output.
 demo: build envtest-assets ## The whole flow on a local cluster: scheduled and triggered backups, restore, digest check.
 	hack/tools.sh redis >/dev/null
 	KUBEBUILDER_ASSETS="$$(WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION))" hack/demo.sh
+
+.PHONY: bench
+bench: build ## Benchmark the runner against redis-dump-go, redis-cli --pipe/--rdb and a minimal DUMP/RESTORE loop (about 17 min; see bench/README.md).
+	hack/tools.sh redis >/dev/null
+	go run ./bench -runner bin/stash-runner $(BENCH_FLAGS)

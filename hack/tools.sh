@@ -34,7 +34,6 @@ for t in "${tools[@]}"; do
     minio) goinstall minio github.com/minio/minio@latest ;;
     krew) goinstall krew sigs.k8s.io/krew/cmd/krew@v0.4.4; ln -sf "$BIN/krew" "$BIN/kubectl-krew"
           goinstall validate-krew-manifest sigs.k8s.io/krew/cmd/validate-krew-manifest@v0.4.4 ;;
-    redis-dump-go) goinstall redis-dump-go github.com/yannh/redis-dump-go@v0.8.2 ;;
     *) echo "unknown tool $t" >&2; exit 2 ;;
   esac
 done

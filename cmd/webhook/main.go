@@ -125,6 +125,8 @@ func run(ctx context.Context, o options) error {
 	if _, err := controllers.Setup(mgr, o.jobs, nil); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	webhookErr := make(chan error, 1)
 	go func() {
 		select {
@@ -146,8 +148,6 @@ func run(ctx context.Context, o options) error {
 	}); err != nil {
 		return fmt.Errorf("add ready check: %w", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	mgrErr := make(chan error, 1)
 	go func() { mgrErr <- mgr.Start(ctx) }()
 	select {
