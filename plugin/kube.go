@@ -200,7 +200,7 @@ func (k *kube) explain(err error, kind, name, next string) error {
 	switch {
 	case isUnreachable(err):
 		return fmt.Errorf("cannot reach the Kubernetes API server at %s: %s (check --context and --kubeconfig; see: kubectl cluster-info)", k.config.Host, rootCause(err))
-	case apierrors.IsNotFound(err) && errors.As(err, &status) && status.Status().Details != nil && status.Status().Details.Name == "" && name != "":
+	case apierrors.IsNotFound(err) && errors.As(err, &status) && (status.Status().Details == nil || status.Status().Details.Name == "") && name != "":
 		return fmt.Errorf("the server has no %s resource: the stash.dev CRDs are not installed (see: kubectl stash install)", resourceOf[kind])
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("%s %q not found in namespace %q%s", resource, name, k.namespace, hint(next))

@@ -90,6 +90,10 @@ func TestInstallStatusUninstall(t *testing.T) {
 	if !strings.Contains(out, "appbindings.appcatalog.appscode.com") {
 		t.Errorf("uninstall removed the AppBinding CRD, which KubeDB may own:\n%s", out)
 	}
+	out, err := kubectlAs(t, kc, "stash", "backup", "trigger", "nightly")
+	if exitCode(err) != 1 || strings.TrimSpace(out) != "error: the server has no backupconfigurations resource: the stash.dev CRDs are not installed (see: kubectl stash install)" {
+		t.Errorf("trigger without CRDs: %v\n%s", err, out)
+	}
 	if out := must("stash", "uninstall"); strings.Contains(out, "deleted") {
 		t.Errorf("second uninstall deleted something:\n%s", out)
 	}
