@@ -109,8 +109,11 @@ func customize(u *unstructured.Unstructured, s installSettings) error {
 	switch u.GetKind() {
 	case "Deployment":
 		containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
-		for _, c := range containers {
-			c := c.(map[string]any)
+		for _, item := range containers {
+			c, ok := item.(map[string]any)
+			if !ok {
+				continue
+			}
 			if c["image"] == defaultImage && s.image != "" {
 				c["image"] = s.image
 			}
@@ -124,8 +127,9 @@ func customize(u *unstructured.Unstructured, s installSettings) error {
 		return unstructured.SetNestedSlice(u.Object, containers, "spec", "template", "spec", "containers")
 	case "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration":
 		hooks, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
-		for _, h := range hooks {
-			cc, _ := h.(map[string]any)["clientConfig"].(map[string]any)
+		for _, item := range hooks {
+			h, _ := item.(map[string]any)
+			cc, _ := h["clientConfig"].(map[string]any)
 			if cc == nil {
 				continue
 			}
