@@ -136,16 +136,15 @@ func (o *BackupTriggerOptions) Run(ctx context.Context) error {
 
 // buildBackupSession returns the session that runs bc once, made the way its CronJob makes it.
 func buildBackupSession(bc *v1alpha1.BackupConfiguration) *v1alpha1.BackupSession {
-	controller := true
 	return &v1alpha1.BackupSession{
 		TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindBackupSession},
 		ObjectMeta: metav1.ObjectMeta{
 			GenerateName: bc.Name + "-",
 			Namespace:    bc.Namespace,
-			Labels:       map[string]string{LabelInvokerKind: v1alpha1.KindBackupConfiguration, LabelInvokerName: bc.Name},
+			Labels:       map[string]string{v1alpha1.LabelInvokerKind: v1alpha1.KindBackupConfiguration, v1alpha1.LabelInvokerName: bc.Name},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindBackupConfiguration,
-				Name: bc.Name, UID: bc.UID, Controller: &controller,
+				Name: bc.Name, UID: bc.UID, // an owner, not a controller, as stash-runner trigger sets it
 			}},
 		},
 		Spec: v1alpha1.BackupSessionSpec{Invoker: v1alpha1.BackupInvokerRef{
@@ -506,9 +505,15 @@ func (o *BackupLogsOptions) Run(ctx context.Context) error {
 	if st.job != "" {
 		job = st.job
 	}
-	pods, err := k.core.CoreV1().Pods(k.namespace).List(ctx, metav1.ListOptions{LabelSelector: "job-name=" + job})
-	if err != nil {
-		return k.explain(err, "Pod", "", "")
+	var pods *corev1.PodList
+	for _, selector := range []string{"job-name=" + job, v1alpha1.LabelSession + "=" + o.name} {
+		var err error
+		if pods, err = k.core.CoreV1().Pods(k.namespace).List(ctx, metav1.ListOptions{LabelSelector: selector}); err != nil {
+			return k.explain(err, "Pod", "", "")
+		}
+		if len(pods.Items) > 0 {
+			break
+		}
 	}
 	if len(pods.Items) == 0 {
 		return fmt.Errorf("%s %q (phase %s) has no pod of job %q yet (see: kubectl describe job %s -n %s)", lower(kind), o.name, orPending(st.phase), job, job, k.namespace)

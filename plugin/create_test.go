@@ -232,7 +232,7 @@ func TestBuildBackupSession(t *testing.T) {
 	if s.GenerateName != "nightly-" || s.Namespace != "db" || s.Name != "" {
 		t.Errorf("name: %q/%q generateName %q", s.Namespace, s.Name, s.GenerateName)
 	}
-	if diff := cmp.Diff(map[string]string{LabelInvokerKind: "BackupConfiguration", LabelInvokerName: "nightly"}, s.Labels); diff != "" {
+	if diff := cmp.Diff(map[string]string{v1alpha1.LabelInvokerKind: "BackupConfiguration", v1alpha1.LabelInvokerName: "nightly"}, s.Labels); diff != "" {
 		t.Errorf("labels (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(v1alpha1.BackupInvokerRef{APIGroup: "stash.dev", Kind: "BackupConfiguration", Name: "nightly"}, s.Spec.Invoker); diff != "" {

@@ -25,13 +25,6 @@ import (
 	"stash.dev/redis/api/v1alpha1"
 )
 
-// Labels on a BackupSession that name what created it, as the CronJob's trigger sets them.
-// TODO(plugin): move to api/v1alpha1 so that the controller and the runner share them.
-const (
-	LabelInvokerKind = "stash.dev/invoker-kind"
-	LabelInvokerName = "stash.dev/invoker-name"
-)
-
 // kube holds the clients of one command run and the namespace it works in.
 type kube struct {
 	getter    genericclioptions.RESTClientGetter

@@ -166,7 +166,7 @@ func newSession(t *testing.T, bc string) *v1alpha1.BackupSession {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		var list v1alpha1.BackupSessionList
-		if err := cluster.Client.List(ctx, &list, client.InNamespace("demo"), client.MatchingLabels{plugin.LabelInvokerName: bc}); err != nil {
+		if err := cluster.Client.List(ctx, &list, client.InNamespace("demo"), client.MatchingLabels{v1alpha1.LabelInvokerName: bc}); err != nil {
 			t.Fatal(err)
 		}
 		for i := range list.Items {
@@ -193,7 +193,7 @@ func TestTriggerWaitSucceeded(t *testing.T) {
 	mustKubectl(t, "stash", "create", "backupconfig", "wait-ok", "-n", "demo", "--target-appbinding", "sample-redis", "--repo", "gcs-repo", "--schedule", "@daily")
 	wait := startTrigger(t, "wait-ok")
 	s := newSession(t, "wait-ok")
-	if s.Spec.Invoker.Name != "wait-ok" || s.Labels[plugin.LabelInvokerKind] != "BackupConfiguration" || len(s.OwnerReferences) != 1 || !strings.HasPrefix(s.Name, "wait-ok-") {
+	if s.Spec.Invoker.Name != "wait-ok" || s.Labels[v1alpha1.LabelInvokerKind] != "BackupConfiguration" || len(s.OwnerReferences) != 1 || !strings.HasPrefix(s.Name, "wait-ok-") {
 		t.Errorf("session: %+v", s.ObjectMeta)
 	}
 	start := metav1.NewTime(time.Now().Add(-time.Second))
