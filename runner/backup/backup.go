@@ -27,6 +27,8 @@ type Options struct {
 	Hostname, RunnerVersion string
 	// Progress, if set, is updated while the backup runs.
 	Progress *progress.Counter
+	// ReadFromReplica reads a cluster's keys from a replica of each master, sparing the masters.
+	ReadFromReplica bool
 }
 
 // Result describes a committed snapshot.
@@ -54,8 +56,16 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	var plan *clusterPlan
 	if info.Mode == "cluster" {
-		return Result{}, fmt.Errorf("redis %s runs in cluster mode, which this runner cannot back up yet (back up each master's address separately)", opts.Redis.Addr)
+		if plan, err = planCluster(ctx, opts, client); err != nil {
+			return Result{}, err
+		}
+		if opts.Progress != nil {
+			opts.Progress.Total.Store(plan.total)
+		}
+	} else if opts.ReadFromReplica {
+		return Result{}, fmt.Errorf("redis %s is not a cluster: --read-from-replica applies to clusters (for a standalone replica, pass its address)", opts.Redis.Addr)
 	}
 	dbs := opts.Databases
 	if len(dbs) == 0 {
@@ -66,7 +76,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		}
 	}
 	slices.Sort(dbs)
-	if opts.Progress != nil {
+	if opts.Progress != nil && plan == nil {
 		var total int64
 		for _, db := range dbs {
 			total += info.Keys[db]
@@ -79,10 +89,17 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	st, err := dump.Write(ctx, dump.Options{
-		Redis: opts.Redis, Databases: dbs, Workers: opts.Workers, ScanCount: opts.ScanCount,
-		UsePTTL: !redisconn.VersionAtLeast(info.Version, 7, 0), Progress: opts.Progress,
-	}, sw)
+	usePTTL := !redisconn.VersionAtLeast(info.Version, 7, 0)
+	var st dump.Stats
+	var cm *repo.ClusterManifest
+	if plan != nil {
+		st, cm, err = runCluster(ctx, opts, client, plan, usePTTL, sw)
+	} else {
+		st, err = dump.Write(ctx, dump.Options{
+			Redis: opts.Redis, Databases: dbs, Workers: opts.Workers, ScanCount: opts.ScanCount,
+			UsePTTL: usePTTL, Progress: opts.Progress,
+		}, sw)
+	}
 	if err != nil {
 		sw.Abort()
 		return Result{}, fmt.Errorf("backup of %s: %w", opts.Redis.Addr, err)
@@ -109,6 +126,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		Compression:   "zstd",
 		Encryption:    "age-x25519",
 		RunnerVersion: opts.RunnerVersion,
+		Cluster:       cm,
 	}
 	if err := opts.Repository.WriteManifest(ctx, m); err != nil {
 		// Without a manifest the data object is an invisible orphan; remove it if we can.

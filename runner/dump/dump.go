@@ -40,6 +40,9 @@ type Options struct {
 	UsePTTL bool
 	// Progress, if set, is updated as keys are written.
 	Progress *progress.Counter
+	// SkipKey, if set, drops the keys it returns true for before they are dumped (a cluster
+	// backup dumps the keys of migrating slots separately).
+	SkipKey func(key []byte) bool
 }
 
 // Defaults, measured with bench/ on 2 cores: more connections keep Redis busy while we encode.
@@ -67,6 +70,14 @@ type keyBatch struct {
 }
 
 func (b *keyBatch) reset() { b.arena, b.ends = b.arena[:0], b.ends[:0] }
+
+// end is the end of the last key in the arena.
+func (b *keyBatch) end() int {
+	if len(b.ends) == 0 {
+		return 0
+	}
+	return b.ends[len(b.ends)-1]
+}
 
 func (b *keyBatch) key(i int) []byte {
 	start := 0
@@ -110,6 +121,65 @@ func Write(ctx context.Context, opts Options, w io.Writer) (Stats, error) {
 	return st, nil
 }
 
+// WriteShards dumps database 0 of every node in parallel into w as one stream: SELECT 0, then
+// the RESTORE commands of all nodes interleaved batch by batch. A RESTORE stream does not say
+// which node a key came from, so it restores into any cluster layout or a standalone server.
+// It returns the combined stats and the stats of each node.
+func WriteShards(ctx context.Context, opts Options, nodes []redisconn.Options, w io.Writer) (Stats, []Stats, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = DefaultWorkers
+	}
+	if opts.ScanCount <= 0 {
+		opts.ScanCount = DefaultScanCount
+	}
+	total := Stats{Keys: map[int]int64{}}
+	hdr := resp.AppendCommand(nil, "SELECT", "0")
+	if _, err := w.Write(hdr); err != nil {
+		return total, nil, fmt.Errorf("write snapshot: %w", err)
+	}
+	total.Bytes = int64(len(hdr))
+	lw := &lockedWriter{w: w}
+	per := make([]Stats, len(nodes))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, node := range nodes {
+		per[i] = Stats{Keys: map[int]int64{}}
+		o := opts
+		o.Redis = node
+		g.Go(func() error {
+			if err := dumpDB(gctx, o, 0, lw, &per[i]); err != nil {
+				return fmt.Errorf("dump node %s: %w", node.Addr, err)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	for _, s := range per {
+		total.Keys[0] += s.Keys[0]
+		total.Total += s.Total
+		total.Skipped += s.Skipped
+		total.Bytes += s.Bytes
+		if total.RDBVersion == 0 {
+			total.RDBVersion = s.RDBVersion
+		}
+	}
+	return total, per, err
+}
+
+// lockedWriter serializes whole batches from several dumps.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 func dumpDB(ctx context.Context, opts Options, db int, w io.Writer, st *Stats) error {
 	g, gctx := errgroup.WithContext(ctx)
 	nfree := opts.Workers * 2
@@ -128,7 +198,7 @@ func dumpDB(ctx context.Context, opts Options, db int, w io.Writer, st *Stats) e
 	g.Go(func() error {
 		defer close(keysCh)
 		defer scanConn.Close()
-		return scan(gctx, scanConn, opts.ScanCount, freeKeys, keysCh)
+		return scan(gctx, scanConn, opts.ScanCount, opts.SkipKey, freeKeys, keysCh)
 	})
 	var wg sync.WaitGroup
 	for range opts.Workers {
@@ -187,7 +257,7 @@ func dumpDB(ctx context.Context, opts Options, db int, w io.Writer, st *Stats) e
 }
 
 // scan walks the keyspace with SCAN and sends key batches.
-func scan(ctx context.Context, c *redisconn.Conn, count int, free chan *keyBatch, out chan<- *keyBatch) error {
+func scan(ctx context.Context, c *redisconn.Conn, count int, skip func([]byte) bool, free chan *keyBatch, out chan<- *keyBatch) error {
 	var cmd []byte
 	cursor := []byte("0")
 	countArg := fmt.Sprint(count)
@@ -231,7 +301,11 @@ func scan(ctx context.Context, c *redisconn.Conn, count int, free chan *keyBatch
 			if err != nil {
 				return c.Err(err)
 			}
-			if !isNil {
+			switch {
+			case isNil:
+			case skip != nil && skip(b.arena[b.end():]):
+				b.arena = b.arena[:b.end()]
+			default:
 				b.ends = append(b.ends, len(b.arena))
 			}
 		}

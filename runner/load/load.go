@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"stash.dev/redis/runner/cluster"
 	"stash.dev/redis/runner/progress"
 	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/resp"
@@ -46,6 +47,18 @@ type Options struct {
 	// Now returns the current time; nil means time.Now. Keys whose absolute expiry is not after
 	// Now are skipped, as Redis would not create them.
 	Now func() time.Time
+	// Cluster, if set, sends each key to the master that owns its slot instead of to Redis,
+	// and follows MOVED and ASK redirections (a resharding during the restore).
+	Cluster *Routing
+}
+
+// Routing says where the keys of a Redis Cluster go.
+type Routing struct {
+	// Base carries the credentials and TLS settings for every node.
+	Base redisconn.Options
+	// Nodes are the masters; Owner maps each slot to an index in Nodes.
+	Nodes []redisconn.Options
+	Owner [cluster.Slots]int16
 }
 
 // DefaultWorkers is the number of RESTORE connections.
@@ -88,8 +101,10 @@ func (s Stats) ExpiringBefore(db int, t time.Time) int64 {
 
 type batch struct {
 	db   int
+	node int // index in Routing.Nodes
 	buf  []byte
 	keys [][2]int // offsets of each key in buf, for error messages
+	cmds [][2]int // offsets of each command in buf, to resend it after a redirection
 }
 
 // Run reads the stream from r and restores it.
@@ -103,7 +118,11 @@ func Run(ctx context.Context, r io.Reader, opts Options) (Stats, error) {
 	st := Stats{Keys: map[int]int64{}, ExpiringBy: map[int]map[int64]int64{}}
 	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan *batch, opts.Workers)
-	free := make(chan *batch, opts.Workers*2+1)
+	nodes := 1
+	if opts.Cluster != nil {
+		nodes = len(opts.Cluster.Nodes)
+	}
+	free := make(chan *batch, opts.Workers*2+nodes)
 	for range cap(free) {
 		free <- &batch{}
 	}
@@ -144,21 +163,35 @@ func parse(ctx context.Context, r io.Reader, opts Options, st *Stats, free, work
 	startSec := opts.Now().Unix()
 	nowMs := opts.Now().UnixMilli()
 	db, dbWanted := 0, len(opts.Databases) == 0 || slices.Contains(opts.Databases, 0)
-	var cur *batch
+	nodes := 1
+	if opts.Cluster != nil {
+		nodes = len(opts.Cluster.Nodes)
+	}
+	curs := make([]*batch, nodes) // the batch being filled for each node
 	var arg []byte
-	send := func() error {
+	send := func(node int) error {
+		cur := curs[node]
 		if cur == nil || len(cur.keys) == 0 {
 			return nil
 		}
 		select {
 		case work <- cur:
-			cur = nil
+			curs[node] = nil
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	next := func() (*batch, error) {
+	sendAll := func() error {
+		for n := range curs {
+			if err := send(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	next := func(node int) (*batch, error) {
+		cur := curs[node]
 		if cur != nil && cur.db == db && len(cur.keys) < batchCmds && len(cur.buf) < batchBytes {
 			return cur, nil
 		}
@@ -168,7 +201,7 @@ func parse(ctx context.Context, r io.Reader, opts Options, st *Stats, free, work
 			cur.db, cur.buf = db, cur.buf[:0]
 			return cur, nil
 		}
-		if err := send(); err != nil {
+		if err := send(node); err != nil {
 			return nil, err
 		}
 		select {
@@ -176,7 +209,8 @@ func parse(ctx context.Context, r io.Reader, opts Options, st *Stats, free, work
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		cur.db, cur.buf, cur.keys = db, cur.buf[:0], cur.keys[:0]
+		cur.db, cur.node, cur.buf, cur.keys, cur.cmds = db, node, cur.buf[:0], cur.keys[:0], cur.cmds[:0]
+		curs[node] = cur
 		return cur, nil
 	}
 	for n := 0; ; n++ {
@@ -188,7 +222,7 @@ func parse(ctx context.Context, r io.Reader, opts Options, st *Stats, free, work
 		}
 		argc, err := rd.ReadArrayLen()
 		if errors.Is(err, io.EOF) {
-			return send()
+			return sendAll()
 		}
 		if err != nil {
 			return fmt.Errorf("read snapshot: %w", err)
@@ -218,7 +252,23 @@ func parse(ctx context.Context, r io.Reader, opts Options, st *Stats, free, work
 			if argc < 4 {
 				return fmt.Errorf("read snapshot: %w: RESTORE with %d arguments", resp.ErrProtocol, argc-1)
 			}
-			b, err := next()
+			// The key decides the node, so read it before choosing the batch.
+			klen, err := rd.ReadBulkLen()
+			if err != nil || klen < 0 {
+				return fmt.Errorf("read snapshot: bad key: %w", noEOF(orProto(err)))
+			}
+			arg = resp.Grow(arg[:0], klen)
+			if err := rd.ReadBulkData(arg[:klen]); err != nil {
+				return fmt.Errorf("read snapshot: %w", noEOF(err))
+			}
+			node := 0
+			if opts.Cluster != nil {
+				if db != 0 && dbWanted {
+					return fmt.Errorf("snapshot has keys in database %d, but a Redis Cluster has only database 0 (restore only database 0 with --databases 0, or into a standalone server)", db)
+				}
+				node = int(opts.Cluster.Owner[cluster.Slot(arg[:klen])])
+			}
+			b, err := next(node)
 			if err != nil {
 				return err
 			}
@@ -230,17 +280,10 @@ func parse(ctx context.Context, r io.Reader, opts Options, st *Stats, free, work
 			b.buf = resp.AppendArray(b.buf, nargs)
 			b.buf = resp.AppendBulkString(b.buf, "RESTORE")
 			// key
-			klen, err := rd.ReadBulkLen()
-			if err != nil || klen < 0 {
-				return fmt.Errorf("read snapshot: bad key: %w", noEOF(orProto(err)))
-			}
 			b.buf = appendBulkHeader(b.buf, klen)
 			kstart := len(b.buf)
-			b.buf = resp.Grow(b.buf, klen+2)
-			if err := rd.ReadBulkData(b.buf[kstart : kstart+klen]); err != nil {
-				return fmt.Errorf("read snapshot: %w", noEOF(err))
-			}
-			b.buf = append(b.buf[:kstart+klen], '\r', '\n')
+			b.buf = append(b.buf, arg[:klen]...)
+			b.buf = append(b.buf, '\r', '\n')
 			key := b.buf[kstart : kstart+klen]
 			// ttl
 			if arg, _, err = rd.AppendBulkReply(arg[:0]); err != nil {
@@ -286,6 +329,7 @@ func parse(ctx context.Context, r io.Reader, opts Options, st *Stats, free, work
 			}
 			b.buf = resp.AppendBulkString(b.buf, "ABSTTL")
 			b.keys = append(b.keys, [2]int{kstart, kstart + klen})
+			b.cmds = append(b.cmds, [2]int{mark, len(b.buf)})
 			if ttl > 0 && ttl/1000 < startSec+86400 {
 				m := st.ExpiringBy[db]
 				if m == nil {
@@ -306,27 +350,60 @@ func appendBulkHeader(b []byte, n int) []byte {
 	return append(b, '\r', '\n')
 }
 
+// conns are one worker's connections, by address, with the database each has selected.
+type conns struct {
+	ctx context.Context
+	m   map[string]*dbConn
+}
+
+type dbConn struct {
+	*redisconn.Conn
+	db int
+}
+
+func (cs *conns) get(o redisconn.Options, db int) (*redisconn.Conn, error) {
+	c := cs.m[o.Addr]
+	if c == nil {
+		rc, err := o.Dial(cs.ctx, db)
+		if err != nil {
+			return nil, err
+		}
+		c = &dbConn{Conn: rc, db: db}
+		cs.m[o.Addr] = c
+	}
+	if c.db != db {
+		if err := c.Select(db); err != nil {
+			return nil, c.Err(err)
+		}
+		c.db = db
+	}
+	return c.Conn, nil
+}
+
+func (cs *conns) close() {
+	for _, c := range cs.m {
+		c.Close()
+	}
+}
+
+// redirect is a command the server answered with MOVED or ASK.
+type redirect struct {
+	i    int // index in batch.cmds
+	addr string
+	ask  bool
+}
+
 func restoreWorker(ctx context.Context, opts Options, work <-chan *batch, free chan<- *batch, done func(*batch)) error {
-	var c *redisconn.Conn
-	db := -1
-	defer func() {
-		if c != nil {
-			c.Close()
-		}
-	}()
+	cs := &conns{ctx: ctx, m: map[string]*dbConn{}}
+	defer cs.close()
 	for b := range work {
-		if c == nil {
-			var err error
-			if c, err = opts.Redis.Dial(ctx, b.db); err != nil {
-				return err
-			}
-			db = b.db
+		o := opts.Redis
+		if opts.Cluster != nil {
+			o = opts.Cluster.Nodes[b.node]
 		}
-		if b.db != db {
-			if err := c.Select(b.db); err != nil {
-				return c.Err(err)
-			}
-			db = b.db
+		c, err := cs.get(o, b.db)
+		if err != nil {
+			return err
 		}
 		if _, err := c.W.Write(b.buf); err != nil {
 			return c.Err(err)
@@ -335,17 +412,25 @@ func restoreWorker(ctx context.Context, opts Options, work <-chan *batch, free c
 			return c.Err(err)
 		}
 		var firstErr error
+		var redirects []redirect
 		for i := range b.keys {
 			if err := c.R.ReadOK(); err != nil {
 				var re resp.Error
 				if !errors.As(err, &re) {
 					return c.Err(err)
 				}
+				if addr, ask, ok := parseRedirect(string(re)); ok && opts.Cluster != nil {
+					redirects = append(redirects, redirect{i, addr, ask})
+					continue
+				}
 				if firstErr == nil {
 					k := b.keys[i]
 					firstErr = explain(string(re), b.buf[k[0]:k[1]], b.db, opts)
 				}
 			}
+		}
+		if firstErr == nil && len(redirects) > 0 {
+			firstErr = follow(cs, opts, b, redirects)
 		}
 		if firstErr != nil {
 			return firstErr
@@ -354,6 +439,86 @@ func restoreWorker(ctx context.Context, opts Options, work <-chan *batch, free c
 		free <- b
 	}
 	return nil
+}
+
+// follow resends redirected commands to the node named in the redirection (with ASKING before
+// each for ASK), a few rounds deep, as a resharding can move a slot more than once.
+func follow(cs *conns, opts Options, b *batch, redirects []redirect) error {
+	for range 5 {
+		var again []redirect
+		for len(redirects) > 0 {
+			to := redirects[0].addr
+			var group []redirect
+			rest := redirects[:0:0]
+			for _, r := range redirects {
+				if r.addr == to {
+					group = append(group, r)
+				} else {
+					rest = append(rest, r)
+				}
+			}
+			redirects = rest
+			c, err := cs.get(cluster.NodeOptions(opts.Cluster.Base, to), 0)
+			if err != nil {
+				return err
+			}
+			for _, r := range group {
+				if r.ask {
+					if _, err := c.W.Write(cmdAsking); err != nil {
+						return c.Err(err)
+					}
+				}
+				if _, err := c.W.Write(b.buf[b.cmds[r.i][0]:b.cmds[r.i][1]]); err != nil {
+					return c.Err(err)
+				}
+			}
+			if err := c.W.Flush(); err != nil {
+				return c.Err(err)
+			}
+			var firstErr error
+			for _, r := range group {
+				if r.ask {
+					if err := c.R.ReadOK(); err != nil && firstErr == nil {
+						firstErr = c.Err(fmt.Errorf("asking: %w", err))
+					}
+				}
+				err := c.R.ReadOK()
+				if err == nil {
+					continue
+				}
+				var re resp.Error
+				if !errors.As(err, &re) {
+					return c.Err(err)
+				}
+				if addr, ask, ok := parseRedirect(string(re)); ok {
+					again = append(again, redirect{r.i, addr, ask})
+				} else if firstErr == nil {
+					k := b.keys[r.i]
+					firstErr = explain(string(re), b.buf[k[0]:k[1]], b.db, opts)
+				}
+			}
+			if firstErr != nil {
+				return firstErr
+			}
+		}
+		if len(again) == 0 {
+			return nil
+		}
+		redirects = again
+	}
+	k := b.keys[redirects[0].i]
+	return fmt.Errorf("restore key %q: too many cluster redirections (is the cluster being resharded in a loop?)", b.buf[k[0]:k[1]])
+}
+
+var cmdAsking = []byte("*1\r\n$6\r\nASKING\r\n")
+
+// parseRedirect parses "MOVED slot host:port" and "ASK slot host:port".
+func parseRedirect(msg string) (addr string, ask, ok bool) {
+	f := strings.Fields(msg)
+	if len(f) != 3 || (f[0] != "MOVED" && f[0] != "ASK") {
+		return "", false, false
+	}
+	return f[2], f[0] == "ASK", true
 }
 
 // explain turns server errors into messages that say what to do.

@@ -36,6 +36,9 @@ type Options struct {
 	TLS *tls.Config
 	// DialTimeout bounds connecting and authenticating; 0 means 10 s.
 	DialTimeout time.Duration
+	// ReadOnly sends READONLY after connecting, so that a cluster replica serves reads of its
+	// master's keys instead of redirecting them.
+	ReadOnly bool
 }
 
 // TLSOptions are the TLS flags of the runner.
@@ -164,6 +167,12 @@ func (o Options) Dial(ctx context.Context, db int) (*Conn, error) {
 		if err := c.Simple(args...); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("authenticate to redis %s: %w", o.Addr, err)
+		}
+	}
+	if o.ReadOnly {
+		if err := c.Simple("READONLY"); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("readonly on redis %s: %w", o.Addr, err)
 		}
 	}
 	if err := c.Select(db); err != nil {

@@ -47,6 +47,36 @@ type Manifest struct {
 	Compression   string `json:"compression"`
 	Encryption    string `json:"encryption"`
 	RunnerVersion string `json:"runnerVersion"`
+	// Cluster is set for a snapshot of a Redis Cluster (RedisMode "cluster"). Older runners
+	// ignore it: the data is the same SELECT 0 + RESTORE stream as a standalone snapshot.
+	Cluster *ClusterManifest `json:"cluster,omitempty"`
+}
+
+// ClusterManifest records the layout of the cluster a snapshot was taken from. A restore does not
+// need it (keys are routed by their slot in the target), but it says what was backed up.
+type ClusterManifest struct {
+	// Shards are the masters, sorted by their first slot.
+	Shards []Shard `json:"shards"`
+	// MigratingSlots were being migrated when the backup started; their keys were read from
+	// whichever node held them and are counted in MigratingKeys, not in a shard.
+	MigratingSlots []int `json:"migratingSlots,omitempty"`
+	MigratingKeys  int64 `json:"migratingKeys,omitempty"`
+}
+
+// Shard is one master of a cluster snapshot.
+type Shard struct {
+	ID   string `json:"id"`
+	Addr string `json:"addr"`
+	// ReadFrom is the replica the keys were read from, if not the master.
+	ReadFrom string      `json:"readFrom,omitempty"`
+	Slots    []SlotRange `json:"slots"`
+	Keys     int64       `json:"keys"`
+}
+
+// SlotRange is an inclusive range of hash slots.
+type SlotRange struct {
+	Start int `json:"start"`
+	End   int `json:"end"`
 }
 
 // envelope is what manifest.json holds: the encrypted manifest and an HMAC of its plaintext.

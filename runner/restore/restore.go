@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"stash.dev/redis/runner/cluster"
 	"stash.dev/redis/runner/load"
 	"stash.dev/redis/runner/progress"
 	"stash.dev/redis/runner/redisconn"
@@ -84,8 +85,23 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	targets := []redisconn.Options{opts.Redis} // the servers whose databases are counted
+	var routing *load.Routing
 	if info.Mode == "cluster" {
-		return Result{}, fmt.Errorf("redis %s runs in cluster mode, which this runner cannot restore into yet", opts.Redis.Addr)
+		top, err := cluster.Discover(ctx, client)
+		if err != nil {
+			return Result{}, err
+		}
+		own, err := top.Owners()
+		if err != nil {
+			return Result{}, fmt.Errorf("restore into cluster %s: %w", opts.Redis.Addr, err)
+		}
+		routing = &load.Routing{Base: opts.Redis, Owner: own}
+		for _, n := range top.Masters() {
+			routing.Nodes = append(routing.Nodes, cluster.NodeOptions(opts.Redis, n.Addr))
+		}
+		targets = routing.Nodes
+		info.Databases = 1
 	}
 	if ma, mi := majorMinor(m.RedisVersion); ma > 0 && info.Version != "" && !redisconn.VersionAtLeast(info.Version, ma, mi) {
 		warn(fmt.Sprintf("snapshot %s was taken from Redis %s but the target runs %s: restore fails if the target cannot read RDB format %d",
@@ -100,11 +116,14 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	var expected int64
 	wasEmpty := map[int]bool{}
 	for _, db := range dbs {
+		if routing != nil && db != 0 {
+			return Result{}, fmt.Errorf("snapshot %s has keys in database %d, but a Redis Cluster has only database 0 (restore only database 0 with --databases 0, or into a standalone server)", m.ID, db)
+		}
 		if db >= info.Databases {
 			return Result{}, fmt.Errorf("snapshot %s has database %d but the target has only %d databases (raise its 'databases' setting or use --databases)", m.ID, db, info.Databases)
 		}
 		expected += m.Databases[db]
-		n, err := dbSize(ctx, opts.Redis, db)
+		n, err := dbSize(ctx, targets, db)
 		if err != nil {
 			return Result{}, err
 		}
@@ -112,7 +131,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		case n == 0:
 			wasEmpty[db] = true
 		case opts.Flush:
-			if err := flushDB(ctx, opts.Redis, db); err != nil {
+			if err := flushDB(ctx, targets, db); err != nil {
 				return Result{}, err
 			}
 			wasEmpty[db] = true
@@ -133,6 +152,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		Redis: opts.Redis, Workers: opts.Workers, Replace: opts.Replace || opts.Flush,
 		Databases: opts.Databases, KeyPattern: opts.KeyPattern,
 		RDBVersion: m.RDBVersion, SourceVersion: m.RedisVersion, Progress: opts.Progress,
+		Cluster: routing,
 	})
 	if err != nil {
 		if st.Total > 0 {
@@ -146,7 +166,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	// Keys can expire while the restore runs; allow for those that expire before the check.
 	checkAt := time.Now().Add(time.Second)
 	for _, db := range dbs {
-		n, err := dbSize(ctx, opts.Redis, db)
+		n, err := dbSize(ctx, targets, db)
 		if err != nil {
 			return Result{}, err
 		}
@@ -166,21 +186,29 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}, nil
 }
 
-func dbSize(ctx context.Context, o redisconn.Options, db int) (int64, error) {
-	c := o.Client(db)
-	defer c.Close()
-	n, err := c.DBSize(ctx).Result()
-	if err != nil {
-		return 0, fmt.Errorf("dbsize of database %d: %w", db, err)
+// dbSize sums DBSIZE of db over the targets (the masters of a cluster).
+func dbSize(ctx context.Context, targets []redisconn.Options, db int) (int64, error) {
+	var total int64
+	for _, o := range targets {
+		c := o.Client(db)
+		n, err := c.DBSize(ctx).Result()
+		c.Close()
+		if err != nil {
+			return 0, fmt.Errorf("dbsize of database %d on %s: %w", db, o.Addr, err)
+		}
+		total += n
 	}
-	return n, nil
+	return total, nil
 }
 
-func flushDB(ctx context.Context, o redisconn.Options, db int) error {
-	c := o.Client(db)
-	defer c.Close()
-	if err := c.FlushDB(ctx).Err(); err != nil {
-		return fmt.Errorf("flush database %d: %w", db, err)
+func flushDB(ctx context.Context, targets []redisconn.Options, db int) error {
+	for _, o := range targets {
+		c := o.Client(db)
+		err := c.FlushDB(ctx).Err()
+		c.Close()
+		if err != nil {
+			return fmt.Errorf("flush database %d on %s: %w", db, o.Addr, err)
+		}
 	}
 	return nil
 }

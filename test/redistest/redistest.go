@@ -32,6 +32,7 @@ type config struct {
 	lines    []string
 	unix     bool
 	tls      *Certs
+	cluster  bool
 }
 
 // WithPassword sets requirepass; the returned Client authenticates with it.
@@ -109,6 +110,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 func start(t testing.TB, bin string, cfg *config) (*Server, error) {
 	dir := t.TempDir()
 	port, err := FreePort()
+	if cfg.cluster {
+		port, err = clusterPort()
+	}
 	if err != nil {
 		return nil, err
 	}

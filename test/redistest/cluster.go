@@ -1,0 +1,182 @@
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Cluster is a Redis Cluster of real redis-server processes on 127.0.0.1.
+type Cluster struct {
+	Masters  []*Server
+	Replicas []*Server
+	// Client follows MOVED and ASK redirections.
+	Client *redis.ClusterClient
+}
+
+// StartCluster runs masters cluster-enabled servers (fresh directories, so no node remembers an
+// earlier cluster) and joins them with `redis-cli --cluster create`, which assigns the 16384
+// slots evenly. It returns when every node reports cluster_state:ok.
+func StartCluster(t testing.TB, masters int) *Cluster {
+	t.Helper()
+	return startCluster(t, masters, 0)
+}
+
+// StartClusterWithReplicas is StartCluster with one replica per master (Replicas[i] need not
+// replicate Masters[i]: ask CLUSTER NODES).
+func StartClusterWithReplicas(t testing.TB, masters int) *Cluster {
+	t.Helper()
+	return startCluster(t, masters, 1)
+}
+
+func startCluster(t testing.TB, masters, replicas int) *Cluster {
+	t.Helper()
+	cli := Binary(t, "redis-cli")
+	n := masters * (1 + replicas)
+	var nodes []*Server
+	var addrs []string
+	for range n {
+		s := Start(t, withClusterPort(),
+			WithConfig("cluster-enabled", "yes"),
+			WithConfig("cluster-config-file", "nodes.conf"),
+			WithConfig("cluster-node-timeout", "3000"),
+			WithConfig("cluster-require-full-coverage", "yes"))
+		nodes = append(nodes, s)
+		addrs = append(addrs, s.Addr)
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, s := range nodes {
+		for {
+			info, err := s.Client.ClusterInfo(ctx).Result()
+			if err == nil && strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster node %s not ready: %v %s", s.Addr, err, info)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	c := &Cluster{}
+	for _, s := range nodes {
+		role, err := s.Client.Do(ctx, "ROLE").Slice()
+		if err != nil {
+			t.Fatalf("role of %s: %v", s.Addr, err)
+		}
+		if role[0] == "master" {
+			c.Masters = append(c.Masters, s)
+		} else {
+			c.Replicas = append(c.Replicas, s)
+		}
+	}
+	// Replicas must know every master before the cluster client can route through them.
+	for _, s := range c.Replicas {
+		for {
+			info, err := s.Client.Info(ctx, "replication").Result()
+			if err == nil && strings.Contains(info, "master_link_status:up") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %s not in sync: %v", s.Addr, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	c.Client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Protocol: 2, DisableIdentity: true, ReadTimeout: 2 * time.Minute})
+	t.Cleanup(func() { c.Client.Close() })
+	return c
+}
+
+// withClusterPort makes Start choose a port whose cluster bus port (port+10000) exists.
+func withClusterPort() Option { return func(c *config) { c.cluster = true } }
+
+func clusterPort() (int, error) {
+	for range 50 {
+		p, err := FreePort()
+		if err != nil {
+			return 0, err
+		}
+		if p+10000 > 65535 {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p+10000)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p, nil
+	}
+	return 0, fmt.Errorf("no free port pair for a cluster node")
+}
+
+// DBSize is the number of keys in the cluster: the sum of DBSIZE over the masters.
+func (c *Cluster) DBSize(t testing.TB) int64 {
+	t.Helper()
+	var n int64
+	for _, m := range c.Masters {
+		k, err := m.Client.DBSize(context.Background()).Result()
+		if err != nil {
+			t.Fatalf("dbsize of %s: %v", m.Addr, err)
+		}
+		n += k
+	}
+	return n
+}
+
+// Contents returns every key of the cluster (merged over the masters) mapped to
+// "DEBUG DIGEST-VALUE/PEXPIRETIME", so that two datasets can be compared key by key.
+func (c *Cluster) Contents(t testing.TB) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, m := range c.Masters {
+		maps.Copy(out, m.Contents(t))
+	}
+	return out
+}
+
+// Contents returns every key of database 0 mapped to "DEBUG DIGEST-VALUE/PEXPIRETIME".
+func (s *Server) Contents(t testing.TB) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	var keys []string
+	it := s.Client.Scan(ctx, 0, "", 1000).Iterator()
+	for it.Next(ctx) {
+		keys = append(keys, it.Val())
+	}
+	if err := it.Err(); err != nil {
+		t.Fatalf("scan %s: %v", s.Addr, err)
+	}
+	slices.Sort(keys)
+	out := make(map[string]string, len(keys))
+	for chunk := range slices.Chunk(keys, 1000) {
+		p := s.Client.Pipeline()
+		dig := make([]*redis.Cmd, len(chunk))
+		exp := make([]*redis.Cmd, len(chunk))
+		for i, k := range chunk {
+			dig[i] = p.Do(ctx, "DEBUG", "DIGEST-VALUE", k)
+			exp[i] = p.Do(ctx, "PEXPIRETIME", k)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatalf("digest keys on %s: %v", s.Addr, err)
+		}
+		for i, k := range chunk {
+			out[k] = fmt.Sprintf("%v/%d", dig[i].Val(), exp[i].Val())
+		}
+	}
+	return out
+}
