@@ -108,21 +108,6 @@ func (w *repositoryWebhook) validate(ctx context.Context, r *v1alpha1.Repository
 	return warnings, invalid(r, v1alpha1.KindRepository, errs)
 }
 
-// StorageSecretKeys returns the Secret keys the backend of r needs. The repository password
-// may be in either of two keys (Stash's name and ours); other keys are all required.
-func StorageSecretKeys(b *v1alpha1.Backend) (alternatives [][]string) {
-	keys := [][]string{{"RESTIC_PASSWORD", "ENCRYPTION_PASSWORD"}}
-	switch {
-	case b.S3 != nil:
-		keys = append(keys, []string{"AWS_ACCESS_KEY_ID"}, []string{"AWS_SECRET_ACCESS_KEY"})
-	case b.Azure != nil:
-		keys = append(keys, []string{"AZURE_ACCOUNT_NAME"}, []string{"AZURE_ACCOUNT_KEY"})
-	}
-	// GCS credentials are optional: without GOOGLE_SERVICE_ACCOUNT_JSON_KEY the runner uses
-	// the Pod's workload identity.
-	return keys
-}
-
 // checkStorageSecret warns when the storage Secret does not exist yet (GitOps tools apply in
 // any order) and denies when it exists without the keys the backend needs.
 func checkStorageSecret(ctx context.Context, c client.Reader, r *v1alpha1.Repository) (admission.Warnings, field.ErrorList, error) {
@@ -138,16 +123,8 @@ func checkStorageSecret(ctx context.Context, c client.Reader, r *v1alpha1.Reposi
 		return nil, nil, fmt.Errorf("get storage secret %s/%s: %w", r.Namespace, name, err)
 	}
 	var errs field.ErrorList
-	for _, alts := range StorageSecretKeys(&r.Spec.Backend) {
-		found := false
-		for _, k := range alts {
-			if len(s.Data[k]) > 0 || s.StringData[k] != "" {
-				found = true
-			}
-		}
-		if !found {
-			errs = append(errs, field.Invalid(p, name, fmt.Sprintf("Secret %q has no %s key, which this backend needs", name, strings.Join(alts, " or "))))
-		}
+	for _, k := range r.Spec.Backend.MissingSecretKeys(s.Data) {
+		errs = append(errs, field.Invalid(p, name, fmt.Sprintf("Secret %q has no %s key, which this backend needs", name, k)))
 	}
 	return nil, errs, nil
 }

@@ -58,3 +58,36 @@ func (b *Backend) Provider() string {
 	}
 	return ""
 }
+
+// RequiredSecretKeys lists the keys the storage Secret of this backend must hold; each entry
+// lists alternatives, any one of which will do. The repository password may be under Stash's
+// name or ours. GCS credentials are optional: without GOOGLE_SERVICE_ACCOUNT_JSON_KEY the
+// runner uses the Pod's workload identity.
+func (b *Backend) RequiredSecretKeys() [][]string {
+	keys := [][]string{{"RESTIC_PASSWORD", "ENCRYPTION_PASSWORD"}}
+	switch {
+	case b.S3 != nil:
+		keys = append(keys, []string{"AWS_ACCESS_KEY_ID"}, []string{"AWS_SECRET_ACCESS_KEY"})
+	case b.Azure != nil:
+		keys = append(keys, []string{"AZURE_ACCOUNT_NAME"}, []string{"AZURE_ACCOUNT_KEY"})
+	}
+	return keys
+}
+
+// MissingSecretKeys returns the required keys that data lacks, naming the first alternative
+// of each (with the others after "or").
+func (b *Backend) MissingSecretKeys(data map[string][]byte) []string {
+	var missing []string
+	for _, alts := range b.RequiredSecretKeys() {
+		found := false
+		for _, k := range alts {
+			if len(data[k]) > 0 {
+				found = true
+			}
+		}
+		if !found {
+			missing = append(missing, strings.Join(alts, " or "))
+		}
+	}
+	return missing
+}

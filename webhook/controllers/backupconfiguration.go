@@ -34,8 +34,7 @@ type BackupConfigurationReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Jobs     jobs.Options
-	// Now is the clock; tests may replace it.
-	Now func() time.Time
+	Clock
 }
 
 // notReadyRequeue is how often a NotReady BackupConfiguration is looked at again: Secrets
@@ -125,13 +124,6 @@ func (r *BackupConfigurationReconciler) Reconcile(ctx context.Context, req ctrl.
 	return result, r.updateStatus(ctx, bc, old)
 }
 
-func (r *BackupConfigurationReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
-
 func firstNonEmpty(s ...string) string {
 	for _, v := range s {
 		if v != "" {
@@ -186,7 +178,7 @@ func (r *BackupConfigurationReconciler) checkStorageSecret(ctx context.Context, 
 	if err := r.Get(ctx, types.NamespacedName{Namespace: repo.Namespace, Name: name}, s); err != nil {
 		return fmt.Sprintf("storage Secret %q of Repository %q: %v", name, repo.Name, err)
 	}
-	if missing := missingKeys(s, storageSecretKeys(&repo.Spec.Backend)); len(missing) > 0 {
+	if missing := repo.Spec.Backend.MissingSecretKeys(s.Data); len(missing) > 0 {
 		return fmt.Sprintf("storage Secret %q lacks %s", name, strings.Join(missing, ", "))
 	}
 	return ""
@@ -216,18 +208,6 @@ func repoNamespace(ns string, ref v1alpha1.RepositoryRef) string {
 		return ref.Namespace
 	}
 	return ns
-}
-
-// storageSecretKeys is the same rule the admission webhook applies.
-func storageSecretKeys(b *v1alpha1.Backend) [][]string {
-	keys := [][]string{{"RESTIC_PASSWORD", "ENCRYPTION_PASSWORD"}}
-	switch {
-	case b.S3 != nil:
-		keys = append(keys, []string{"AWS_ACCESS_KEY_ID"}, []string{"AWS_SECRET_ACCESS_KEY"})
-	case b.Azure != nil:
-		keys = append(keys, []string{"AZURE_ACCOUNT_NAME"}, []string{"AZURE_ACCOUNT_KEY"})
-	}
-	return keys
 }
 
 // SetupWithManager registers the reconciler: it owns CronJobs, and a changed Repository

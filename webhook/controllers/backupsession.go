@@ -34,14 +34,7 @@ type BackupSessionReconciler struct {
 	Recorder  events.EventRecorder
 	Jobs      jobs.Options
 	Metrics   *Metrics
-	Now       func() time.Time
-}
-
-func (r *BackupSessionReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
+	Clock
 }
 
 // Reconcile moves one BackupSession along Pending → Running → Succeeded|Failed (or Skipped).

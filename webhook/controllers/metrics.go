@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
@@ -49,4 +51,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		RepositorySize:        g("repository_size_bytes", "Stored size of the repository.", repositoryLabels),
 		RepositoryCleaned:     g("repository_snapshot_cleaned", "Snapshots removed by the last retention run.", repositoryLabels),
 	}
+}
+
+// Clock is the reconcilers' time source; tests may set Now.
+type Clock struct {
+	Now func() time.Time
+}
+
+func (c Clock) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
 }

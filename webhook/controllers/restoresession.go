@@ -28,14 +28,7 @@ type RestoreSessionReconciler struct {
 	Recorder  events.EventRecorder
 	Jobs      jobs.Options
 	Metrics   *Metrics
-	Now       func() time.Time
-}
-
-func (r *RestoreSessionReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
+	Clock
 }
 
 // Reconcile moves one RestoreSession along Pending → Running → Succeeded|Failed.

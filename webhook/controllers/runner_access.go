@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -124,21 +123,4 @@ func runnerSecrets(ctx context.Context, c client.Client, ns string) ([]string, e
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// secretHasKeys reports which of the alternatives groups are missing from a Secret.
-func missingKeys(s *corev1.Secret, groups [][]string) []string {
-	var missing []string
-	for _, alts := range groups {
-		found := false
-		for _, k := range alts {
-			if len(s.Data[k]) > 0 {
-				found = true
-			}
-		}
-		if !found {
-			missing = append(missing, alts[0])
-		}
-	}
-	return missing
 }
