@@ -152,6 +152,11 @@ func (o *CreateStorageSecretOptions) Complete(_ *cobra.Command, args []string) e
 		pw, _ := readFirstLine(strings.NewReader(string(b)))
 		o.data[keyResticPassword] = pw
 	case o.passwordStdin:
+		if f, ok := o.In.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				return errors.New("--password-stdin reads a pipe, and a terminal would echo the password: use --password-file FILE, or --from-env with RESTIC_PASSWORD set")
+			}
+		}
 		pw, err := readFirstLine(o.In)
 		if err != nil {
 			return fmt.Errorf("read password from standard input: %w", err)

@@ -48,6 +48,10 @@ current-context: c
 		{"unreachable on create", unreachable, []string{"stash", "create", "repository", "r", "--provider", "gcs", "--bucket", "bkt", "--secret", "s"},
 			`error: cannot reach the Kubernetes API server at https://127.0.0.1:1`},
 	}
+	// kubectl's flags after the plugin name are the plugin's: --kubeconfig wins over $KUBECONFIG.
+	if out, err := kubectlAs(t, unreachable, "stash", "--kubeconfig", cluster.Kubeconfig, "backup", "list", "-n", "demo"); err != nil || !strings.Contains(out, "nightly") {
+		t.Errorf("--kubeconfig after the plugin name: %v\n%s", err, out)
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := kubectlAs(t, tc.kubeconfig, tc.args...)
