@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,8 +139,36 @@ func TestPauseResume(t *testing.T) {
 	}
 }
 
+// syncBuffer is a bytes.Buffer that a command writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// waitFor waits until the command's output contains s.
+func (b *syncBuffer) waitFor(t *testing.T, s string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(b.String(), s); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("output never showed %q:\n%s", s, b.String())
+		}
+	}
+}
+
 // startTrigger runs `kubectl stash backup trigger BC --wait` in the background.
-func startTrigger(t *testing.T, bc string, extra ...string) (wait func() (string, error)) {
+func startTrigger(t *testing.T, bc string, extra ...string) (out *syncBuffer, wait func() (string, error)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	args := append([]string{"stash", "backup", "trigger", bc, "-n", "demo", "--wait", "--poll-interval", "100ms"}, extra...)
@@ -147,12 +176,12 @@ func startTrigger(t *testing.T, bc string, extra ...string) (wait func() (string
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out = &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return func() (string, error) {
+	return out, func() (string, error) {
 		defer cancel()
 		err := cmd.Wait()
 		return out.String(), err
@@ -191,7 +220,7 @@ func setStatus(t *testing.T, s *v1alpha1.BackupSession, st v1alpha1.BackupSessio
 
 func TestTriggerWaitSucceeded(t *testing.T) {
 	mustKubectl(t, "stash", "create", "backupconfig", "wait-ok", "-n", "demo", "--target-appbinding", "sample-redis", "--repo", "gcs-repo", "--schedule", "@daily")
-	wait := startTrigger(t, "wait-ok")
+	progress, wait := startTrigger(t, "wait-ok")
 	s := newSession(t, "wait-ok")
 	if s.Spec.Invoker.Name != "wait-ok" || s.Labels[v1alpha1.LabelInvokerKind] != "BackupConfiguration" || len(s.OwnerReferences) != 1 || !strings.HasPrefix(s.Name, "wait-ok-") {
 		t.Errorf("session: %+v", s.ObjectMeta)
@@ -199,7 +228,7 @@ func TestTriggerWaitSucceeded(t *testing.T) {
 	start := metav1.NewTime(time.Now().Add(-time.Second))
 	setStatus(t, s, v1alpha1.BackupSessionStatus{Phase: v1alpha1.SessionRunning, StartTime: &start, Job: v1alpha1.BackupJobName(s.Name),
 		Progress: &v1alpha1.Progress{Keys: 500, Bytes: 3 << 20, UpdateTime: &metav1.Time{Time: time.Now()}}})
-	time.Sleep(400 * time.Millisecond)
+	progress.waitFor(t, "Running    500 keys")
 	setStatus(t, s, v1alpha1.BackupSessionStatus{Phase: v1alpha1.SessionSucceeded, StartTime: &start, Snapshot: "20261125T233500Z-3f9a1c",
 		Keys: 1000, Bytes: 6 << 20, SessionDuration: "2s", Job: v1alpha1.BackupJobName(s.Name)})
 	out, err := wait()
@@ -237,7 +266,7 @@ func TestTriggerWaitSucceeded(t *testing.T) {
 
 func TestTriggerWaitFailed(t *testing.T) {
 	mustKubectl(t, "stash", "create", "backupconfig", "wait-fail", "-n", "demo", "--target-appbinding", "sample-redis", "--repo", "gcs-repo", "--schedule", "@daily")
-	wait := startTrigger(t, "wait-fail")
+	_, wait := startTrigger(t, "wait-fail")
 	s := newSession(t, "wait-fail")
 	setStatus(t, s, v1alpha1.BackupSessionStatus{Phase: v1alpha1.SessionFailed, Job: v1alpha1.BackupJobName(s.Name),
 		Error: "dump: connect to redis sample-redis.demo.svc:6379: connection refused"})
@@ -252,7 +281,7 @@ func TestTriggerWaitFailed(t *testing.T) {
 }
 
 func TestTriggerWaitTimeout(t *testing.T) {
-	wait := startTrigger(t, "nightly", "--timeout", "500ms")
+	_, wait := startTrigger(t, "nightly", "--timeout", "500ms")
 	out, err := wait()
 	if exitCode(err) != 1 || !strings.Contains(out, "timed out after 500ms waiting for backupsession") || !strings.Contains(out, "see: kubectl stash backup describe nightly -n demo") {
 		t.Errorf("exit %v:\n%s", err, out)
