@@ -32,7 +32,7 @@ func planCluster(ctx context.Context, opts Options, client *redis.Client) (*clus
 			return nil, fmt.Errorf("redis %s runs in cluster mode, which has only database 0 (drop --databases %d)", opts.Redis.Addr, db)
 		}
 	}
-	top, err := cluster.Discover(ctx, client)
+	top, err := cluster.DiscoverAll(ctx, opts.Redis, client)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func runCluster(ctx context.Context, opts Options, client *redis.Client, p *clus
 	}
 	// A slot that was stable at the start must still be on the same master and not migrating:
 	// otherwise some of its keys may have moved past both SCANs.
-	after, err := cluster.Discover(ctx, client)
+	after, err := cluster.DiscoverAll(ctx, opts.Redis, client)
 	if err != nil {
 		return st, nil, err
 	}

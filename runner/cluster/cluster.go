@@ -30,6 +30,8 @@ type Node struct {
 	MasterID string
 	// Failed is true when the node is flagged fail or noaddr.
 	Failed bool
+	// Myself marks the node that answered.
+	Myself bool
 	// Slots owned by a master, as inclusive ranges.
 	Slots []Range
 	// Migrating maps a slot this node is migrating away to the target node id; Importing maps
@@ -68,6 +70,36 @@ func Discover(ctx context.Context, c *redis.Client) (Topology, error) {
 	return t, nil
 }
 
+// DiscoverAll is Discover plus the migration state of every master: a node reports only its own
+// MIGRATING and IMPORTING slots, so each master is asked.
+func DiscoverAll(ctx context.Context, base redisconn.Options, c *redis.Client) (Topology, error) {
+	t, err := Discover(ctx, c)
+	if err != nil {
+		return Topology{}, err
+	}
+	for i, n := range t.Nodes {
+		if !n.Master || n.Failed {
+			continue
+		}
+		nc := NodeOptions(base, n.Addr).Client(0)
+		txt, err := nc.ClusterNodes(ctx).Result()
+		nc.Close()
+		if err != nil {
+			return Topology{}, fmt.Errorf("read cluster nodes from %s: %w", n.Addr, err)
+		}
+		own, err := ParseNodes(txt)
+		if err != nil {
+			return Topology{}, err
+		}
+		for _, o := range own.Nodes {
+			if o.Myself && o.ID == n.ID {
+				t.Nodes[i].Migrating, t.Nodes[i].Importing = o.Migrating, o.Importing
+			}
+		}
+	}
+	return t, nil
+}
+
 // ParseNodes parses the CLUSTER NODES format:
 // <id> <ip:port@cport[,hostname]> <flags> <master> <ping> <pong> <epoch> <link> <slot>...
 func ParseNodes(txt string) (Topology, error) {
@@ -88,6 +120,8 @@ func ParseNodes(txt string) (Topology, error) {
 			switch flag {
 			case "master":
 				n.Master = true
+			case "myself":
+				n.Myself = true
 			case "fail", "noaddr", "handshake":
 				n.Failed = true
 			}

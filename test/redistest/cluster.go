@@ -97,6 +97,19 @@ func startCluster(t testing.TB, masters, replicas int) *Cluster {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	// Every node must know every replica (gossip takes a moment after CLUSTER REPLICATE).
+	for _, s := range nodes {
+		for {
+			txt, err := s.Client.ClusterNodes(ctx).Result()
+			if err == nil && strings.Count(txt, "slave") == len(c.Replicas) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s does not see %d replicas: %v\n%s", s.Addr, len(c.Replicas), err, txt)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	c.Client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Protocol: 2, DisableIdentity: true, ReadTimeout: 2 * time.Minute})
 	t.Cleanup(func() { c.Client.Close() })
 	return c
