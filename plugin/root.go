@@ -13,8 +13,10 @@ import (
 func NewCmdStash(streams genericiooptions.IOStreams) *cobra.Command {
 	flags := genericclioptions.NewConfigFlags(true)
 	cmd := &cobra.Command{
-		Use:   "kubectl stash",
-		Short: "Back up and restore Redis on Kubernetes",
+		Use: "stash",
+		// Usage lines then read "kubectl stash ...", as kubectl plugins should.
+		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl stash"},
+		Short:       "Back up and restore Redis on Kubernetes",
 		Long: `kubectl stash creates, checks and follows backups and restores of Redis.
 
 Install, then back up on a schedule and restore:
