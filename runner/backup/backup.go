@@ -27,8 +27,12 @@ type Options struct {
 	Hostname, RunnerVersion string
 	// Progress, if set, is updated while the backup runs.
 	Progress *progress.Counter
-	// ReadFromReplica reads a cluster's keys from a replica of each master, sparing the masters.
+	// ReadFromReplica reads from replicas, sparing the masters: a replica of each cluster master,
+	// or a replica that the Sentinel reports healthy.
 	ReadFromReplica bool
+	// Sentinel, if set, finds the server through Redis Sentinel; Redis then carries only the
+	// credentials and TLS settings of the data nodes.
+	Sentinel *redisconn.Sentinel
 }
 
 // Result describes a committed snapshot.
@@ -50,6 +54,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.Repository == nil {
 		return Result{}, errors.New("backup: no repository")
 	}
+	if opts.Sentinel != nil {
+		var err error
+		if opts.Redis, err = opts.Redis.ResolveSentinel(ctx, *opts.Sentinel, opts.ReadFromReplica); err != nil {
+			return Result{}, err
+		}
+	}
 	client := opts.Redis.Client(0)
 	defer client.Close()
 	info, err := redisconn.Inspect(ctx, client)
@@ -64,7 +74,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		if opts.Progress != nil {
 			opts.Progress.Total.Store(plan.total)
 		}
-	} else if opts.ReadFromReplica {
+	} else if opts.ReadFromReplica && opts.Sentinel == nil {
 		return Result{}, fmt.Errorf("redis %s is not a cluster: --read-from-replica applies to clusters (for a standalone replica, pass its address)", opts.Redis.Addr)
 	}
 	dbs := opts.Databases
@@ -127,6 +137,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		Encryption:    "age-x25519",
 		RunnerVersion: opts.RunnerVersion,
 		Cluster:       cm,
+	}
+	if opts.Sentinel != nil {
+		m.SentinelMaster = opts.Sentinel.MasterName
 	}
 	if err := opts.Repository.WriteManifest(ctx, m); err != nil {
 		// Without a manifest the data object is an invisible orphan; remove it if we can.

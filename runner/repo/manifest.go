@@ -50,6 +50,9 @@ type Manifest struct {
 	// Cluster is set for a snapshot of a Redis Cluster (RedisMode "cluster"). Older runners
 	// ignore it: the data is the same SELECT 0 + RESTORE stream as a standalone snapshot.
 	Cluster *ClusterManifest `json:"cluster,omitempty"`
+	// SentinelMaster is the Sentinel master set name when the source was found through Sentinel;
+	// Source is then the node that was read (the master or a replica).
+	SentinelMaster string `json:"sentinelMaster,omitempty"`
 }
 
 // ClusterManifest records the layout of the cluster a snapshot was taken from. A restore does not

@@ -41,6 +41,9 @@ type Options struct {
 	Progress *progress.Counter
 	// Warn receives non-fatal warnings; may be nil.
 	Warn func(string)
+	// Sentinel, if set, restores into the master the Sentinel names; Redis then carries only
+	// the credentials and TLS settings of the data nodes.
+	Sentinel *redisconn.Sentinel
 }
 
 // ErrKeyCount is returned when the target does not hold the keys the snapshot says it should.
@@ -77,6 +80,11 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.VerifyFirst {
 		if err := opts.Repository.Verify(ctx, m); err != nil {
 			return Result{}, fmt.Errorf("verify snapshot %s before restoring: %w", m.ID, err)
+		}
+	}
+	if opts.Sentinel != nil {
+		if opts.Redis, err = opts.Redis.ResolveSentinel(ctx, *opts.Sentinel, false); err != nil {
+			return Result{}, err
 		}
 	}
 	client := opts.Redis.Client(0)

@@ -33,6 +33,7 @@ type config struct {
 	unix     bool
 	tls      *Certs
 	cluster  bool
+	sentinel bool
 }
 
 // WithPassword sets requirepass; the returned Client authenticates with it.
@@ -95,6 +96,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 		o(&cfg)
 	}
 	bin := Binary(t, "redis-server")
+	if cfg.sentinel {
+		bin = Binary(t, "redis-sentinel")
+	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		s, err := start(t, bin, &cfg)
@@ -120,13 +124,12 @@ func start(t testing.TB, bin string, cfg *config) (*Server, error) {
 	lines := []string{
 		"bind 127.0.0.1",
 		"port " + strconv.Itoa(port),
-		"save \"\"",
-		"appendonly no",
-		"enable-debug-command yes",
-		"repl-diskless-sync-delay 0",
 		"daemonize no",
 		"dir " + quote(dir),
 		"logfile " + quote(filepath.Join(dir, "redis.log")),
+	}
+	if !cfg.sentinel {
+		lines = append(lines, "save \"\"", "appendonly no", "enable-debug-command yes", "repl-diskless-sync-delay 0")
 	}
 	if cfg.password != "" {
 		lines = append(lines, "requirepass "+quote(cfg.password))
