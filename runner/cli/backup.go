@@ -17,6 +17,7 @@ type BackupOptions struct {
 	g          *global
 	redis      redisFlags
 	resultFile string
+	replica    bool
 	cluster    clusterFlags
 	opts       backup.Options // set in Complete
 }
@@ -43,6 +44,7 @@ func newBackupCommand(g *global) *cobra.Command {
 	o.redis.bind(cmd)
 	o.cluster.bind(cmd)
 	cmd.Flags().StringVar(&o.resultFile, "result-file", "", "write the result as JSON to this file")
+	cmd.Flags().BoolVar(&o.replica, "read-from-replica", false, "read from replicas: a replica of each cluster master, or (with --sentinel-master) a healthy replica")
 	return cmd
 }
 
@@ -56,7 +58,8 @@ func (o *BackupOptions) Complete() error {
 		return err
 	}
 	host, _ := os.Hostname()
-	o.opts = backup.Options{Redis: ro, Databases: o.redis.databases, Workers: o.redis.workers, Hostname: host, RunnerVersion: o.g.version}
+	o.opts = backup.Options{Redis: ro, Databases: o.redis.databases, Workers: o.redis.workers, Hostname: host, RunnerVersion: o.g.version,
+		Sentinel: o.redis.sentinel(o.g, ro), ReadFromReplica: o.replica}
 	return nil
 }
 

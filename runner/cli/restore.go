@@ -64,6 +64,7 @@ func (o *RestoreOptions) Complete() error {
 	}
 	o.opts.Redis, o.opts.Databases, o.opts.Workers = ro, o.redis.databases, o.redis.workers
 	o.opts.Warn = o.g.warn
+	o.opts.Sentinel = o.redis.sentinel(o.g, ro)
 	return nil
 }
 

@@ -36,6 +36,8 @@ const (
 	EnvEncryptionPassword = "ENCRYPTION_PASSWORD"
 	EnvRedisUsername      = "REDIS_USERNAME"
 	EnvRedisPassword      = "REDIS_PASSWORD"
+	// EnvRedisSentinelPassword authenticates to the Sentinel; without it REDIS_PASSWORD is used.
+	EnvRedisSentinelPassword = "REDIS_SENTINEL_PASSWORD"
 )
 
 var storageEnv = []string{
@@ -142,6 +144,8 @@ type redisFlags struct {
 	tls       redisconn.TLSOptions
 	databases []int
 	workers   int
+	// sentinelMaster makes --redis a Sentinel that names the master of this set.
+	sentinelMaster string
 }
 
 func (rf *redisFlags) bind(cmd *cobra.Command) {
@@ -154,6 +158,20 @@ func (rf *redisFlags) bind(cmd *cobra.Command) {
 	f.BoolVar(&rf.tls.InsecureSkipVerify, "insecure-skip-verify", false, "do not verify the Redis server certificate (insecure)")
 	f.IntSliceVar(&rf.databases, "databases", nil, "databases to include (default: all with keys)")
 	f.IntVar(&rf.workers, "workers", 0, "parallel Redis connections (default 4)")
+	f.StringVar(&rf.sentinelMaster, "sentinel-master", "", "--redis is a Sentinel: find the master of this set through it (Sentinel password from $REDIS_SENTINEL_PASSWORD, else $REDIS_PASSWORD). A cluster needs no flag: any node's address will do")
+}
+
+// sentinel returns the Sentinel settings when --sentinel-master is set: o's address is then the
+// Sentinel's, and its credentials are the data nodes'.
+func (rf *redisFlags) sentinel(g *global, o redisconn.Options) *redisconn.Sentinel {
+	if rf.sentinelMaster == "" {
+		return nil
+	}
+	s := &redisconn.Sentinel{Addrs: []string{o.Addr}, MasterName: rf.sentinelMaster, Username: o.Username, Password: o.Password}
+	if v := g.getenv(EnvRedisSentinelPassword); v != "" {
+		s.Username, s.Password = "", v
+	}
+	return s
 }
 
 func (rf *redisFlags) options(g *global) (redisconn.Options, error) {

@@ -92,6 +92,8 @@ type Target struct {
 	Databases []int
 	// Warnings to print, such as a disabled certificate check.
 	Warnings []string
+	// Sentinel is set in sentinel mode: Redis then holds the data nodes' credentials.
+	Sentinel *redisconn.Sentinel
 }
 
 // ResolveTarget turns a Target (an AppBinding or an inline endpoint) into connection options.
@@ -105,8 +107,13 @@ func ResolveTarget(ctx context.Context, c client.Reader, ns string, t *v1alpha1.
 	return nil, errors.New("the target names neither an AppBinding nor an inline Redis")
 }
 
+// SentinelPasswordKey is the key of the Redis auth Secret that holds the Sentinel's password, if
+// it differs from the data nodes' password.
+const SentinelPasswordKey = "REDIS_SENTINEL_PASSWORD"
+
 func resolveInline(ctx context.Context, c client.Reader, ns string, r *v1alpha1.RedisTarget) (*Target, error) {
 	out := &Target{}
+	var sentinelPassword string
 	switch {
 	case len(r.Address) > 0 && r.Address[0] == '/':
 		out.Redis.Network, out.Redis.Addr = "unix", r.Address
@@ -119,9 +126,8 @@ func resolveInline(ctx context.Context, c client.Reader, ns string, r *v1alpha1.
 		}
 		out.Redis.Network, out.Redis.Addr = "tcp", net.JoinHostPort(r.Service.Name+"."+ns+".svc", strconv.Itoa(int(port)))
 	}
-	if r.Mode == v1alpha1.RedisModeSentinel || r.Mode == v1alpha1.RedisModeCluster {
-		return nil, fmt.Errorf("redis mode %q is not supported by this runner yet; use a standalone target", r.Mode)
-	}
+	// Cluster mode needs nothing here: the backup detects it from INFO and discovers the masters
+	// from the address of any node.
 	for _, db := range r.Databases {
 		out.Databases = append(out.Databases, int(db))
 	}
@@ -134,6 +140,19 @@ func resolveInline(ctx context.Context, c client.Reader, ns string, r *v1alpha1.
 		out.Redis.Username, out.Redis.Password = string(s.Data[uk]), string(s.Data[pk])
 		if out.Redis.Password == "" {
 			return nil, fmt.Errorf("Redis auth Secret %s/%s has no key %q", ns, a.Name, pk)
+		}
+		if v := s.Data[SentinelPasswordKey]; len(v) > 0 {
+			sentinelPassword = string(v)
+		}
+	}
+	if r.Mode == v1alpha1.RedisModeSentinel {
+		if r.MasterName == "" {
+			return nil, errors.New("redis mode sentinel needs masterName (the Sentinel master set name)")
+		}
+		out.Sentinel = &redisconn.Sentinel{Addrs: []string{out.Redis.Addr}, MasterName: r.MasterName,
+			Username: out.Redis.Username, Password: out.Redis.Password}
+		if sentinelPassword != "" {
+			out.Sentinel.Username, out.Sentinel.Password = "", sentinelPassword
 		}
 	}
 	if t := r.TLS; t != nil {

@@ -70,4 +70,3 @@ func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
