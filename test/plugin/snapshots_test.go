@@ -2,19 +2,21 @@ package plugin_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/store"
+	"stash.dev/redis/test/gcstest"
 )
 
 // writeSnapshot writes one small snapshot into the repository at url, as a backup would.
-func writeSnapshot(t *testing.T, url, password string, at time.Time) string {
+func writeSnapshot(t *testing.T, url, password string, at time.Time, env map[string]string) string {
 	t.Helper()
 	ctx := context.Background()
-	b, err := store.Open(ctx, url, nil)
+	b, err := store.Open(ctx, url, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +50,8 @@ func writeSnapshot(t *testing.T, url, password string, at time.Time) string {
 func TestSnapshotsListCheckDelete(t *testing.T) {
 	dir := t.TempDir()
 	password := "local-repo-password"
-	older := writeSnapshot(t, "file://"+dir, password, time.Now().Add(-time.Hour))
-	newer := writeSnapshot(t, "file://"+dir, password, time.Now())
+	older := writeSnapshot(t, "file://"+dir, password, time.Now().Add(-time.Hour), nil)
+	newer := writeSnapshot(t, "file://"+dir, password, time.Now(), nil)
 
 	pw := dir + ".pw"
 	writeFile(t, pw, password+"\n")
@@ -75,5 +77,24 @@ func TestSnapshotsListCheckDelete(t *testing.T) {
 	out, err := kubectl(t, "stash", "snapshot", "delete", "local-repo", older, "-n", "demo")
 	if err == nil || !strings.Contains(out, `snapshot "`+older+`" not found in repository "local-repo" (see: kubectl stash snapshots list local-repo -n demo)`) {
 		t.Errorf("deleting twice: %v\n%s", err, out)
+	}
+}
+
+// TestSnapshotsListGCS reads a GCS repository (fake-gcs-server) with the credentials and
+// emulator host of its storage Secret, as the runner would.
+func TestSnapshotsListGCS(t *testing.T) {
+	gcs := gcstest.Start(t, "plugin-snapshots")
+	id := writeSnapshot(t, "gs://"+gcs.Bucket+"/team/redis", "gcs-password", time.Now(), gcs.Env())
+	pw := filepath.Join(t.TempDir(), "pw")
+	writeFile(t, pw, "gcs-password")
+	mustKubectl(t, "stash", "create", "secret", "storage", "emulated-gcs", "-n", "demo", "--password-file", pw, "--storage-emulator-host", gcs.Host)
+	mustKubectl(t, "stash", "create", "repository", "emulated-gcs", "-n", "demo", "--provider", "gcs", "--bucket", gcs.Bucket, "--prefix", "/team/redis/", "--secret", "emulated-gcs")
+	out := mustKubectl(t, "stash", "snapshots", "list", "emulated-gcs", "-n", "demo")
+	if !regexpMatch(out, id+`\s+\S+\s+1\s+0\s+`) {
+		t.Errorf("snapshots list:\n%s", out)
+	}
+	out = mustKubectl(t, "stash", "check", "emulated-gcs", "-n", "demo")
+	if !strings.Contains(out, "healthy: 1 snapshots") {
+		t.Errorf("check:\n%s", out)
 	}
 }
