@@ -25,7 +25,7 @@ apt_redis() {
 }
 
 tools=("$@")
-[[ ${#tools[@]} == 0 ]] && tools=(redis controller-gen fake-gcs-server)
+[[ ${#tools[@]} == 0 ]] && tools=(redis controller-gen fake-gcs-server minio)
 for t in "${tools[@]}"; do
   case "$t" in
     redis) apt_redis ;;

@@ -44,7 +44,8 @@ type Bucket struct {
 	BeforeWrite func(asFunc func(any) bool) error
 }
 
-// Open opens a repository URL: file:///dir, gs://bucket/prefix[?chunk_retry_deadline=30s].
+// Open opens a repository URL: file:///dir, gs://bucket/prefix[?chunk_retry_deadline=30s],
+// s3://bucket/prefix[?endpoint=https://host:port&region=R&insecure_tls=true].
 //
 // chunk_retry_deadline bounds how long one GCS upload chunk is retried (the client's default is
 // 32 s) before the backup fails.
@@ -76,10 +77,14 @@ func Open(ctx context.Context, rawURL string, env map[string]string) (*Bucket, e
 				return nil
 			}
 		}
+	case "s3":
+		b, err = openS3(ctx, u, env)
+	case "azblob":
+		return nil, fmt.Errorf("repository url %q: azure repositories are not supported yet (use gs:// or s3://)", rawURL)
 	case "":
-		return nil, fmt.Errorf("repository url %q has no scheme (use file:///path or gs://bucket/prefix)", rawURL)
+		return nil, fmt.Errorf("repository url %q has no scheme (use file:///path, gs://bucket/prefix or s3://bucket/prefix)", rawURL)
 	default:
-		return nil, fmt.Errorf("repository url %q: unsupported scheme %q (supported: file, gs)", rawURL, u.Scheme)
+		return nil, fmt.Errorf("repository url %q: unsupported scheme %q (supported: file, gs, s3)", rawURL, u.Scheme)
 	}
 	if err != nil {
 		return nil, err

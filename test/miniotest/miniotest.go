@@ -1,0 +1,177 @@
+// Package miniotest runs a real MinIO server for tests of the S3 code path.
+//
+// The binary is built by `hack/tools.sh minio` into ~/.cache/kubectl-stash/bin; a missing binary
+// fails the test (run `make test`), it never skips.
+package miniotest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Root credentials of every test server.
+const (
+	AccessKey = "minioadmin"
+	SecretKey = "minioadmin-secret"
+)
+
+// Server is a running minio server with one bucket.
+type Server struct {
+	// Endpoint is http://127.0.0.1:port.
+	Endpoint string
+	Bucket   string
+
+	bin, dir string
+	port     int
+	cmd      *exec.Cmd
+	done     chan struct{}
+	once     *sync.Once
+}
+
+// Binary returns the minio path or fails the test.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("minio"); err == nil {
+		return p
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		p := filepath.Join(home, ".cache", "kubectl-stash", "bin", "minio")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Fatal("minio not found on PATH or in ~/.cache/kubectl-stash/bin: run `make test` or `hack/tools.sh minio`")
+	return ""
+}
+
+// Start runs minio on a free port with its data in a temporary directory and creates bucket.
+func Start(t testing.TB, bucket string) *Server {
+	t.Helper()
+	s := &Server{Bucket: bucket, bin: Binary(t), dir: t.TempDir()}
+	var err error
+	for range 3 { // a parallel test can take the port between Listen and minio's bind
+		if s.port, err = freePort(); err != nil {
+			t.Fatal(err)
+		}
+		s.Endpoint = "http://127.0.0.1:" + strconv.Itoa(s.port)
+		if err = s.run(t); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatalf("create bucket %q: %v", bucket, err)
+	}
+	return s
+}
+
+// Restart starts a killed server again on the same port with the same data.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Kill()
+	if err := s.run(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *Server) run(t testing.TB) error {
+	t.Helper()
+	console, err := freePort()
+	if err != nil {
+		return err
+	}
+	s.done, s.once = make(chan struct{}), &sync.Once{}
+	s.cmd = exec.Command(s.bin, "server", "--quiet", "--address", "127.0.0.1:"+strconv.Itoa(s.port),
+		"--console-address", "127.0.0.1:"+strconv.Itoa(console), filepath.Join(s.dir, "data"))
+	s.cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+AccessKey, "MINIO_ROOT_PASSWORD="+SecretKey,
+		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
+	logf := filepath.Join(s.dir, "minio.log")
+	out, err := os.OpenFile(logf, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	s.cmd.Stdout, s.cmd.Stderr = out, out
+	if err := s.cmd.Start(); err != nil {
+		out.Close()
+		return fmt.Errorf("run minio: %w", err)
+	}
+	cmd, done := s.cmd, s.done
+	go func() { _ = cmd.Wait(); out.Close(); close(done) }()
+	t.Cleanup(s.Kill)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(s.Endpoint + "/minio/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-done:
+			b, _ := os.ReadFile(logf)
+			return fmt.Errorf("minio exited during startup: %s", b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.Kill()
+			return fmt.Errorf("minio on %s not ready: %v", s.Endpoint, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Client is an S3 client with the root credentials.
+func (s *Server) Client() *s3.Client {
+	return s3.NewFromConfig(aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider(AccessKey, SecretKey, ""),
+	}, func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(s.Endpoint)
+		o.UsePathStyle = true
+	})
+}
+
+// Env returns the storage Secret keys for the runner.
+func (s *Server) Env() map[string]string {
+	return map[string]string{"AWS_ACCESS_KEY_ID": AccessKey, "AWS_SECRET_ACCESS_KEY": SecretKey}
+}
+
+// URL returns s3://bucket/prefix?endpoint=...
+func (s *Server) URL(prefix string) string {
+	return "s3://" + s.Bucket + "/" + prefix + "?endpoint=" + s.Endpoint + "&region=us-east-1"
+}
+
+// Kill stops the server with SIGKILL, as a storage outage would.
+func (s *Server) Kill() {
+	once, done, cmd := s.once, s.done, s.cmd
+	once.Do(func() {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+	})
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
