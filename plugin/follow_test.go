@@ -95,6 +95,7 @@ func TestExplain(t *testing.T) {
 		{"forbidden", apierrors.NewForbidden(gr, "x", errors.New(`User "bob" cannot get resource`)),
 			`backupconfigurations.stash.dev "x" is forbidden: User "bob" cannot get resource (see: kubectl auth can-i --list -n db, and ask a cluster admin for access)`},
 		{"unreachable", unreachable, `cannot reach the Kubernetes API server at https://10.0.0.1:6443: dial tcp: connect: connection refused (check --context and --kubeconfig; see: kubectl cluster-info)`},
+		{"namespace missing", apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, "db"), `namespaces "db" not found (see: kubectl stash backup list -n db)`},
 		{"other", fmt.Errorf("first\nsecond"), "first"},
 	}
 	for _, tc := range tests {

@@ -193,10 +193,18 @@ func (k *kube) explain(err error, kind, name, next string) error {
 	switch {
 	case isUnreachable(err):
 		return fmt.Errorf("cannot reach the Kubernetes API server at %s: %s (check --context and --kubeconfig; see: kubectl cluster-info)", k.config.Host, rootCause(err))
-	case apierrors.IsNotFound(err) && errors.As(err, &status) && (status.Status().Details == nil || status.Status().Details.Name == "") && name != "":
-		return fmt.Errorf("the server has no %s resource: the stash.dev CRDs are not installed (see: kubectl stash install)", resourceOf[kind])
 	case apierrors.IsNotFound(err):
-		return fmt.Errorf("%s %q not found in namespace %q%s", resource, name, k.namespace, hint(next))
+		var d *metav1.StatusDetails
+		if errors.As(err, &status) {
+			d = status.Status().Details
+		}
+		switch {
+		case (d == nil || d.Name == "") && resourceOf[kind] != "":
+			return fmt.Errorf("the server has no %s resource: the stash.dev CRDs are not installed (see: kubectl stash install)", resourceOf[kind])
+		case d != nil && name != "" && d.Name == name && (d.Kind == resourceOf[kind] || d.Kind == resource+"s"):
+			return fmt.Errorf("%s %q not found in namespace %q%s", resource, name, k.namespace, hint(next))
+		}
+		return fmt.Errorf("%s%s", firstLine(err.Error()), hint(next)) // another object, such as the namespace
 	case apierrors.IsForbidden(err):
 		return fmt.Errorf("%s%s", firstLine(err.Error()), hint(fmt.Sprintf("kubectl auth can-i --list -n %s, and ask a cluster admin for access", k.namespace)))
 	case apierrors.IsUnauthorized(err):

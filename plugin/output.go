@@ -97,7 +97,11 @@ func (w *writeOptions) emit(ctx context.Context, obj runtime.Object, next string
 	applied, err := w.kube.apply(ctx, obj, w.dryRun == dryRunServer)
 	if err != nil {
 		kind := obj.GetObjectKind().GroupVersionKind().Kind
-		return w.kube.explain(err, kind, "", next)
+		name := ""
+		if m, ok := obj.(interface{ GetName() string }); ok {
+			name = m.GetName()
+		}
+		return w.kube.explain(err, kind, name, next)
 	}
 	if _, secret := obj.(*corev1.Secret); secret {
 		return printer.PrintObj(printable(obj), w.Out) // never the data the server echoes

@@ -39,6 +39,8 @@ current-context: c
 			`error: repository "nope" not found in namespace "demo" (see: kubectl get repositories.stash.dev -n demo)`},
 		{"restore from missing repository", "", []string{"stash", "restore", "nope", "--to", "appbinding/sample-redis", "-n", "demo"},
 			`error: repository "nope" not found in namespace "demo" (see: kubectl get repositories.stash.dev -n demo)`},
+		{"missing namespace", "", []string{"stash", "create", "repository", "r", "-n", "nope", "--provider", "gcs", "--bucket", "bkt", "--secret", "s"},
+			`error: namespaces "nope" not found`},
 		{"no permission", nobody, []string{"stash", "backup", "trigger", "nightly", "-n", "demo"},
 			`error: backupconfigurations.stash.dev "nightly" is forbidden: User "nobody" cannot get resource "backupconfigurations" in API group "stash.dev" in the namespace "demo" (see: kubectl auth can-i --list -n demo, and ask a cluster admin for access)`},
 		{"no permission to list", nobody, []string{"stash", "backup", "list", "-n", "demo"},
