@@ -16,6 +16,15 @@ goinstall() { # name module@version
   go install -trimpath -ldflags "-s -w" "$pkg" >&2
 }
 
+npminstall() { # name package@version: into ~/.cache/kubectl-stash/<name>, linked into BIN
+  local name="$1" pkg="$2" dir="${STASH_TOOLS_BIN:-$HOME/.cache/kubectl-stash/bin}/../$1"
+  [[ -x "$BIN/$name-blob" ]] && return 0
+  command -v npm >/dev/null || { echo "npm not found: install node.js (20+) to run the $name tests" >&2; exit 1; }
+  echo "installing $name ($pkg, npm)" >&2
+  npm install --silent --no-audit --no-fund --prefix "$dir" "$pkg" >&2
+  ln -sf "$(cd "$dir" && pwd)/node_modules/.bin/$name-blob" "$BIN/$name-blob"
+}
+
 apt_redis() {
   if command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v redis-sentinel >/dev/null; then return 0; fi
   echo "installing redis-server, redis-tools, redis-sentinel (apt)" >&2
@@ -25,13 +34,14 @@ apt_redis() {
 }
 
 tools=("$@")
-[[ ${#tools[@]} == 0 ]] && tools=(redis controller-gen fake-gcs-server minio)
+[[ ${#tools[@]} == 0 ]] && tools=(redis controller-gen fake-gcs-server minio azurite)
 for t in "${tools[@]}"; do
   case "$t" in
     redis) apt_redis ;;
     controller-gen) goinstall controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0 ;;
     fake-gcs-server) goinstall fake-gcs-server github.com/fsouza/fake-gcs-server@v1.56.1 ;;
-    minio) goinstall minio github.com/minio/minio@latest ;;
+    minio) goinstall minio github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c ;; # RELEASE tags are not semver
+    azurite) npminstall azurite azurite@3.37.0 ;;
     krew) goinstall krew sigs.k8s.io/krew/cmd/krew@v0.4.4; ln -sf "$BIN/krew" "$BIN/kubectl-krew"
           goinstall validate-krew-manifest sigs.k8s.io/krew/cmd/validate-krew-manifest@v0.4.4 ;;
     *) echo "unknown tool $t" >&2; exit 2 ;;

@@ -45,7 +45,8 @@ type Bucket struct {
 }
 
 // Open opens a repository URL: file:///dir, gs://bucket/prefix[?chunk_retry_deadline=30s],
-// s3://bucket/prefix[?endpoint=https://host:port&region=R&insecure_tls=true].
+// s3://bucket/prefix[?endpoint=https://host:port&region=R&insecure_tls=true],
+// azblob://container/prefix[?domain=host:port&protocol=http&localemu=true].
 //
 // chunk_retry_deadline bounds how long one GCS upload chunk is retried (the client's default is
 // 32 s) before the backup fails.
@@ -80,11 +81,11 @@ func Open(ctx context.Context, rawURL string, env map[string]string) (*Bucket, e
 	case "s3":
 		b, err = openS3(ctx, u, env)
 	case "azblob":
-		return nil, fmt.Errorf("repository url %q: azure repositories are not supported yet (use gs:// or s3://)", rawURL)
+		b, err = openAzure(ctx, u, env)
 	case "":
-		return nil, fmt.Errorf("repository url %q has no scheme (use file:///path, gs://bucket/prefix or s3://bucket/prefix)", rawURL)
+		return nil, fmt.Errorf("repository url %q has no scheme (use file:///path, gs://bucket/prefix, s3://bucket/prefix or azblob://container/prefix)", rawURL)
 	default:
-		return nil, fmt.Errorf("repository url %q: unsupported scheme %q (supported: file, gs, s3)", rawURL, u.Scheme)
+		return nil, fmt.Errorf("repository url %q: unsupported scheme %q (supported: file, gs, s3, azblob)", rawURL, u.Scheme)
 	}
 	if err != nil {
 		return nil, err
