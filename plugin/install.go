@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -236,8 +237,45 @@ func (o *InstallOptions) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	if !o.localOnly() && o.dryRun != dryRunServer {
-		fmt.Fprintf(o.ErrOut, "Installed kubectl-stash (see: kubectl stash status)\n")
+	if o.localOnly() || o.dryRun == dryRunServer {
+		return nil
+	}
+	if err := waitEstablished(ctx, k, 30*time.Second); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.ErrOut, "Installed kubectl-stash (see: kubectl stash status)\n")
+	return nil
+}
+
+// waitEstablished waits until the API server serves our CRDs, so that the next command
+// (kubectl stash create ...) finds them.
+func waitEstablished(ctx context.Context, k *kube, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, kind := range stashKinds {
+		name := resourceOf[kind] + "." + v1alpha1.GroupVersion.Group
+		for {
+			crd, err := k.dynamic.Resource(crdResource).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return k.explain(err, "CustomResourceDefinition", name, "")
+			}
+			conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
+			established := false
+			for _, c := range conds {
+				m, _ := c.(map[string]any)
+				established = established || (m["type"] == "Established" && m["status"] == "True")
+			}
+			if established {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("CRD %s is not established after %s (see: kubectl describe crd %s)", name, timeout, name)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
 	}
 	return nil
 }
