@@ -254,15 +254,7 @@ func (t Topology) Signature() string {
 
 // NodeOptions returns base with the address of a cluster node: same credentials and TLS.
 func NodeOptions(base redisconn.Options, addr string) redisconn.Options {
-	o := base
-	o.Network, o.Addr, o.DB = "tcp", addr, 0
-	if o.TLS != nil {
-		o.TLS = o.TLS.Clone()
-		if o.TLS.ServerName == "" {
-			o.TLS.ServerName, _, _ = net.SplitHostPort(addr)
-		}
-	}
-	return o
+	return base.WithAddr(addr)
 }
 
 // Slot returns the hash slot of key: CRC16 of the key, or of its hash tag (the part between the

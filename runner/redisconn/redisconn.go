@@ -34,6 +34,9 @@ type Options struct {
 	DB int
 	// TLS is nil for plain connections.
 	TLS *tls.Config
+	// ServerNameFixed says that TLS.ServerName was given explicitly; otherwise it is the host of
+	// Addr and follows the address to other cluster nodes or to the master a Sentinel names.
+	ServerNameFixed bool
 	// DialTimeout bounds connecting and authenticating; 0 means 10 s.
 	DialTimeout time.Duration
 	// ReadOnly sends READONLY after connecting, so that a cluster replica serves reads of its
@@ -70,6 +73,19 @@ func ParseURL(raw string) (o Options, passwordInURL bool, err error) {
 	return o, passwordInURL, nil
 }
 
+// WithAddr returns o pointed at another TCP address with the same credentials and TLS settings;
+// the TLS server name follows the address unless it was given explicitly.
+func (o Options) WithAddr(addr string) Options {
+	o.Network, o.Addr, o.DB = "tcp", addr, 0
+	if o.TLS != nil {
+		o.TLS = o.TLS.Clone()
+		if !o.ServerNameFixed {
+			o.TLS.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+	}
+	return o
+}
+
 // ConfigureTLS applies the TLS flags. Any TLS flag turns TLS on, even for a redis:// URL.
 func (o *Options) ConfigureTLS(t TLSOptions) error {
 	if t == (TLSOptions{}) {
@@ -81,6 +97,7 @@ func (o *Options) ConfigureTLS(t TLSOptions) error {
 	}
 	if t.ServerName != "" {
 		o.TLS.ServerName = t.ServerName
+		o.ServerNameFixed = true
 	}
 	o.TLS.InsecureSkipVerify = t.InsecureSkipVerify
 	if t.CAFile != "" {

@@ -38,13 +38,7 @@ func (o Options) ResolveSentinel(ctx context.Context, s Sentinel, replica bool) 
 			errs = append(errs, fmt.Errorf("sentinel %s: %w", addr, err))
 			continue
 		}
-		out := o
-		out.Network, out.Addr = "tcp", target
-		if out.TLS != nil {
-			out.TLS = out.TLS.Clone()
-			out.TLS.ServerName, _, _ = net.SplitHostPort(target)
-		}
-		return out, nil
+		return o.WithAddr(target), nil
 	}
 	if len(errs) == 0 {
 		return o, errors.New("no sentinel address")

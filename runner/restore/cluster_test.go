@@ -305,3 +305,71 @@ func TestClusterReadFromReplica(t *testing.T) {
 		t.Errorf("--read-from-replica on a standalone server: %v", err)
 	}
 }
+
+// TestClusterRestoreDuringMigration restores into a cluster whose slot is being migrated: the
+// owner answers ASK for keys it does not have, and the restore follows to the importing node.
+func TestClusterRestoreDuringMigration(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := redistest.Start(t)
+	p := src.Client.Pipeline()
+	for i := range 2000 {
+		p.Set(ctx, "{mig}"+strconv.Itoa(i), i, 0)
+		p.Set(ctx, "other:"+strconv.Itoa(i), i, time.Hour)
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := openRepo(t, "file://"+t.TempDir(), nil)
+	if _, err := backup.Run(ctx, backup.Options{Redis: conn(t, src), Repository: r}); err != nil {
+		t.Fatal(err)
+	}
+	dst := redistest.StartCluster(t, 3)
+	slot := cluster.Slot([]byte("{mig}"))
+	var from, to *redistest.Server
+	for i, m := range dst.Masters {
+		shards, err := m.Client.ClusterSlots(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range shards {
+			if s.Start <= slot && slot <= s.End && strings.HasSuffix(s.Nodes[0].Addr, ":"+strconv.Itoa(m.Port)) {
+				from, to = m, dst.Masters[(i+1)%3]
+			}
+		}
+	}
+	if from == nil {
+		t.Fatal("no owner found for the slot")
+	}
+	id := func(s *redistest.Server) string {
+		v, err := s.Client.Do(ctx, "CLUSTER", "MYID").Text()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if err := to.Client.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", id(from)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := from.Client.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", id(to)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := restore.Run(ctx, restore.Options{Redis: nodeConn(t, dst.Masters[0]), Repository: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Keys != 4000 || dst.DBSize(t) != 4000 {
+		t.Errorf("restored %d keys, cluster holds %d, want 4000", res.Keys, dst.DBSize(t))
+	}
+	if n, _ := to.Client.ClusterCountKeysInSlot(ctx, slot).Result(); n != 2000 {
+		t.Errorf("the importing node holds %d keys of the migrating slot, want 2000 (ASK not followed?)", n)
+	}
+	for _, m := range dst.Masters { // finish the migration so that every key can be read
+		if err := m.Client.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", id(to)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff(src.Contents(t), dst.Contents(t)); diff != "" {
+		t.Errorf("cluster differs (-want +got):\n%.2000s", diff)
+	}
+}

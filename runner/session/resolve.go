@@ -159,6 +159,7 @@ func resolveInline(ctx context.Context, c client.Reader, ns string, r *v1alpha1.
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: hostOf(out.Redis.Addr), InsecureSkipVerify: t.InsecureSkipVerify}
 		if t.ServerName != "" {
 			cfg.ServerName = t.ServerName
+			out.Redis.ServerNameFixed = true
 		}
 		if t.InsecureSkipVerify {
 			out.Warnings = append(out.Warnings, "WARNING: TLS certificate verification of Redis is OFF (spec.target.redis.tls.insecureSkipVerify): anyone on the network path can read the data")
@@ -233,6 +234,7 @@ func resolveAppBinding(ctx context.Context, c client.Reader, ns, name string) (*
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: hostOf(out.Redis.Addr)}
 		if sn := str("spec", "clientConfig", "serverName"); sn != "" {
 			cfg.ServerName = sn
+			out.Redis.ServerNameFixed = true
 		}
 		if caBundle != "" {
 			pem, err := base64.StdEncoding.DecodeString(caBundle)
