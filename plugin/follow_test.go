@@ -243,3 +243,28 @@ func TestPrintableRedactsSecrets(t *testing.T) {
 		t.Error("printable changed the Secret it was given")
 	}
 }
+
+func TestRepositoryURL(t *testing.T) {
+	repo := func(b v1alpha1.Backend) *v1alpha1.Repository { return &v1alpha1.Repository{Spec: v1alpha1.RepositorySpec{Backend: b}} }
+	local := &v1alpha1.LocalSpec{MountPath: "/repo", SubPath: "redis"}
+	hostLocal := local.DeepCopy()
+	hostLocal.HostPath = &corev1.HostPathVolumeSource{Path: "/data/backups"}
+	tests := []struct {
+		name    string
+		repo    *v1alpha1.Repository
+		want    string
+		wantErr bool
+	}{
+		{"gcs", repo(v1alpha1.Backend{GCS: &v1alpha1.GCSSpec{Bucket: "b", Prefix: "/p/q/"}}), "gs://b/p/q", false},
+		{"s3", repo(v1alpha1.Backend{S3: &v1alpha1.S3Spec{Bucket: "b", Endpoint: "http://minio:9000"}}), "s3://b?endpoint=http%3A%2F%2Fminio%3A9000", false},
+		{"azure", repo(v1alpha1.Backend{Azure: &v1alpha1.AzureSpec{Container: "c", Prefix: "p"}}), "azblob://c/p", false},
+		{"local host path", repo(v1alpha1.Backend{Local: hostLocal}), "file:///data/backups/redis", false},
+		{"local pvc", repo(v1alpha1.Backend{Local: local}), "", true},
+	}
+	for _, tc := range tests {
+		got, err := repositoryURL(tc.repo)
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("%s: got %q, %v; want %q (error %t)", tc.name, got, err, tc.want, tc.wantErr)
+		}
+	}
+}

@@ -37,19 +37,21 @@ func NewCmdSnapshots(getter genericclioptions.RESTClientGetter, streams generici
 	return cmd
 }
 
-// repositoryURL is the runner's URL of a Repository's backend, when this machine can reach
-// it: GCS always, a local backend only through its hostPath.
+// repositoryURL is the runner's URL of a Repository's backend as this machine reaches it:
+// the API's own URL for object storage, and for a local backend its hostPath (the mountPath
+// exists only inside the Jobs).
 func repositoryURL(r *v1alpha1.Repository) (string, error) {
-	b := r.Spec.Backend
+	b := &r.Spec.Backend
 	switch {
-	case b.GCS != nil:
-		return (&url.URL{Scheme: "gs", Host: b.GCS.Bucket, Path: "/" + strings.Trim(b.GCS.Prefix, "/")}).String(), nil
 	case b.Local != nil && b.Local.HostPath != nil:
 		return (&url.URL{Scheme: "file", Path: path.Join(b.Local.HostPath.Path, b.Local.SubPath)}).String(), nil
 	case b.Local != nil:
 		return "", errors.New("a local repository on a volume other than hostPath is readable only inside the cluster")
 	}
-	return "", errors.New("the runner library reads gcs and local repositories only so far")
+	if u := b.URL(); u != "" {
+		return u, nil
+	}
+	return "", errors.New("the repository has no backend")
 }
 
 // repoAccess opens a Repository's backend with its storage Secret.
