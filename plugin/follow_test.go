@@ -245,7 +245,9 @@ func TestPrintableRedactsSecrets(t *testing.T) {
 }
 
 func TestRepositoryURL(t *testing.T) {
-	repo := func(b v1alpha1.Backend) *v1alpha1.Repository { return &v1alpha1.Repository{Spec: v1alpha1.RepositorySpec{Backend: b}} }
+	repo := func(b v1alpha1.Backend) *v1alpha1.Repository {
+		return &v1alpha1.Repository{Spec: v1alpha1.RepositorySpec{Backend: b}}
+	}
 	local := &v1alpha1.LocalSpec{MountPath: "/repo", SubPath: "redis"}
 	hostLocal := local.DeepCopy()
 	hostLocal.HostPath = &corev1.HostPathVolumeSource{Path: "/data/backups"}
