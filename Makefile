@@ -73,6 +73,10 @@ demo: build envtest-assets ## The whole flow on a local cluster: scheduled and t
 	hack/tools.sh redis >/dev/null
 	KUBEBUILDER_ASSETS="$$(WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION))" hack/demo.sh
 
+.PHONY: bench-cluster
+bench-cluster: build ## Benchmark a 3-master cluster: parallel vs one-by-one dump, runner backup and restore (about 1 min).
+	go run ./bench cluster -runner bin/stash-runner
+
 .PHONY: bench
 bench: build ## Benchmark the runner against redis-dump-go, redis-cli --pipe/--rdb and a minimal DUMP/RESTORE loop (about 17 min; see bench/README.md).
 	hack/tools.sh redis >/dev/null
