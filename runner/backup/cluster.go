@@ -78,7 +78,7 @@ func runCluster(ctx context.Context, opts Options, client *redis.Client, p *clus
 	st, per, err := dump.WriteShards(ctx, dopts, p.nodes, w)
 	if err != nil {
 		if strings.Contains(err.Error(), "MOVED") || strings.Contains(err.Error(), "ASK") {
-			err = fmt.Errorf("%w (the cluster was resharded while the backup ran: run it again)", err)
+			err = fmt.Errorf("%w (the cluster was resharded while the backup ran: run the backup again)", err)
 		}
 		return st, nil, err
 	}
@@ -116,7 +116,7 @@ func runCluster(ctx context.Context, opts Options, client *redis.Client, p *clus
 		return st, nil, err
 	}
 	if slot, moved := resharded(p.top, after, p.unstable); moved {
-		return st, nil, fmt.Errorf("cluster slot %d was resharded while the backup ran, so keys may be missing: run the backup again", slot)
+		return st, nil, fmt.Errorf("cluster slot %d changed owner or started migrating while the backup ran (a resharding or failover), so keys may be missing: run the backup again", slot)
 	}
 	return st, cm, nil
 }

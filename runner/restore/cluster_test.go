@@ -14,6 +14,7 @@ import (
 
 	"stash.dev/redis/runner/backup"
 	"stash.dev/redis/runner/cluster"
+	"stash.dev/redis/runner/progress"
 	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/restore"
@@ -371,5 +372,67 @@ func TestClusterRestoreDuringMigration(t *testing.T) {
 	}
 	if diff := cmp.Diff(src.Contents(t), dst.Contents(t)); diff != "" {
 		t.Errorf("cluster differs (-want +got):\n%.2000s", diff)
+	}
+}
+
+// TestClusterReshardDuringBackup starts moving a slot that was stable when the backup began: the
+// backup cannot know that it saw every key of it, so it must fail, not commit a partial snapshot.
+func TestClusterReshardDuringBackup(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := redistest.StartCluster(t, 3)
+	fillCluster(t, src, 30000)
+	p := src.Client.Pipeline()
+	for i := range 500 {
+		p.Set(ctx, "{late}"+strconv.Itoa(i), i, 0)
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	slot := cluster.Slot([]byte("{late}"))
+	var from, to *redistest.Server
+	for i, m := range src.Masters {
+		if n, _ := m.Client.ClusterCountKeysInSlot(ctx, slot).Result(); n > 0 {
+			from, to = m, src.Masters[(i+1)%len(src.Masters)]
+		}
+	}
+	id := func(s *redistest.Server) string {
+		v, err := s.Client.Do(ctx, "CLUSTER", "MYID").Text()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	r := openRepo(t, "file://"+t.TempDir(), nil)
+	pc := &progress.Counter{}
+	moved := make(chan error, 1)
+	go func() {
+		for pc.Keys.Load() < 1000 {
+			time.Sleep(time.Millisecond)
+		}
+		err := to.Client.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", id(from)).Err()
+		if err == nil {
+			err = from.Client.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", id(to)).Err()
+		}
+		if err == nil {
+			keys, _ := from.Client.ClusterGetKeysInSlot(ctx, slot, 250).Result()
+			args := []any{"MIGRATE", "127.0.0.1", to.Port, "", 0, 5000, "KEYS"}
+			for _, k := range keys {
+				args = append(args, k)
+			}
+			err = from.Client.Do(ctx, args...).Err()
+		}
+		moved <- err
+	}()
+	_, err := backup.Run(ctx, backup.Options{Redis: nodeConn(t, src.Masters[0]), Repository: r, ScanCount: 50, Workers: 1, Progress: pc})
+	if merr := <-moved; merr != nil {
+		t.Fatal(merr)
+	}
+	if err == nil || !strings.Contains(err.Error(), "run the backup again") {
+		t.Fatalf("backup during a resharding: %v, want an error asking to run it again", err)
+	}
+	t.Logf("backup error: %v", err)
+	if all, err := r.List(ctx); err != nil || len(all) != 0 {
+		t.Fatalf("snapshots after the failed backup: %v, %v", all, err)
 	}
 }
