@@ -3,6 +3,7 @@ package restore_test
 import (
 	"context"
 	"crypto/rand"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -96,4 +97,35 @@ func TestS3KilledMidUpload(t *testing.T) {
 	t.Logf("backup error: %v", err)
 	s3.Restart(t)
 	assertNoSnapshot(t, openRepo(t, s3.URL("fail"), s3.Env()))
+}
+
+// TestS3TLS: a private CA is trusted through CA_CERT_DATA, an unknown one fails, and
+// insecure_tls=true skips verification.
+func TestS3TLS(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	certs := redistest.NewCerts(t)
+	s3 := miniotest.StartTLS(t, "stash-tls", miniotest.TLSFiles{CAFile: certs.CAFile, CertFile: certs.ServerCertFile, KeyFile: certs.ServerKeyFile})
+	ca, err := os.ReadFile(certs.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCA := s3.Env()
+	withCA["CA_CERT_DATA"] = string(ca)
+	b, err := store.Open(ctx, s3.URL("tls"), withCA)
+	if err != nil {
+		t.Fatalf("open with CA_CERT_DATA: %v", err)
+	}
+	if err := b.WriteAll(ctx, "x", []byte("y"), nil); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if _, err := store.Open(ctx, s3.URL("tls"), s3.Env()); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("open without the CA: %v, want a certificate error", err)
+	}
+	b, err = store.Open(ctx, s3.URL("tls")+"&insecure_tls=true", s3.Env())
+	if err != nil {
+		t.Fatalf("open with insecure_tls: %v", err)
+	}
+	b.Close()
 }

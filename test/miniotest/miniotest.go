@@ -6,6 +6,8 @@ package miniotest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -37,6 +39,7 @@ type Server struct {
 
 	bin, dir string
 	port     int
+	tls      *TLSFiles
 	cmd      *exec.Cmd
 	done     chan struct{}
 	once     *sync.Once
@@ -58,16 +61,49 @@ func Binary(t testing.TB) string {
 	return ""
 }
 
+// TLSFiles are PEM files for StartTLS: the server certificate and key, and the CA that signed it.
+type TLSFiles struct {
+	CAFile, CertFile, KeyFile string
+}
+
 // Start runs minio on a free port with its data in a temporary directory and creates bucket.
 func Start(t testing.TB, bucket string) *Server {
 	t.Helper()
-	s := &Server{Bucket: bucket, bin: Binary(t), dir: t.TempDir()}
+	return start(t, bucket, nil)
+}
+
+// StartTLS is Start with HTTPS only, serving the given certificate.
+func StartTLS(t testing.TB, bucket string, files TLSFiles) *Server {
+	t.Helper()
+	return start(t, bucket, &files)
+}
+
+func start(t testing.TB, bucket string, files *TLSFiles) *Server {
+	t.Helper()
+	s := &Server{Bucket: bucket, bin: Binary(t), dir: t.TempDir(), tls: files}
+	scheme := "http"
+	if files != nil {
+		scheme = "https"
+		certs := filepath.Join(s.dir, "certs")
+		for src, dst := range map[string]string{files.CertFile: "public.crt", files.KeyFile: "private.key"} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(certs, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(certs, dst), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	var err error
 	for range 3 { // a parallel test can take the port between Listen and minio's bind
 		if s.port, err = freePort(); err != nil {
 			t.Fatal(err)
 		}
-		s.Endpoint = "http://127.0.0.1:" + strconv.Itoa(s.port)
+		s.Endpoint = scheme + "://127.0.0.1:" + strconv.Itoa(s.port)
 		if err = s.run(t); err == nil {
 			break
 		}
@@ -75,7 +111,7 @@ func Start(t testing.TB, bucket string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+	if _, err := s.Client(t).CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatalf("create bucket %q: %v", bucket, err)
 	}
 	return s
@@ -97,8 +133,12 @@ func (s *Server) run(t testing.TB) error {
 		return err
 	}
 	s.done, s.once = make(chan struct{}), &sync.Once{}
-	s.cmd = exec.Command(s.bin, "server", "--quiet", "--address", "127.0.0.1:"+strconv.Itoa(s.port),
-		"--console-address", "127.0.0.1:"+strconv.Itoa(console), filepath.Join(s.dir, "data"))
+	args := []string{"server", "--quiet", "--address", "127.0.0.1:" + strconv.Itoa(s.port),
+		"--console-address", "127.0.0.1:" + strconv.Itoa(console)}
+	if s.tls != nil {
+		args = append(args, "--certs-dir", filepath.Join(s.dir, "certs"))
+	}
+	s.cmd = exec.Command(s.bin, append(args, filepath.Join(s.dir, "data"))...)
 	s.cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+AccessKey, "MINIO_ROOT_PASSWORD="+SecretKey,
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
 	logf := filepath.Join(s.dir, "minio.log")
@@ -116,7 +156,7 @@ func (s *Server) run(t testing.TB) error {
 	t.Cleanup(s.Kill)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(s.Endpoint + "/minio/health/ready")
+		resp, err := s.httpClient(t).Get(s.Endpoint + "/minio/health/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -137,11 +177,28 @@ func (s *Server) run(t testing.TB) error {
 	}
 }
 
+// httpClient trusts the CA of a TLS server.
+func (s *Server) httpClient(t testing.TB) *http.Client {
+	if s.tls == nil {
+		return http.DefaultClient
+	}
+	pem, err := os.ReadFile(s.tls.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr}
+}
+
 // Client is an S3 client with the root credentials.
-func (s *Server) Client() *s3.Client {
+func (s *Server) Client(t testing.TB) *s3.Client {
 	return s3.NewFromConfig(aws.Config{
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider(AccessKey, SecretKey, ""),
+		HTTPClient:  s.httpClient(t),
 	}, func(o *s3.Options) {
 		o.BaseEndpoint = aws.String(s.Endpoint)
 		o.UsePathStyle = true
