@@ -33,6 +33,8 @@ type Options struct {
 	// Sentinel, if set, finds the server through Redis Sentinel; Redis then carries only the
 	// credentials and TLS settings of the data nodes.
 	Sentinel *redisconn.Sentinel
+	// Mode is the expected mode, "standalone" or "cluster"; empty means detect it from INFO.
+	Mode string
 }
 
 // Result describes a committed snapshot.
@@ -64,6 +66,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	defer client.Close()
 	info, err := redisconn.Inspect(ctx, client)
 	if err != nil {
+		return Result{}, err
+	}
+	if err := info.CheckMode(opts.Redis.Addr, opts.Mode); err != nil {
 		return Result{}, err
 	}
 	var plan *clusterPlan

@@ -313,6 +313,22 @@ func ParseInfo(txt string) ServerInfo {
 	return si
 }
 
+// CheckMode fails when the server's mode (from INFO) is not the one the caller expects: want is
+// "" (anything but a Sentinel), "standalone" or "cluster". A Sentinel is never a data source.
+func (si ServerInfo) CheckMode(addr, want string) error {
+	got := si.Mode
+	if got == "" {
+		got = "standalone"
+	}
+	switch {
+	case got == "sentinel":
+		return fmt.Errorf("redis %s is a Sentinel, not a data node: name the master set (--sentinel-master NAME, or mode sentinel with masterName in the target)", addr)
+	case want != "" && want != got:
+		return fmt.Errorf("redis %s runs in %s mode, but %s mode was asked for (fix the target's mode, or leave it empty to detect it)", addr, got, want)
+	}
+	return nil
+}
+
 // VersionAtLeast reports whether version (e.g. "7.0.15") is at least major.minor.
 func VersionAtLeast(version string, major, minor int) bool {
 	parts := strings.SplitN(version, ".", 3)

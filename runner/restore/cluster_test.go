@@ -81,6 +81,10 @@ func TestClusterRoundTrip(t *testing.T) {
 	if res.Keys != 5000 {
 		t.Errorf("backup keys = %d, want 5000", res.Keys)
 	}
+	if _, err := backup.Run(ctx, backup.Options{Redis: nodeConn(t, src.Masters[0]), Repository: r, Mode: "standalone"}); err == nil ||
+		!strings.Contains(err.Error(), "runs in cluster mode, but standalone mode was asked for") {
+		t.Errorf("backup of a cluster as standalone: %v", err)
+	}
 	m, err := r.Resolve(ctx, res.SnapshotID)
 	if err != nil {
 		t.Fatal(err)

@@ -44,6 +44,8 @@ type Options struct {
 	// Sentinel, if set, restores into the master the Sentinel names; Redis then carries only
 	// the credentials and TLS settings of the data nodes.
 	Sentinel *redisconn.Sentinel
+	// Mode is the expected mode, "standalone" or "cluster"; empty means detect it from INFO.
+	Mode string
 }
 
 // ErrKeyCount is returned when the target does not hold the keys the snapshot says it should.
@@ -91,6 +93,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	defer client.Close()
 	info, err := redisconn.Inspect(ctx, client)
 	if err != nil {
+		return Result{}, err
+	}
+	if err := info.CheckMode(opts.Redis.Addr, opts.Mode); err != nil {
 		return Result{}, err
 	}
 	targets := []redisconn.Options{opts.Redis} // the servers whose databases are counted

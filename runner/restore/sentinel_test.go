@@ -79,10 +79,16 @@ func TestSentinel(t *testing.T) {
 		t.Errorf("new master digest %s, want %s", got, want)
 	}
 
+	// The Sentinel's own address without the master set name is refused with the fix.
+	_, err := backup.Run(ctx, backup.Options{Redis: redisconn.Options{Network: "tcp", Addr: sen.Addr, Password: sentinelPW}, Repository: r})
+	if err == nil || !strings.Contains(err.Error(), "is a Sentinel") {
+		t.Errorf("backup of a Sentinel: %v", err)
+	}
+
 	bad := *s
 	bad.Password = "wrong"
 	bad.Addrs = []string{sen.Addr}
-	_, err := backup.Run(ctx, backup.Options{Redis: data, Sentinel: &bad, Repository: r})
+	_, err = backup.Run(ctx, backup.Options{Redis: data, Sentinel: &bad, Repository: r})
 	if err == nil || !strings.Contains(err.Error(), "sentinel") {
 		t.Errorf("wrong sentinel password: %v", err)
 	}

@@ -94,6 +94,8 @@ type Target struct {
 	Warnings []string
 	// Sentinel is set in sentinel mode: Redis then holds the data nodes' credentials.
 	Sentinel *redisconn.Sentinel
+	// Mode is "standalone" or "cluster" when the target names one, for the runner to check.
+	Mode string
 }
 
 // ResolveTarget turns a Target (an AppBinding or an inline endpoint) into connection options.
@@ -126,8 +128,10 @@ func resolveInline(ctx context.Context, c client.Reader, ns string, r *v1alpha1.
 		}
 		out.Redis.Network, out.Redis.Addr = "tcp", net.JoinHostPort(r.Service.Name+"."+ns+".svc", strconv.Itoa(int(port)))
 	}
-	// Cluster mode needs nothing here: the backup detects it from INFO and discovers the masters
-	// from the address of any node.
+	// Cluster mode needs only the address of any node: the masters are discovered.
+	if r.Mode == v1alpha1.RedisModeCluster || r.Mode == v1alpha1.RedisModeStandalone {
+		out.Mode = string(r.Mode)
+	}
 	for _, db := range r.Databases {
 		out.Databases = append(out.Databases, int(db))
 	}

@@ -37,10 +37,11 @@ func TestResolveTargetModes(t *testing.T) {
 		target       v1alpha1.RedisTarget
 		wantAddr     string
 		wantSentinel *redisconn.Sentinel
+		wantMode     string
 		wantErr      string
 	}{
 		{name: "cluster: any node", target: v1alpha1.RedisTarget{Address: "redis-0.redis:6379", Mode: v1alpha1.RedisModeCluster},
-			wantAddr: "redis-0.redis:6379"},
+			wantAddr: "redis-0.redis:6379", wantMode: "cluster"},
 		{name: "sentinel with the same password",
 			target: v1alpha1.RedisTarget{Service: &v1alpha1.ServiceTarget{Name: "sentinel", Port: 26379}, Mode: v1alpha1.RedisModeSentinel,
 				MasterName: "mymaster", AuthSecret: &v1alpha1.AuthSecret{Name: "auth"}},
@@ -68,6 +69,9 @@ func TestResolveTargetModes(t *testing.T) {
 			}
 			if got.Redis.Addr != tt.wantAddr {
 				t.Errorf("addr = %q, want %q", got.Redis.Addr, tt.wantAddr)
+			}
+			if got.Mode != tt.wantMode {
+				t.Errorf("mode = %q, want %q", got.Mode, tt.wantMode)
 			}
 			if diff := cmp.Diff(tt.wantSentinel, got.Sentinel); diff != "" {
 				t.Errorf("sentinel (-want +got):\n%s", diff)

@@ -116,7 +116,7 @@ func runBackup(ctx context.Context, c client.Client, s *v1alpha1.BackupSession, 
 		_ = patchBackupStatus(ctx, c, s, func(st *v1alpha1.BackupSessionStatus) { st.Progress = p })
 	})
 	res, err = backup.Run(ctx, backup.Options{Redis: target.Redis, Repository: r, Databases: target.Databases,
-		Hostname: o.Hostname, RunnerVersion: o.RunnerVersion, Progress: counter, Sentinel: target.Sentinel})
+		Hostname: o.Hostname, RunnerVersion: o.RunnerVersion, Progress: counter, Sentinel: target.Sentinel, Mode: target.Mode})
 	stop()
 	if err != nil {
 		return res, nil, nil, fmt.Errorf("backup %s into %s: %w", target.Redis.Addr, st.URL, err)
@@ -295,7 +295,7 @@ func runRestore(ctx context.Context, c client.Client, rs *v1alpha1.RestoreSessio
 		_ = patchRestoreStatus(ctx, c, rs, func(st *v1alpha1.RestoreSessionStatus) { st.Progress = p })
 	})
 	res, err = restore.Run(ctx, restore.Options{
-		Redis: target.Redis, Sentinel: target.Sentinel, Repository: r, Snapshot: rs.Spec.Snapshot,
+		Redis: target.Redis, Sentinel: target.Sentinel, Mode: target.Mode, Repository: r, Snapshot: rs.Spec.Snapshot,
 		Flush: rs.Spec.FlushBeforeRestore, Replace: rs.Spec.ConflictPolicy == v1alpha1.ConflictReplace,
 		Databases: dbs, KeyPattern: rs.Spec.KeyPattern, Progress: counter,
 		Warn: func(w string) { o.log("warning: %s", w) },
