@@ -71,13 +71,13 @@ func planCluster(ctx context.Context, opts Options, client *redis.Client) (*clus
 // runCluster dumps every master (or a replica of each) in parallel into the snapshot writer w,
 // then the keys of slots that were being migrated, read from whichever node holds each key.
 func runCluster(ctx context.Context, opts Options, client *redis.Client, p *clusterPlan, usePTTL bool, w *repo.SnapshotWriter) (dump.Stats, *repo.ClusterManifest, error) {
-	dopts := dump.Options{
-		Workers: opts.Workers, ScanCount: opts.ScanCount, UsePTTL: usePTTL, Progress: opts.Progress,
-		SkipKey: func(k []byte) bool { return p.unstable[cluster.Slot(k)] },
+	dopts := dump.Options{Workers: opts.Workers, ScanCount: opts.ScanCount, UsePTTL: usePTTL, Progress: opts.Progress}
+	if len(p.top.Migrations()) > 0 {
+		dopts.SkipKey = func(k []byte) bool { return p.unstable[cluster.Slot(k)] }
 	}
 	st, per, err := dump.WriteShards(ctx, dopts, p.nodes, w)
 	if err != nil {
-		if strings.Contains(err.Error(), "MOVED") || strings.Contains(err.Error(), "ASK") {
+		if msg := err.Error(); strings.Contains(msg, ": MOVED ") || strings.Contains(msg, ": ASK ") {
 			err = fmt.Errorf("%w (the cluster was resharded while the backup ran: run the backup again)", err)
 		}
 		return st, nil, err
