@@ -7,19 +7,16 @@ package azuritetest
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+
+	"stash.dev/redis/test/testproc"
 )
 
 // Azurite's published development account.
@@ -36,25 +33,12 @@ type Server struct {
 
 	bin, dir string
 	port     int
-	cmd      *exec.Cmd
-	done     chan struct{}
-	once     *sync.Once
+	proc     *testproc.Process
 }
 
 // Binary returns the azurite-blob path or fails the test.
 func Binary(t testing.TB) string {
-	t.Helper()
-	if p, err := exec.LookPath("azurite-blob"); err == nil {
-		return p
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		p := filepath.Join(home, ".cache", "kubectl-stash", "bin", "azurite-blob")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Fatal("azurite-blob not found on PATH or in ~/.cache/kubectl-stash/bin: run `make test` or `hack/tools.sh azurite`")
-	return ""
+	return testproc.Binary(t, "azurite-blob", "hack/tools.sh azurite")
 }
 
 // Start runs azurite-blob on a free port with its data in a temporary directory and creates
@@ -62,22 +46,10 @@ func Binary(t testing.TB) string {
 func Start(t testing.TB, containerName string) *Server {
 	t.Helper()
 	s := &Server{Container: containerName, bin: Binary(t), dir: t.TempDir()}
-	var err error
-	for range 3 { // a parallel test can take the port between Listen and azurite's bind
-		l, lerr := net.Listen("tcp", "127.0.0.1:0")
-		if lerr != nil {
-			t.Fatal(lerr)
-		}
-		s.port = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		s.Host = "127.0.0.1:" + strconv.Itoa(s.port)
-		if err = s.run(t); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	testproc.OnFreePort(t, func(port int) error {
+		s.port, s.Host = port, "127.0.0.1:"+strconv.Itoa(port)
+		return s.run(t)
+	})
 	cred, err := azblob.NewSharedKeyCredential(Account, Key)
 	if err != nil {
 		t.Fatal(err)
@@ -94,41 +66,17 @@ func Start(t testing.TB, containerName string) *Server {
 
 func (s *Server) run(t testing.TB) error {
 	t.Helper()
-	s.done, s.once = make(chan struct{}), &sync.Once{}
-	s.cmd = exec.Command(s.bin, "--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(s.port),
+	cmd := exec.Command(s.bin, "--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(s.port),
 		"--location", filepath.Join(s.dir, "data"), "--silent", "--skipApiVersionCheck")
-	logf := filepath.Join(s.dir, "azurite.log")
-	out, err := os.OpenFile(logf, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	s.cmd.Stdout, s.cmd.Stderr = out, out
-	if err := s.cmd.Start(); err != nil {
-		out.Close()
-		return fmt.Errorf("run azurite-blob: %w", err)
-	}
-	cmd, done := s.cmd, s.done
-	go func() { _ = cmd.Wait(); out.Close(); close(done) }()
-	t.Cleanup(s.Kill)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var err error
+	s.proc, err = testproc.Start(t, "azurite-blob", cmd, filepath.Join(s.dir, "azurite.log"), 30*time.Second, func() error {
 		resp, err := http.Get("http://" + s.Host + "/" + Account + "?comp=list")
 		if err == nil {
 			resp.Body.Close() // any HTTP answer (403 without a signature) means it is up
-			return nil
 		}
-		select {
-		case <-done:
-			b, _ := os.ReadFile(logf)
-			return fmt.Errorf("azurite-blob exited during startup: %s", b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.Kill()
-			return fmt.Errorf("azurite-blob on %s not ready: %v", s.Host, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
+	return err
 }
 
 // Env returns the storage Secret keys for the runner.
@@ -142,10 +90,4 @@ func (s *Server) URL(prefix string) string {
 }
 
 // Kill stops the server with SIGKILL.
-func (s *Server) Kill() {
-	once, done, cmd := s.once, s.done, s.cmd
-	once.Do(func() {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		<-done
-	})
-}
+func (s *Server) Kill() { s.proc.Kill() }

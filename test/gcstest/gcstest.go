@@ -7,17 +7,15 @@ package gcstest
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"stash.dev/redis/test/testproc"
 )
 
 // Server is a running fake-gcs-server with one bucket.
@@ -30,25 +28,12 @@ type Server struct {
 	bin  string
 	port int
 	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	once *sync.Once
+	proc *testproc.Process
 }
 
 // Binary returns the fake-gcs-server path or fails the test.
 func Binary(t testing.TB) string {
-	t.Helper()
-	if p, err := exec.LookPath("fake-gcs-server"); err == nil {
-		return p
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		p := filepath.Join(home, ".cache", "kubectl-stash", "bin", "fake-gcs-server")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Fatal("fake-gcs-server not found on PATH or in ~/.cache/kubectl-stash/bin: run `make test` or `hack/tools.sh fake-gcs-server`")
-	return ""
+	return testproc.Binary(t, "fake-gcs-server", "hack/tools.sh fake-gcs-server")
 }
 
 // Start runs fake-gcs-server on a free port with an in-memory backend and creates bucket.
@@ -65,24 +50,13 @@ func StartPersistent(t testing.TB, bucket string) *Server {
 func start(t testing.TB, bucket, dir string) *Server {
 	t.Helper()
 	bin := Binary(t)
-	var err error
-	// The free port can be taken by a parallel test between Listen and the server's bind: retry.
-	for range 3 {
-		var l net.Listener
-		l, err = net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		s := &Server{Host: "127.0.0.1:" + strconv.Itoa(port), Bucket: bucket, bin: bin, port: port, dir: dir}
-		if err = s.run(t); err == nil {
-			s.createBucket(t)
-			return s
-		}
-	}
-	t.Fatal(err)
-	return nil
+	var s *Server
+	testproc.OnFreePort(t, func(port int) error {
+		s = &Server{Host: "127.0.0.1:" + strconv.Itoa(port), Bucket: bucket, bin: bin, port: port, dir: dir}
+		return s.run(t)
+	})
+	s.createBucket(t)
+	return s
 }
 
 // Restart starts a killed persistent server again on the same port.
@@ -97,7 +71,6 @@ func (s *Server) Restart(t testing.TB) {
 func (s *Server) run(t testing.TB) error {
 	t.Helper()
 	host := s.Host
-	s.done, s.once = make(chan struct{}), &sync.Once{}
 	args := []string{"-scheme", "http", "-host", "127.0.0.1", "-port", strconv.Itoa(s.port),
 		"-public-host", host, "-external-url", "http://" + host, "-log-level", "warn"}
 	if s.dir != "" {
@@ -105,45 +78,16 @@ func (s *Server) run(t testing.TB) error {
 	} else {
 		args = append(args, "-backend", "memory")
 	}
-	s.cmd = exec.Command(s.bin, args...)
-	logf := filepath.Join(t.TempDir(), "fake-gcs-server.log")
-	out, err := os.Create(logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.cmd.Stdout, s.cmd.Stderr = out, out
-	if err := s.cmd.Start(); err != nil {
-		return fmt.Errorf("run fake-gcs-server: %w", err)
-	}
-	cmd, done := s.cmd, s.done
-	go func() { _ = cmd.Wait(); out.Close(); close(done) }()
-	t.Cleanup(s.Kill)
-
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + host + "/storage/v1/b")
-		if err == nil {
-			resp.Body.Close()
-			select {
-			case <-s.done: // another process answered on this port
-				return fmt.Errorf("fake-gcs-server exited during startup")
-			default:
+	var err error
+	s.proc, err = testproc.Start(t, "fake-gcs-server", exec.Command(s.bin, args...), filepath.Join(t.TempDir(), "fake-gcs-server.log"), 15*time.Second,
+		func() error {
+			resp, err := http.Get("http://" + host + "/storage/v1/b")
+			if err == nil {
+				resp.Body.Close()
 			}
-			break
-		}
-		select {
-		case <-s.done:
-			b, _ := os.ReadFile(logf)
-			return fmt.Errorf("fake-gcs-server exited during startup: %s", b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.Kill()
-			return fmt.Errorf("fake-gcs-server on %s not ready: %v", host, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return nil
+			return err
+		})
+	return err
 }
 
 func (s *Server) createBucket(t testing.TB) {
@@ -173,10 +117,4 @@ func (s *Server) Env() map[string]string {
 func (s *Server) URL(prefix string) string { return "gs://" + s.Bucket + "/" + prefix }
 
 // Kill stops the server with SIGKILL, as a storage outage would, and waits for it to exit.
-func (s *Server) Kill() {
-	once, done, cmd := s.once, s.done, s.cmd
-	once.Do(func() {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		<-done
-	})
-}
+func (s *Server) Kill() { s.proc.Kill() }

@@ -9,20 +9,19 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"stash.dev/redis/test/testproc"
 )
 
 // Root credentials of every test server.
@@ -40,25 +39,12 @@ type Server struct {
 	bin, dir string
 	port     int
 	tls      *TLSFiles
-	cmd      *exec.Cmd
-	done     chan struct{}
-	once     *sync.Once
+	proc     *testproc.Process
 }
 
 // Binary returns the minio path or fails the test.
 func Binary(t testing.TB) string {
-	t.Helper()
-	if p, err := exec.LookPath("minio"); err == nil {
-		return p
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		p := filepath.Join(home, ".cache", "kubectl-stash", "bin", "minio")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Fatal("minio not found on PATH or in ~/.cache/kubectl-stash/bin: run `make test` or `hack/tools.sh minio`")
-	return ""
+	return testproc.Binary(t, "minio", "hack/tools.sh minio")
 }
 
 // TLSFiles are PEM files for StartTLS: the server certificate and key, and the CA that signed it.
@@ -98,19 +84,10 @@ func start(t testing.TB, bucket string, files *TLSFiles) *Server {
 			}
 		}
 	}
-	var err error
-	for range 3 { // a parallel test can take the port between Listen and minio's bind
-		if s.port, err = freePort(); err != nil {
-			t.Fatal(err)
-		}
-		s.Endpoint = scheme + "://127.0.0.1:" + strconv.Itoa(s.port)
-		if err = s.run(t); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	testproc.OnFreePort(t, func(port int) error {
+		s.port, s.Endpoint = port, scheme+"://127.0.0.1:"+strconv.Itoa(port)
+		return s.run(t)
+	})
 	if _, err := s.Client(t).CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatalf("create bucket %q: %v", bucket, err)
 	}
@@ -128,53 +105,31 @@ func (s *Server) Restart(t testing.TB) {
 
 func (s *Server) run(t testing.TB) error {
 	t.Helper()
-	console, err := freePort()
+	console, err := testproc.FreePort()
 	if err != nil {
 		return err
 	}
-	s.done, s.once = make(chan struct{}), &sync.Once{}
 	args := []string{"server", "--quiet", "--address", "127.0.0.1:" + strconv.Itoa(s.port),
 		"--console-address", "127.0.0.1:" + strconv.Itoa(console)}
 	if s.tls != nil {
 		args = append(args, "--certs-dir", filepath.Join(s.dir, "certs"))
 	}
-	s.cmd = exec.Command(s.bin, append(args, filepath.Join(s.dir, "data"))...)
-	s.cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+AccessKey, "MINIO_ROOT_PASSWORD="+SecretKey,
+	cmd := exec.Command(s.bin, append(args, filepath.Join(s.dir, "data"))...)
+	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+AccessKey, "MINIO_ROOT_PASSWORD="+SecretKey,
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
-	logf := filepath.Join(s.dir, "minio.log")
-	out, err := os.OpenFile(logf, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	s.cmd.Stdout, s.cmd.Stderr = out, out
-	if err := s.cmd.Start(); err != nil {
-		out.Close()
-		return fmt.Errorf("run minio: %w", err)
-	}
-	cmd, done := s.cmd, s.done
-	go func() { _ = cmd.Wait(); out.Close(); close(done) }()
-	t.Cleanup(s.Kill)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := s.httpClient(t).Get(s.Endpoint + "/minio/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+	client := s.httpClient(t)
+	s.proc, err = testproc.Start(t, "minio", cmd, filepath.Join(s.dir, "minio.log"), 30*time.Second, func() error {
+		resp, err := client.Get(s.Endpoint + "/minio/health/ready")
+		if err != nil {
+			return err
 		}
-		select {
-		case <-done:
-			b, _ := os.ReadFile(logf)
-			return fmt.Errorf("minio exited during startup: %s", b)
-		default:
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("minio health: %s", resp.Status)
 		}
-		if time.Now().After(deadline) {
-			s.Kill()
-			return fmt.Errorf("minio on %s not ready: %v", s.Endpoint, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return err
 }
 
 // httpClient trusts the CA of a TLS server.
@@ -216,19 +171,4 @@ func (s *Server) URL(prefix string) string {
 }
 
 // Kill stops the server with SIGKILL, as a storage outage would.
-func (s *Server) Kill() {
-	once, done, cmd := s.once, s.done, s.cmd
-	once.Do(func() {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		<-done
-	})
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func (s *Server) Kill() { s.proc.Kill() }

@@ -8,7 +8,6 @@ package redistest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -22,6 +21,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"stash.dev/redis/test/testproc"
 )
 
 // Option configures a server started by Start.
@@ -81,11 +82,7 @@ type Server struct {
 // Binary returns the path of the named Redis tool (redis-server, redis-cli) or fails the test.
 func Binary(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not found on PATH: run `make test` (or `hack/tools.sh redis`, which installs the Debian redis-server and redis-tools packages): %v", name, err)
-	}
-	return p
+	return testproc.Binary(t, name, "hack/tools.sh redis")
 }
 
 // Start runs a redis-server and waits until it answers PING.
@@ -246,14 +243,7 @@ func (s *Server) Alive() bool {
 }
 
 // FreePort returns a TCP port that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, errors.Join(errors.New("find a free port"), err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func FreePort() (int, error) { return testproc.FreePort() }
 
 func quote(s string) string { return strconv.Quote(s) }
 

@@ -1,0 +1,123 @@
+// Package testproc runs the server processes tests need (storage emulators, Redis): it finds
+// the binary, picks a free port, keeps the log, waits until the server answers, and kills it
+// the way an outage would. A missing binary fails the test with the command that installs it:
+// a test that skips because a binary is missing is a test that did not run.
+package testproc
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Binary returns the path of name, from PATH or the tool cache that hack/tools.sh fills
+// (~/.cache/kubectl-stash/bin), or fails the test naming install.
+func Binary(t testing.TB, name, install string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		p := filepath.Join(home, ".cache", "kubectl-stash", "bin", name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Fatalf("%s not found on PATH or in ~/.cache/kubectl-stash/bin: run `make test` or `%s`", name, install)
+	return ""
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// OnFreePort calls start with a free port, and again with another one when it fails: a
+// parallel test can take the port between FreePort and the server's bind. It fails the test
+// after three tries.
+func OnFreePort(t testing.TB, start func(port int) error) {
+	t.Helper()
+	var err error
+	for range 3 {
+		var port int
+		if port, err = FreePort(); err != nil {
+			t.Fatal(err)
+		}
+		if err = start(port); err == nil {
+			return
+		}
+	}
+	t.Fatal(err)
+}
+
+// Process is a running server.
+type Process struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	once sync.Once
+}
+
+// Start runs cmd with its output appended to logPath and polls ready until it returns nil.
+// It fails when the process exits first (the log says why) or timeout passes. The process is
+// killed when the test ends.
+func Start(t testing.TB, name string, cmd *exec.Cmd, logPath string, timeout time.Duration, ready func() error) (*Process, error) {
+	t.Helper()
+	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("run %s: %w", name, err)
+	}
+	p := &Process{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); out.Close(); close(p.done) }()
+	t.Cleanup(p.Kill)
+	exited := func() error {
+		select {
+		case <-p.done:
+			b, _ := os.ReadFile(logPath)
+			return fmt.Errorf("%s exited during startup: %s", name, b)
+		default:
+			return nil
+		}
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		err := ready()
+		// An answer while our process is gone came from another server on the port.
+		if xerr := exited(); xerr != nil {
+			return nil, xerr
+		}
+		if err == nil {
+			return p, nil
+		}
+		if time.Now().After(deadline) {
+			p.Kill()
+			return nil, errors.Join(fmt.Errorf("%s not ready within %s", name, timeout), err)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+}
+
+// Kill stops the process with SIGKILL, as a crash or an outage would, and waits for it.
+func (p *Process) Kill() {
+	p.once.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.done
+	})
+}
