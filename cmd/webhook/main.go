@@ -7,10 +7,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 
@@ -75,7 +73,10 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
-	server := crwebhook.NewServer(crwebhook.Options{Host: o.host, Port: o.port, CertDir: o.certDir})
+	server := &delayedServer{
+		Server: crwebhook.NewServer(crwebhook.Options{Host: o.host, Port: o.port, CertDir: o.certDir}),
+		ready:  make(chan struct{}),
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  stashwebhook.NewScheme(),
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
@@ -89,9 +90,8 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 
-	// The webhook server may start only once its certificate exists: register the webhooks
-	// (which adds the server to the manager) when the rotator says the files are there.
-	certsReady := make(chan struct{})
+	// The webhook server may start only once its certificate exists (see delayedServer).
+	certsReady := server.ready
 	if o.disableCertRotation {
 		close(certsReady)
 	} else {
@@ -125,40 +125,32 @@ func run(ctx context.Context, o options) error {
 	if _, err := controllers.Setup(mgr, o.jobs, nil); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	webhookErr := make(chan error, 1)
-	go func() {
-		select {
-		case <-certsReady:
-			webhookErr <- stashwebhook.Setup(mgr)
-		case <-ctx.Done():
-		}
-	}()
+	if err := stashwebhook.Setup(mgr); err != nil {
+		return err
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("webhook", func(req *http.Request) error {
-		select {
-		case <-certsReady:
-			return server.StartedChecker()(req)
-		default:
-			return errors.New("serving certificate not ready")
-		}
-	}); err != nil {
+	if err := mgr.AddReadyzCheck("webhook", server.StartedChecker()); err != nil {
 		return fmt.Errorf("add ready check: %w", err)
 	}
-	mgrErr := make(chan error, 1)
-	go func() { mgrErr <- mgr.Start(ctx) }()
+	return mgr.Start(ctx)
+}
+
+// delayedServer starts the webhook server only once the rotator has written its certificate.
+// The webhooks are registered before the manager starts (registering on a running server
+// races inside controller-runtime); only the listening waits.
+type delayedServer struct {
+	crwebhook.Server
+	ready chan struct{}
+}
+
+// Start waits for the certificate, then serves until ctx ends.
+func (s *delayedServer) Start(ctx context.Context) error {
 	select {
-	case err := <-webhookErr:
-		if err != nil {
-			cancel()
-			<-mgrErr
-			return err
-		}
-		return <-mgrErr
-	case err := <-mgrErr:
-		return err
+	case <-s.ready:
+		return s.Server.Start(ctx)
+	case <-ctx.Done():
+		return nil
 	}
 }
