@@ -129,7 +129,7 @@ func Run(ctx context.Context, r io.Reader, opts Options) (Stats, error) {
 	var mu sync.Mutex
 	for range opts.Workers {
 		g.Go(func() error {
-			return restoreWorker(gctx, opts, work, free, func(b *batch) {
+			return restoreWorker(gctx, ctx, opts, work, free, func(b *batch) {
 				mu.Lock()
 				st.Keys[b.db] += int64(len(b.keys))
 				st.Total += int64(len(b.keys))
@@ -393,10 +393,18 @@ type redirect struct {
 	ask  bool
 }
 
-func restoreWorker(ctx context.Context, opts Options, work <-chan *batch, free chan<- *batch, done func(*batch)) error {
-	cs := &conns{ctx: ctx, m: map[string]*dbConn{}}
+// restoreWorker writes batches until work closes or stop ends. A batch it has written is
+// always read to its last reply, even when another goroutine has failed: Redis executes
+// what it has received whether or not we listen, so abandoning the replies would let keys
+// land after Run has returned and reported how far it got. Only the caller's connCtx
+// interrupts a batch in flight.
+func restoreWorker(stop, connCtx context.Context, opts Options, work <-chan *batch, free chan<- *batch, done func(*batch)) error {
+	cs := &conns{ctx: connCtx, m: map[string]*dbConn{}}
 	defer cs.close()
 	for b := range work {
+		if stop.Err() != nil {
+			return nil // the group has failed already; write nothing more
+		}
 		o := opts.Redis
 		if opts.Cluster != nil {
 			o = opts.Cluster.Nodes[b.node]
