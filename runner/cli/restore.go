@@ -47,12 +47,21 @@ func newRestoreCommand(g *global) *cobra.Command {
 	f.BoolVar(&o.opts.Replace, "replace", false, "overwrite existing keys")
 	f.StringVar(&o.opts.KeyPattern, "key-pattern", "", "restore only keys matching this Redis glob pattern")
 	f.BoolVar(&o.opts.VerifyFirst, "verify-first", false, "read and verify the whole snapshot before writing anything (reads it twice)")
+	f.StringVar(&o.opts.Method, "method", restore.MethodAuto, "how keys are written: "+restore.MethodReplication+
+		" (the target loads the snapshot as a replica of the runner: fast, all or nothing; needs an empty standalone target that can connect to the runner), "+
+		restore.MethodRestore+" (pipelined RESTORE commands: any target), or "+restore.MethodAuto+" (replication when the target allows it)")
+	f.StringVar(&o.opts.ListenHost, "listen-host", "", "address the target connects to for --method replication (default: the runner's address on its connection to the target)")
 	f.StringVar(&o.resultFile, "result-file", "", "write the result as JSON to this file")
 	return cmd
 }
 
 // Validate checks the flags without I/O.
 func (o *RestoreOptions) Validate() error {
+	switch o.opts.Method {
+	case restore.MethodAuto, restore.MethodRestore, restore.MethodReplication:
+	default:
+		return fmt.Errorf("--method %q: use %s, %s or %s", o.opts.Method, restore.MethodAuto, restore.MethodRestore, restore.MethodReplication)
+	}
 	return o.g.validateRepository()
 }
 
@@ -89,7 +98,7 @@ func (o *RestoreOptions) run(ctx context.Context) (restore.Result, error) {
 	if err != nil {
 		return res, err
 	}
-	fmt.Fprintf(o.g.Out, "snapshot %s restored and verified: %d keys in %d databases (%d expired, %d filtered), %s\n",
-		res.SnapshotID, res.Keys, len(res.Databases), res.Expired, res.Filtered, res.Duration.Round(time.Millisecond))
+	fmt.Fprintf(o.g.Out, "snapshot %s restored and verified: %d keys in %d databases (%d expired, %d filtered) by %s, %s\n",
+		res.SnapshotID, res.Keys, len(res.Databases), res.Expired, res.Filtered, res.Method, res.Duration.Round(time.Millisecond))
 	return res, nil
 }

@@ -7,13 +7,10 @@
 package load
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,21 +151,12 @@ func Run(ctx context.Context, r io.Reader, opts Options) (Stats, error) {
 
 // parse reads commands and fills batches.
 func parse(ctx context.Context, r io.Reader, opts Options, st *Stats, free, work chan *batch) error {
-	br := bufio.NewReaderSize(&countingReader{r: r, n: &st.Bytes}, 1<<20)
-	rd := resp.NewReader(br)
-	var pattern []byte
-	if opts.KeyPattern != "" {
-		pattern = []byte(opts.KeyPattern)
-	}
-	startSec := opts.Now().Unix()
-	nowMs := opts.Now().UnixMilli()
-	db, dbWanted := 0, len(opts.Databases) == 0 || slices.Contains(opts.Databases, 0)
+	sc := newScanner(r, opts, st)
 	nodes := 1
 	if opts.Cluster != nil {
 		nodes = len(opts.Cluster.Nodes)
 	}
 	curs := make([]*batch, nodes) // the batch being filled for each node
-	var arg []byte
 	send := func(node int) error {
 		cur := curs[node]
 		if cur == nil || len(cur.keys) == 0 {
@@ -182,23 +170,9 @@ func parse(ctx context.Context, r io.Reader, opts Options, st *Stats, free, work
 			return ctx.Err()
 		}
 	}
-	sendAll := func() error {
-		for n := range curs {
-			if err := send(n); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	next := func(node int) (*batch, error) {
+	next := func(node, db int) (*batch, error) {
 		cur := curs[node]
 		if cur != nil && cur.db == db && len(cur.keys) < batchCmds && len(cur.buf) < batchBytes {
-			return cur, nil
-		}
-		if cur != nil && len(cur.keys) == 0 {
-			// Everything in it was filtered out: reuse it for the new database instead of
-			// dropping it, which would shrink the free list until the loader deadlocks.
-			cur.db, cur.buf = db, cur.buf[:0]
 			return cur, nil
 		}
 		if err := send(node); err != nil {
@@ -218,129 +192,68 @@ func parse(ctx context.Context, r io.Reader, opts Options, st *Stats, free, work
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			nowMs = opts.Now().UnixMilli()
 		}
-		argc, err := rd.ReadArrayLen()
+		err := sc.next()
 		if errors.Is(err, io.EOF) {
-			return sendAll()
-		}
-		if err != nil {
-			return fmt.Errorf("read snapshot: %w", err)
-		}
-		if argc < 1 {
-			return fmt.Errorf("read snapshot: %w: empty command", resp.ErrProtocol)
-		}
-		arg, _, err = rd.AppendBulkReply(arg[:0])
-		if err != nil {
-			return fmt.Errorf("read snapshot: %w", noEOF(err))
-		}
-		switch {
-		case bytes.EqualFold(arg, []byte("SELECT")):
-			if argc != 2 {
-				return fmt.Errorf("read snapshot: %w: SELECT with %d arguments", resp.ErrProtocol, argc-1)
-			}
-			if arg, _, err = rd.AppendBulkReply(arg[:0]); err != nil {
-				return fmt.Errorf("read snapshot: %w", noEOF(err))
-			}
-			d, err := strconv.Atoi(string(arg))
-			if err != nil {
-				return fmt.Errorf("read snapshot: %w: bad database %q", resp.ErrProtocol, arg)
-			}
-			db = d
-			dbWanted = len(opts.Databases) == 0 || slices.Contains(opts.Databases, db)
-		case bytes.EqualFold(arg, []byte("RESTORE")):
-			if argc < 4 {
-				return fmt.Errorf("read snapshot: %w: RESTORE with %d arguments", resp.ErrProtocol, argc-1)
-			}
-			// The key decides the node, so read it before choosing the batch.
-			klen, err := rd.ReadBulkLen()
-			if err != nil || klen < 0 {
-				return fmt.Errorf("read snapshot: bad key: %w", noEOF(orProto(err)))
-			}
-			arg = resp.Grow(arg[:0], klen)
-			if err := rd.ReadBulkData(arg[:klen]); err != nil {
-				return fmt.Errorf("read snapshot: %w", noEOF(err))
-			}
-			node := 0
-			if opts.Cluster != nil {
-				if db != 0 && dbWanted {
-					return fmt.Errorf("snapshot has keys in database %d, but a Redis Cluster has only database 0 (restore only database 0 with --databases 0, or into a standalone server)", db)
+			for node := range curs {
+				if err := send(node); err != nil {
+					return err
 				}
-				node = int(opts.Cluster.Owner[cluster.Slot(arg[:klen])])
 			}
-			b, err := next(node)
-			if err != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		node := 0
+		if opts.Cluster != nil {
+			if sc.db != 0 && sc.dbWanted {
+				return fmt.Errorf("snapshot has keys in database %d, but a Redis Cluster has only database 0 (restore only database 0 with --databases 0, or into a standalone server)", sc.db)
+			}
+			node = int(opts.Cluster.Owner[cluster.Slot(sc.key)])
+		}
+		if !sc.keep() {
+			if err := sc.skipPayload(); err != nil {
 				return err
 			}
-			mark := len(b.buf)
-			nargs := 5 // RESTORE key ttl payload ABSTTL
-			if opts.Replace {
-				nargs = 6
-			}
-			b.buf = resp.AppendArray(b.buf, nargs)
-			b.buf = resp.AppendBulkString(b.buf, "RESTORE")
-			// key
-			b.buf = appendBulkHeader(b.buf, klen)
-			kstart := len(b.buf)
-			b.buf = append(b.buf, arg[:klen]...)
-			b.buf = append(b.buf, '\r', '\n')
-			key := b.buf[kstart : kstart+klen]
-			// ttl
-			if arg, _, err = rd.AppendBulkReply(arg[:0]); err != nil {
-				return fmt.Errorf("read snapshot: %w", noEOF(err))
-			}
-			ttl, err := resp.ParseInt(arg)
-			if err != nil {
-				return fmt.Errorf("read snapshot: bad ttl of key %q: %w", key, err)
-			}
-			skip := !dbWanted || (pattern != nil && !Match(pattern, key))
-			expired := !skip && ttl > 0 && ttl <= nowMs
-			b.buf = resp.AppendBulk(b.buf, arg)
-			// payload
-			plen, err := rd.ReadBulkLen()
-			if err != nil || plen < 0 {
-				return fmt.Errorf("read snapshot: bad payload of key %q: %w", key, noEOF(orProto(err)))
-			}
-			b.buf = appendBulkHeader(b.buf, plen)
-			p := len(b.buf)
-			b.buf = resp.Grow(b.buf, plen+32)
-			if err := rd.ReadBulkData(b.buf[p : p+plen]); err != nil {
-				return fmt.Errorf("read snapshot: %w", noEOF(err))
-			}
-			b.buf = append(b.buf[:p+plen], '\r', '\n')
-			// the original modifiers are dropped: ours are REPLACE (if asked) and ABSTTL
-			for range argc - 4 {
-				if err := rd.Discard(); err != nil {
-					return fmt.Errorf("read snapshot: %w", noEOF(err))
-				}
-			}
-			switch {
-			case skip:
-				st.Filtered++
-				b.buf = b.buf[:mark]
-				continue
-			case expired:
-				st.Expired++
-				b.buf = b.buf[:mark]
-				continue
-			}
-			if opts.Replace {
-				b.buf = resp.AppendBulkString(b.buf, "REPLACE")
-			}
-			b.buf = resp.AppendBulkString(b.buf, "ABSTTL")
-			b.keys = append(b.keys, [2]int{kstart, kstart + klen})
-			b.cmds = append(b.cmds, [2]int{mark, len(b.buf)})
-			if ttl > 0 && ttl/1000 < startSec+86400 {
-				m := st.ExpiringBy[db]
-				if m == nil {
-					m = map[int64]int64{}
-					st.ExpiringBy[db] = m
-				}
-				m[ttl/1000]++
-			}
-		default:
-			return fmt.Errorf("read snapshot: unsupported command %q (not a stash snapshot?)", arg)
+			continue
 		}
+		b, err := next(node, sc.db)
+		if err != nil {
+			return err
+		}
+		mark := len(b.buf)
+		nargs := 5 // RESTORE key ttl payload ABSTTL
+		if opts.Replace {
+			nargs = 6
+		}
+		b.buf = resp.AppendArray(b.buf, nargs)
+		b.buf = resp.AppendBulkString(b.buf, "RESTORE")
+		b.buf = appendBulkHeader(b.buf, len(sc.key))
+		kstart := len(b.buf)
+		b.buf = append(b.buf, sc.key...)
+		b.buf = append(b.buf, '\r', '\n')
+		b.buf = resp.AppendBulkInt(b.buf, sc.ttl)
+		plen, err := sc.payloadLen()
+		if err != nil {
+			return err
+		}
+		b.buf = appendBulkHeader(b.buf, plen)
+		p := len(b.buf)
+		b.buf = resp.Grow(b.buf, plen+32)
+		if err := sc.readPayload(b.buf[p : p+plen]); err != nil {
+			return err
+		}
+		b.buf = append(b.buf[:p+plen], '\r', '\n')
+		if err := sc.endCommand(); err != nil {
+			return err
+		}
+		if opts.Replace {
+			b.buf = resp.AppendBulkString(b.buf, "REPLACE")
+		}
+		b.buf = resp.AppendBulkString(b.buf, "ABSTTL")
+		b.keys = append(b.keys, [2]int{kstart, kstart + len(sc.key)})
+		b.cmds = append(b.cmds, [2]int{mark, len(b.buf)})
 	}
 }
 

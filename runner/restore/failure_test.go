@@ -243,8 +243,19 @@ func TestCorruptData(t *testing.T) {
 			if err := os.WriteFile(data, tt.damage(t, b), 0o600); err != nil {
 				t.Fatal(err)
 			}
+			// Through replication the load is all or nothing: the target stays empty.
 			dst := redistest.Start(t)
-			_, err = restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Snapshot: m.ID})
+			_, err = restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Snapshot: m.ID, Method: restore.MethodReplication})
+			if !errors.Is(err, crypt.ErrIntegrity) {
+				t.Fatalf("restore of damaged data through replication: %v, want an integrity error", err)
+			}
+			t.Logf("restore error (replication): %v", err)
+			if n := dst.Client.DBSize(ctx).Val(); n != 0 {
+				t.Fatalf("failed restore through replication left %d keys", n)
+			}
+			assertPromoted(t, dst, "", "disabled")
+			// With RESTORE commands the error says how far it got.
+			_, err = restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Snapshot: m.ID, Method: restore.MethodRestore})
 			if !errors.Is(err, crypt.ErrIntegrity) {
 				t.Fatalf("restore of damaged data: %v, want an integrity error", err)
 			}

@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"stash.dev/redis/runner/cluster"
 	"stash.dev/redis/runner/load"
@@ -46,7 +49,28 @@ type Options struct {
 	Sentinel *redisconn.Sentinel
 	// Mode is the expected mode, "standalone" or "cluster"; empty means detect it from INFO.
 	Mode string
+	// Method is how the keys are written: MethodAuto (the default), MethodRestore or
+	// MethodReplication.
+	Method string
+	// ListenHost is the runner's address as the target sees it, for MethodReplication; empty
+	// means the runner's side of a connection to the target.
+	ListenHost string
 }
+
+// Methods of writing the keys into the target.
+const (
+	// MethodAuto uses MethodReplication when the target allows it (see ReplicationBlocker) and
+	// MethodRestore otherwise, also when the target cannot connect back to the runner.
+	MethodAuto = "auto"
+	// MethodRestore sends pipelined RESTORE commands on several connections. It works on any
+	// target, keeps existing keys and restores into clusters; a failure can leave the keys
+	// restored so far.
+	MethodRestore = "restore"
+	// MethodReplication makes an empty standalone target a replica of the runner for the
+	// duration and sends the snapshot as the RDB file of a full resynchronization (see
+	// load.Replicate): about twice as fast, and all or nothing.
+	MethodReplication = "replication"
+)
 
 // ErrKeyCount is returned when the target does not hold the keys the snapshot says it should.
 var ErrKeyCount = errors.New("key count verification failed")
@@ -59,7 +83,9 @@ type Result struct {
 	Expired    int64         `json:"expired"`
 	Filtered   int64         `json:"filtered"`
 	Bytes      int64         `json:"bytes"`
-	Duration   time.Duration `json:"-"`
+	// Method is how the keys were written: MethodRestore or MethodReplication.
+	Method   string        `json:"method"`
+	Duration time.Duration `json:"-"`
 }
 
 // Run restores the snapshot. Success is reported only after the whole data object was read and
@@ -74,6 +100,11 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	if opts.Repository == nil {
 		return Result{}, errors.New("restore: no repository")
+	}
+	switch opts.Method {
+	case "", MethodAuto, MethodRestore, MethodReplication:
+	default:
+		return Result{}, fmt.Errorf("restore: unknown method %q (use %s, %s or %s)", opts.Method, MethodAuto, MethodRestore, MethodReplication)
 	}
 	m, err := opts.Repository.Resolve(ctx, opts.Snapshot)
 	if err != nil {
@@ -156,17 +187,43 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		opts.Progress.Total.Store(expected)
 	}
 
+	method := MethodRestore
+	if opts.Method != MethodRestore {
+		reason, err := ReplicationBlocker(ctx, client, opts, m.RedisVersion, routing != nil)
+		switch {
+		case err != nil:
+			return Result{}, err
+		case m.Keys == 0 || m.RDBVersion == 0:
+			// Nothing to load: RESTORE does nothing without touching the target.
+		case reason == "":
+			method = MethodReplication
+		case opts.Method == MethodReplication:
+			return Result{}, fmt.Errorf("cannot restore into %s through replication: %s (use --method %s)", opts.Redis.Addr, reason, MethodRestore)
+		}
+	}
+
 	sr, err := opts.Repository.OpenSnapshot(ctx, m)
 	if err != nil {
 		return Result{}, err
 	}
 	defer sr.Close()
-	st, err := load.Run(ctx, sr, load.Options{
+	lopts := load.Options{
 		Redis: opts.Redis, Workers: opts.Workers, Replace: opts.Replace || opts.Flush,
 		Databases: opts.Databases, KeyPattern: opts.KeyPattern,
 		RDBVersion: m.RDBVersion, SourceVersion: m.RedisVersion, Progress: opts.Progress,
 		Cluster: routing,
-	})
+	}
+	var st load.Stats
+	if method == MethodReplication {
+		st, err = load.Replicate(ctx, sr, load.ReplicateOptions{Options: lopts, KeysHint: m.Databases, ListenHost: opts.ListenHost})
+		if errors.Is(err, load.ErrReplicationUnavailable) && opts.Method != MethodReplication {
+			warn(fmt.Sprintf("%v; restoring with RESTORE commands instead", err))
+			method = MethodRestore
+		}
+	}
+	if method == MethodRestore {
+		st, err = load.Run(ctx, sr, lopts)
+	}
 	if err != nil {
 		if st.Total > 0 {
 			err = fmt.Errorf("%w (the target was partially restored: %d keys written)", err, st.Total)
@@ -195,8 +252,46 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	return Result{
 		SnapshotID: m.ID, Keys: st.Total, Databases: st.Keys, Expired: st.Expired, Filtered: st.Filtered,
-		Bytes: st.Bytes, Duration: time.Since(start),
+		Bytes: st.Bytes, Method: method, Duration: time.Since(start),
 	}, nil
+}
+
+// ReplicationBlocker returns why MethodReplication cannot restore into the target, or "" if it
+// can: a full resynchronization replaces every database and the functions of a standalone
+// master, so the target must be an empty standalone master without functions, reached without
+// TLS (the replication link would carry the data in the clear) and not watched by Sentinel,
+// running a Redis at least as new as the snapshot's source. It is called after the optional
+// flush, so --flush empties the restored databases first.
+func ReplicationBlocker(ctx context.Context, c *redis.Client, opts Options, sourceVersion string, cluster bool) (string, error) {
+	switch {
+	case cluster:
+		return "the target is a Redis Cluster", nil
+	case opts.Sentinel != nil:
+		return "the target is managed by Sentinel, which would see its master turn into a replica", nil
+	case opts.Redis.TLS != nil:
+		return "the connection uses TLS and the replication link would carry the data unencrypted", nil
+	}
+	txt, err := c.Info(ctx, "server", "replication", "keyspace").Result()
+	if err != nil {
+		return "", fmt.Errorf("read redis info: %w", err)
+	}
+	info := redisconn.ParseInfo(txt)
+	if ma, mi := majorMinor(sourceVersion); ma == 0 || !redisconn.VersionAtLeast(info.Version, ma, mi) {
+		return fmt.Sprintf("the target runs Redis %s, older than the snapshot's %s", info.Version, sourceVersion), nil
+	}
+	if !strings.Contains(txt, "role:master") {
+		return "the target is a replica", nil
+	}
+	for db, n := range info.Keys {
+		if n > 0 {
+			return fmt.Sprintf("database %d of the target has %d keys, and a full resynchronization replaces every database", db, n), nil
+		}
+	}
+	fns, err := c.Do(ctx, "FUNCTION", "LIST").Slice()
+	if err == nil && len(fns) > 0 {
+		return "the target has functions, which a full resynchronization would remove", nil
+	}
+	return "", nil
 }
 
 // dbSize sums DBSIZE of db over the targets (the masters of a cluster).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,6 +122,7 @@ func ttls(t *testing.T, s *redistest.Server, db int) map[string]int64 {
 	return out
 }
 
+// TestRoundTripFile restores one backup with each method into an empty server.
 func TestRoundTripFile(t *testing.T) {
 	ctx := context.Background()
 	src := redistest.Start(t)
@@ -133,24 +135,49 @@ func TestRoundTripFile(t *testing.T) {
 	}
 	t.Logf("backup: %+v", res)
 
-	dst := redistest.Start(t)
-	rres, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Snapshot: "latest"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("restore: %+v", rres)
-	if s, d := src.Digest(t), dst.Digest(t); s != d {
-		t.Fatalf("digest: source %s, restored %s", s, d)
-	}
-	for _, db := range []int{0, 3, 15} {
-		want, got := ttls(t, src, db), ttls(t, dst, db)
-		if len(want) == 0 || len(want) != len(got) {
-			t.Fatalf("db %d: %d keys with ttl in source, %d restored", db, len(want), len(got))
-		}
-		for k, w := range want {
-			if d := got[k] - w; d < -1000 || d > 1000 {
-				t.Errorf("db %d key %q: expiry %d, want %d", db, k, got[k], w)
+	for _, method := range []string{restore.MethodRestore, restore.MethodReplication} {
+		t.Run(method, func(t *testing.T) {
+			dst := redistest.Start(t)
+			rres, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Snapshot: "latest", Method: method})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			t.Logf("restore: %+v", rres)
+			if rres.Method != method {
+				t.Fatalf("restored by %s, want %s", rres.Method, method)
+			}
+			if s, d := src.Digest(t), dst.Digest(t); s != d {
+				t.Fatalf("digest: source %s, restored %s", s, d)
+			}
+			for _, db := range []int{0, 3, 15} {
+				want, got := ttls(t, src, db), ttls(t, dst, db)
+				if len(want) == 0 || len(want) != len(got) {
+					t.Fatalf("db %d: %d keys with ttl in source, %d restored", db, len(want), len(got))
+				}
+				for k, w := range want {
+					if d := got[k] - w; d < -1000 || d > 1000 {
+						t.Errorf("db %d key %q: expiry %d, want %d", db, k, got[k], w)
+					}
+				}
+			}
+			if method == restore.MethodReplication {
+				assertPromoted(t, dst, "", "disabled")
+			}
+		})
+	}
+}
+
+// assertPromoted fails unless s is a master again with the masterauth and repl-diskless-load
+// it had before a restore through replication.
+func assertPromoted(t *testing.T, s *redistest.Server, masterauth, disklessLoad string) {
+	t.Helper()
+	ctx := context.Background()
+	info := s.Client.Info(ctx, "replication").Val()
+	if !strings.Contains(info, "role:master") {
+		t.Errorf("target is not a master after the restore:\n%s", info)
+	}
+	cfg := s.Client.ConfigGet(ctx, "*").Val()
+	if cfg["masterauth"] != masterauth || cfg["repl-diskless-load"] != disklessLoad {
+		t.Errorf("masterauth %q, repl-diskless-load %q after the restore; want %q, %q", cfg["masterauth"], cfg["repl-diskless-load"], masterauth, disklessLoad)
 	}
 }

@@ -1,0 +1,168 @@
+// Package rdb writes Redis RDB files from DUMP payloads.
+//
+// A DUMP payload is an RDB object (type byte and value) followed by the RDB version and a CRC64
+// of the payload. An RDB file is a header, then per database a SELECTDB and RESIZEDB opcode and
+// the keys, each an optional expiry, the type byte, the key and the value, and an EOF opcode with
+// a CRC64 of the whole file. Converting one into the other is a copy, which lets the runner hand a
+// snapshot to Redis as a replication stream: Redis then loads it as it loads its own RDB files,
+// with pre-sized tables and without a command per key.
+package rdb
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc64"
+	"io"
+	"math/bits"
+	"strconv"
+)
+
+// Opcodes of the RDB format.
+const (
+	opExpireTimeMs = 0xFC
+	opResizeDB     = 0xFB
+	opSelectDB     = 0xFE
+	opEOF          = 0xFF
+)
+
+// payloadFooter is the RDB version (2 bytes) and CRC64 (8 bytes) at the end of a DUMP payload.
+const payloadFooter = 10
+
+// ErrPayload is returned for a DUMP payload that is too short or newer than the file's version.
+var ErrPayload = errors.New("bad dump payload")
+
+// Writer writes one RDB file. It is not safe for concurrent use.
+type Writer struct {
+	w       *bufio.Writer
+	crc     uint64
+	version int
+	scratch []byte
+	err     error
+}
+
+// NewWriter writes the header of an RDB file of the given format version (the version in the
+// DUMP payloads that will be added) to w. Call Close to finish the file.
+func NewWriter(w io.Writer, version int) (*Writer, error) {
+	if version < 1 || version > 9999 {
+		return nil, fmt.Errorf("rdb: bad format version %d", version)
+	}
+	rw := &Writer{w: bufio.NewWriterSize(w, 256<<10), version: version}
+	rw.write(fmt.Appendf(nil, "REDIS%04d", version))
+	return rw, rw.err
+}
+
+// write appends b to the file and the checksum.
+func (w *Writer) write(b []byte) {
+	if w.err != nil {
+		return
+	}
+	w.crc = Checksum(w.crc, b)
+	_, w.err = w.w.Write(b)
+}
+
+// SelectDB starts database db. keys and expires size the server's tables before the keys
+// arrive; they are hints and need not be exact.
+func (w *Writer) SelectDB(db int, keys, expires int64) error {
+	b := append(w.scratch[:0], opSelectDB)
+	b = appendLength(b, uint64(db))
+	b = append(b, opResizeDB)
+	b = appendLength(b, uint64(max(keys, 0)))
+	b = appendLength(b, uint64(max(expires, 0)))
+	w.scratch = b
+	w.write(b)
+	return w.err
+}
+
+// Add writes one key. expireAtMs is the absolute expiry in unix milliseconds, or 0 for none;
+// payload is the key's DUMP payload.
+func (w *Writer) Add(key []byte, expireAtMs int64, payload []byte) error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(payload) < payloadFooter+1 {
+		return fmt.Errorf("%w of key %q: %d bytes", ErrPayload, key, len(payload))
+	}
+	if v := int(binary.LittleEndian.Uint16(payload[len(payload)-payloadFooter:])); v > w.version {
+		return fmt.Errorf("%w of key %q: RDB version %d is newer than the file's %d", ErrPayload, key, v, w.version)
+	}
+	b := w.scratch[:0]
+	if expireAtMs > 0 {
+		b = append(b, opExpireTimeMs)
+		b = binary.LittleEndian.AppendUint64(b, uint64(expireAtMs))
+	}
+	b = append(b, payload[0]) // the value's type
+	b = appendLength(b, uint64(len(key)))
+	b = append(b, key...)
+	w.scratch = b
+	w.write(b)
+	w.write(payload[1 : len(payload)-payloadFooter])
+	return w.err
+}
+
+// Close writes the EOF opcode and the file's checksum and flushes. It does not close the
+// underlying writer.
+func (w *Writer) Close() error {
+	w.write([]byte{opEOF})
+	if w.err != nil {
+		return w.err
+	}
+	if _, err := w.w.Write(binary.LittleEndian.AppendUint64(nil, w.crc)); err != nil {
+		return err
+	}
+	return w.w.Flush()
+}
+
+// Flush writes buffered data to the underlying writer.
+func (w *Writer) Flush() error {
+	if w.err != nil {
+		return w.err
+	}
+	return w.w.Flush()
+}
+
+// appendLength appends n in RDB length encoding.
+func appendLength(b []byte, n uint64) []byte {
+	switch {
+	case n < 1<<6:
+		return append(b, byte(n))
+	case n < 1<<14:
+		return append(b, byte(n>>8)|0x40, byte(n))
+	case n <= 0xFFFFFFFF:
+		return binary.BigEndian.AppendUint32(append(b, 0x80), uint32(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 0x81), n)
+	}
+}
+
+// jones is the CRC-64/Jones table Redis uses for RDB files and DUMP payloads (reflected
+// polynomial 0xad93d23594c935a9, initial value 0, no final xor).
+var jones = crc64.MakeTable(bits.Reverse64(0xad93d23594c935a9))
+
+// Checksum continues the Redis CRC64 crc over p. hash/crc64 inverts the value before and
+// after; Redis does not, so the inversions are undone here.
+func Checksum(crc uint64, p []byte) uint64 {
+	return ^crc64.Update(^crc, jones, p)
+}
+
+// FormatVersion returns the RDB format version stored in a DUMP payload.
+func FormatVersion(payload []byte) (int, error) {
+	if len(payload) < payloadFooter+1 {
+		return 0, fmt.Errorf("%w: %d bytes", ErrPayload, len(payload))
+	}
+	return int(binary.LittleEndian.Uint16(payload[len(payload)-payloadFooter:])), nil
+}
+
+// VerifyPayload checks the CRC64 at the end of a DUMP payload, as RESTORE does.
+func VerifyPayload(payload []byte) error {
+	if len(payload) < payloadFooter+1 {
+		return fmt.Errorf("%w: %d bytes", ErrPayload, len(payload))
+	}
+	body := payload[:len(payload)-8]
+	want := binary.LittleEndian.Uint64(payload[len(payload)-8:])
+	if got := Checksum(0, body); got != want {
+		return fmt.Errorf("%w: checksum %s, expected %s", ErrPayload, strconv.FormatUint(got, 16), strconv.FormatUint(want, 16))
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+package restore_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"stash.dev/redis/runner/load"
+	"stash.dev/redis/runner/progress"
+	"stash.dev/redis/runner/restore"
+	"stash.dev/redis/test/redistest"
+)
+
+// TestReplicationFallsBack: a target that refuses REPLICAOF is restored with RESTORE commands
+// under the default method, with a warning, and an explicit --method replication fails without
+// leaving anything changed.
+func TestReplicationFallsBack(t *testing.T) {
+	ctx := context.Background()
+	r, m, _, _ := backupFile(t)
+	dst := redistest.Start(t, redistest.WithConfig("rename-command", "REPLICAOF", ""))
+
+	_, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Method: restore.MethodReplication})
+	if !errors.Is(err, load.ErrReplicationUnavailable) || !strings.Contains(err.Error(), "replicaof") {
+		t.Fatalf("restore through replication into a server without REPLICAOF: %v", err)
+	}
+	t.Logf("error: %v", err)
+	if n := dst.Client.DBSize(ctx).Val(); n != 0 {
+		t.Fatalf("failed restore left %d keys", n)
+	}
+	assertPromoted(t, dst, "", "disabled")
+
+	var warnings []string
+	res, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Warn: func(s string) { warnings = append(warnings, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Method != restore.MethodRestore || res.Keys != m.Keys {
+		t.Fatalf("fallback restore: %+v", res)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "instead") {
+		t.Fatalf("warnings: %q", warnings)
+	}
+}
+
+// TestReplicationChoice: the default method uses replication only on an empty standalone master
+// without functions, and says why not when asked for it explicitly.
+func TestReplicationChoice(t *testing.T) {
+	ctx := context.Background()
+	r, m, _, _ := backupFile(t)
+
+	dst := redistest.Start(t)
+	dst.Client.Set(ctx, "other-db-key", "x", 0)
+	dst.Client.Do(ctx, "MOVE", "other-db-key", "5")
+	_, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Method: restore.MethodReplication, Flush: true})
+	if err == nil || !strings.Contains(err.Error(), "database 5 of the target has 1 keys") {
+		t.Fatalf("replication into a server with keys in another database: %v", err)
+	}
+	res, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Flush: true})
+	if err != nil || res.Method != restore.MethodRestore {
+		t.Fatalf("default method with keys in another database: %+v, %v", res, err)
+	}
+
+	// --flush empties the restored database first, after which replication can load it.
+	dst = redistest.Start(t)
+	dst.Client.Set(ctx, "key:1", "old", 0)
+	res, err = restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Flush: true})
+	if err != nil || res.Method != restore.MethodReplication || dst.Client.DBSize(ctx).Val() != m.Keys {
+		t.Fatalf("restore --flush: %+v, %v", res, err)
+	}
+
+	dst = redistest.Start(t)
+	if err := dst.Client.Do(ctx, "FUNCTION", "LOAD", "#!lua name=lib\nredis.register_function('f', function() return 1 end)").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Method: restore.MethodReplication})
+	if err == nil || !strings.Contains(err.Error(), "functions") {
+		t.Fatalf("replication into a server with functions: %v", err)
+	}
+	res, err = restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r})
+	if err != nil || res.Method != restore.MethodRestore {
+		t.Fatalf("default method with functions: %+v, %v", res, err)
+	}
+	if n := len(dst.Client.Do(ctx, "FUNCTION", "LIST").Val().([]any)); n != 1 {
+		t.Fatalf("the target's functions after the restore: %d libraries", n)
+	}
+
+	replica := redistest.StartReplica(t, redistest.Start(t))
+	_, err = restore.Run(ctx, restore.Options{Redis: conn(t, replica), Repository: r, Method: restore.MethodReplication})
+	if err == nil || !strings.Contains(err.Error(), "is a replica") {
+		t.Fatalf("replication into a replica: %v", err)
+	}
+}
+
+// TestReplicationWithPasswords: a target with requirepass and its own masterauth keeps both; the
+// replica authenticates with the masterauth it has.
+func TestReplicationWithPasswords(t *testing.T) {
+	ctx := context.Background()
+	r, m, _, _ := backupFile(t)
+	dst := redistest.Start(t, redistest.WithPassword("s3cret"), redistest.WithConfig("masterauth", "other-secret"),
+		redistest.WithConfig("repl-diskless-load", "swapdb"))
+	res, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Method: restore.MethodReplication})
+	if err != nil || res.Keys != m.Keys {
+		t.Fatalf("restore: %+v, %v", res, err)
+	}
+	if n := dst.Client.DBSize(ctx).Val(); n != m.Keys {
+		t.Fatalf("restored %d keys, want %d", n, m.Keys)
+	}
+	assertPromoted(t, dst, "other-secret", "swapdb")
+}
+
+// TestReplicationCancelled: a restore cancelled while the target loads leaves it an empty master.
+func TestReplicationCancelled(t *testing.T) {
+	r, _, _, _ := backupFile(t)
+	dst := redistest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pc := &progress.Counter{}
+	go func() {
+		for pc.Keys.Load() < 100 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	_, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Method: restore.MethodReplication, Progress: pc})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled restore: %v", err)
+	}
+	// The target may need a moment to drop what it received.
+	deadline := time.Now().Add(10 * time.Second)
+	for dst.Client.DBSize(context.Background()).Val() != 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := dst.Client.DBSize(context.Background()).Val(); n != 0 {
+		t.Fatalf("cancelled restore left %d keys", n)
+	}
+	assertPromoted(t, dst, "", "disabled")
+}
