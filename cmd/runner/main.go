@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -20,7 +21,16 @@ type quietLogger struct{}
 
 func (quietLogger) Printf(context.Context, string, ...any) {}
 
+// defaultMemoryLimit is the runner's soft memory limit unless GOMEMLIMIT sets another. Its live
+// heap is a few tens of MiB (the scrypt KDF, the zstd window, the largest keys in flight); without
+// a limit the collector lets garbage grow the heap to twice that, which a Job with a memory limit
+// pays for. Measured in bench/README.md: peak RSS 170 MB without, 131 MB with, at the same speed.
+const defaultMemoryLimit = 80 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	redis.SetLogger(quietLogger{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	cmd := cli.NewRootCommand(cli.Streams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}, os.Getenv, version.Version)
