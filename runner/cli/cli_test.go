@@ -109,9 +109,15 @@ func TestBackupRestoreAndRepositoryCommands(t *testing.T) {
 	}
 
 	dst := redistest.Start(t)
-	mustRun(t, nil, "restore", "--redis", dst.URL(), "--repository", repoURL, "--snapshot", "latest", "--result-file", resultFile)
-	if s, d := src.Digest(t), dst.Digest(t); s != d {
-		t.Fatalf("digest: source %s, restored %s", s, d)
+	out = mustRun(t, nil, "restore", "--redis", dst.URL(), "--repository", repoURL, "--snapshot", "latest", "--result-file", resultFile)
+	if s, d := src.Digest(t), dst.Digest(t); s != d || !strings.Contains(out, "by replication") {
+		t.Fatalf("digest: source %s, restored %s; output %q", s, d, out)
+	}
+	if b, _ := os.ReadFile(resultFile); !bytes.Contains(b, []byte(`"method": "replication"`)) {
+		t.Fatalf("result file: %s", b)
+	}
+	if _, _, err := run(t, nil, "restore", "--redis", dst.URL(), "--repository", repoURL, "--method", "rdb"); err == nil || !strings.Contains(err.Error(), "--method") {
+		t.Fatalf("restore --method rdb: %v", err)
 	}
 	_, _, err = run(t, nil, "restore", "--redis", dst.URL(), "--repository", repoURL, "--result-file", resultFile)
 	if err == nil || !strings.Contains(err.Error(), "--flush") {
@@ -121,7 +127,12 @@ func TestBackupRestoreAndRepositoryCommands(t *testing.T) {
 	if !bytes.Contains(b, []byte(`"success": false`)) || !bytes.Contains(b, []byte("refusing")) {
 		t.Fatalf("result file of a failed restore: %s", b)
 	}
-	mustRun(t, nil, "restore", "--redis", dst.URL(), "--repository", repoURL, "--flush")
+	if out := mustRun(t, nil, "restore", "--redis", dst.URL(), "--repository", repoURL, "--flush", "--method", "restore"); !strings.Contains(out, "by restore") {
+		t.Fatalf("restore --method restore: %s", out)
+	}
+	if s, d := src.Digest(t), dst.Digest(t); s != d {
+		t.Fatalf("digest after restore --flush --method restore: source %s, restored %s", s, d)
+	}
 }
 
 func TestPasswords(t *testing.T) {
@@ -167,6 +178,12 @@ func TestRedisAuthAndUnixSocket(t *testing.T) {
 	if n := len(idRE.FindAllString(mustRun(t, nil, "snapshots", "--repository", repoURL), -1)); n != 3 {
 		t.Fatalf("%d snapshots, want 3", n)
 	}
+	// Through a unix socket the target connects back to the runner on 127.0.0.1.
+	dst := redistest.Start(t, redistest.WithPassword("dstpw"), redistest.WithUnixSocket())
+	out := mustRun(t, env{cli.EnvRedisPassword: "dstpw"}, "restore", "--redis", "unix://"+dst.Socket, "--repository", repoURL, "--method", "replication")
+	if !strings.Contains(out, "by replication") || dst.Client.Get(context.Background(), "a").Val() != "b" {
+		t.Fatalf("restore through a unix socket: %s", out)
+	}
 }
 
 func TestTLS(t *testing.T) {
@@ -197,9 +214,14 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("--insecure-skip-verify: %v, stderr %q", err, errOut)
 	}
 	dst := redistest.Start(t, redistest.WithTLS(certs))
-	mustRun(t, nil, "restore", "--redis", "rediss://"+dst.TLSAddr, "--repository", repoURL, "--tls-ca-file", certs.CAFile)
-	if s, d := src.Digest(t), dst.Digest(t); s != d {
-		t.Fatalf("digest: source %s, restored %s", s, d)
+	// Over TLS the default method keeps to RESTORE: the replication link would be plain text.
+	out := mustRun(t, nil, "restore", "--redis", "rediss://"+dst.TLSAddr, "--repository", repoURL, "--tls-ca-file", certs.CAFile)
+	if s, d := src.Digest(t), dst.Digest(t); s != d || !strings.Contains(out, "by restore") {
+		t.Fatalf("digest: source %s, restored %s; output %q", s, d, out)
+	}
+	_, _, err = run(t, nil, "restore", "--redis", "rediss://"+dst.TLSAddr, "--repository", repoURL, "--tls-ca-file", certs.CAFile, "--flush", "--method", "replication")
+	if err == nil || !strings.Contains(err.Error(), "TLS") {
+		t.Fatalf("restore --method replication over TLS: %v", err)
 	}
 }
 
