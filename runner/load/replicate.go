@@ -164,7 +164,7 @@ func Replicate(ctx context.Context, r io.Reader, opts ReplicateOptions) (st Stat
 	}
 	promoted = true
 	if err := checkMaxmemory(ctx, ctl); err != nil {
-		return st, fmt.Errorf("%s: %w", opts.Redis.Addr, err)
+		return st, err
 	}
 	return st, nil
 }

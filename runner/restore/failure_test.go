@@ -378,9 +378,16 @@ func TestKeyCountMismatch(t *testing.T) {
 	ctx := context.Background()
 	r, _, _, _ := backupFile(t)
 	dst := redistest.Start(t, redistest.WithConfig("maxmemory", "3mb"), redistest.WithConfig("maxmemory-policy", "allkeys-random"))
-	_, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r})
+	_, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Method: restore.MethodRestore})
 	if !errors.Is(err, restore.ErrKeyCount) {
 		t.Fatalf("restore into a server that evicts: %v, want ErrKeyCount", err)
+	}
+	t.Logf("error: %v", err)
+	// A replica loads regardless of maxmemory; the promoted server would then evict.
+	dst = redistest.Start(t, redistest.WithConfig("maxmemory", "3mb"), redistest.WithConfig("maxmemory-policy", "allkeys-random"))
+	_, err = restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Method: restore.MethodReplication})
+	if err == nil || !strings.Contains(err.Error(), "more than maxmemory") {
+		t.Fatalf("restore through replication into a server that evicts: %v", err)
 	}
 	t.Logf("error: %v", err)
 }

@@ -225,7 +225,10 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		st, err = load.Run(ctx, sr, lopts)
 	}
 	if err != nil {
-		if st.Total > 0 {
+		switch {
+		case st.Total > 0 && method == MethodReplication:
+			err = fmt.Errorf("%w (the target holds the %d keys it loaded)", err, st.Total)
+		case st.Total > 0:
 			err = fmt.Errorf("%w (the target was partially restored: %d keys written)", err, st.Total)
 		}
 		return Result{}, fmt.Errorf("restore snapshot %s into %s: %w", m.ID, opts.Redis.Addr, err)
