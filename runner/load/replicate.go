@@ -152,11 +152,17 @@ func Replicate(ctx context.Context, r io.Reader, opts ReplicateOptions) (st Stat
 	// From here on the target is loading: a failure leaves it empty, never half restored.
 	if err := stream(ctx, r, conn, opts, &st); err != nil {
 		conn.Close()
+		if ctx.Err() != nil {
+			err = ctx.Err() // the cancellation, not the write it interrupted
+		}
 		st.Keys, st.Total = map[int]int64{}, 0
 		return st, fmt.Errorf("%w (the load was aborted: %s discards what it received)", err, opts.Redis.Addr)
 	}
 	if err := waitLoaded(br, rd); err != nil {
 		st.Keys, st.Total = map[int]int64{}, 0
+		if ctx.Err() != nil {
+			return st, ctx.Err()
+		}
 		return st, fmt.Errorf("%s did not load the snapshot (its log says why): %w", opts.Redis.Addr, err)
 	}
 	if err := ctl.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
