@@ -359,6 +359,9 @@ func restoreWorker(stop, connCtx context.Context, opts Options, work <-chan *bat
 			return firstErr
 		}
 		done(b)
+		if cap(b.buf) > 2*batchBytes {
+			b.buf = nil // grown for a huge key: do not keep it for the small ones that follow
+		}
 		free <- b
 	}
 	return nil

@@ -293,7 +293,12 @@ func stream(ctx context.Context, r io.Reader, conn net.Conn, opts ReplicateOptio
 		if err != nil {
 			return err
 		}
-		payload = resp.Grow(payload[:0], plen)[:plen]
+		if cap(payload) < plen {
+			// Exactly, not doubled: after a key of 20 MB a doubling buffer would hold 50 MB
+			// for the next big key, which is what the runner's memory limit is about.
+			payload = make([]byte, plen)
+		}
+		payload = payload[:plen]
 		if err := sc.readPayload(payload); err != nil {
 			return err
 		}
