@@ -78,6 +78,6 @@ bench-cluster: build ## Benchmark a 3-master cluster: parallel vs one-by-one dum
 	go run ./bench cluster -runner bin/stash-runner
 
 .PHONY: bench
-bench: build ## Benchmark the runner against redis-dump-go, redis-cli --pipe/--rdb and a minimal DUMP/RESTORE loop (about 17 min; see bench/README.md).
+bench: build ## Benchmark the runner against redis-dump-go, redis-cli --pipe/--rdb and a minimal DUMP/RESTORE loop (about 20 min; see bench/README.md).
 	hack/tools.sh redis >/dev/null
 	go run ./bench -runner bin/stash-runner $(BENCH_FLAGS)
