@@ -84,6 +84,10 @@ type RestoreSessionStatus struct {
 	// Bytes is the number of snapshot bytes read.
 	// +optional
 	Bytes int64 `json:"bytes,omitempty"`
+	// Method is how the keys were written: "replication" (the empty target loaded the snapshot
+	// as a replica of the runner) or "restore" (RESTORE commands).
+	// +optional
+	Method string `json:"method,omitempty"`
 	// SessionDuration is how long the restore took.
 	// +optional
 	SessionDuration string `json:"sessionDuration,omitempty"`

@@ -256,7 +256,7 @@ func RunRestore(ctx context.Context, c client.Client, ns, name string, o Options
 			return
 		}
 		st.Phase, st.Error = v1alpha1.SessionSucceeded, ""
-		st.Snapshot, st.KeysRestored, st.Bytes = res.SnapshotID, res.Keys, res.Bytes
+		st.Snapshot, st.KeysRestored, st.Bytes, st.Method = res.SnapshotID, res.Keys, res.Bytes, res.Method
 	}); perr != nil {
 		err = errors.Join(err, perr)
 	}
@@ -302,9 +302,10 @@ func runRestore(ctx context.Context, c client.Client, rs *v1alpha1.RestoreSessio
 	})
 	stop()
 	if err != nil {
-		return res, fmt.Errorf("restore into %s (%d keys written before the error): %w", target.Redis.Addr, counter.Keys.Load(), err)
+		// restore.Run's error says whether and how far the target was changed.
+		return res, err
 	}
-	o.log("restored snapshot %s: %d keys", res.SnapshotID, res.Keys)
+	o.log("restored snapshot %s: %d keys by %s", res.SnapshotID, res.Keys, res.Method)
 	return res, nil
 }
 
