@@ -12,7 +12,6 @@ package dump
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"stash.dev/redis/runner/progress"
+	"stash.dev/redis/runner/rdb"
 	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/resp"
 )
@@ -400,8 +400,8 @@ func worker(ctx context.Context, c *redisconn.Conn, usePTTL bool, in <-chan *key
 				ob.skipped++
 				continue
 			}
-			if ob.rdb == 0 && n >= 10 {
-				ob.rdb = int(binary.LittleEndian.Uint16(payload[n-10:]))
+			if ob.rdb == 0 {
+				ob.rdb, _ = rdb.FormatVersion(payload[:n])
 			}
 			ob.buf = append(ob.buf, '\r', '\n')
 			ob.buf = append(ob.buf, restoreTail...)

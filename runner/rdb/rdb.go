@@ -16,7 +16,6 @@ import (
 	"hash/crc64"
 	"io"
 	"math/bits"
-	"strconv"
 )
 
 // Opcodes of the RDB format.
@@ -81,10 +80,11 @@ func (w *Writer) Add(key []byte, expireAtMs int64, payload []byte) error {
 	if w.err != nil {
 		return w.err
 	}
-	if len(payload) < payloadFooter+1 {
-		return fmt.Errorf("%w of key %q: %d bytes", ErrPayload, key, len(payload))
+	v, err := FormatVersion(payload)
+	if err != nil {
+		return fmt.Errorf("key %q: %w", key, err)
 	}
-	if v := int(binary.LittleEndian.Uint16(payload[len(payload)-payloadFooter:])); v > w.version {
+	if v > w.version {
 		return fmt.Errorf("%w of key %q: RDB version %d is newer than the file's %d", ErrPayload, key, v, w.version)
 	}
 	b := w.scratch[:0]
@@ -110,14 +110,6 @@ func (w *Writer) Close() error {
 	}
 	if _, err := w.w.Write(binary.LittleEndian.AppendUint64(nil, w.crc)); err != nil {
 		return err
-	}
-	return w.w.Flush()
-}
-
-// Flush writes buffered data to the underlying writer.
-func (w *Writer) Flush() error {
-	if w.err != nil {
-		return w.err
 	}
 	return w.w.Flush()
 }
@@ -152,17 +144,4 @@ func FormatVersion(payload []byte) (int, error) {
 		return 0, fmt.Errorf("%w: %d bytes", ErrPayload, len(payload))
 	}
 	return int(binary.LittleEndian.Uint16(payload[len(payload)-payloadFooter:])), nil
-}
-
-// VerifyPayload checks the CRC64 at the end of a DUMP payload, as RESTORE does.
-func VerifyPayload(payload []byte) error {
-	if len(payload) < payloadFooter+1 {
-		return fmt.Errorf("%w: %d bytes", ErrPayload, len(payload))
-	}
-	body := payload[:len(payload)-8]
-	want := binary.LittleEndian.Uint64(payload[len(payload)-8:])
-	if got := Checksum(0, body); got != want {
-		return fmt.Errorf("%w: checksum %s, expected %s", ErrPayload, strconv.FormatUint(got, 16), strconv.FormatUint(want, 16))
-	}
-	return nil
 }

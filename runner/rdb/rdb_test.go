@@ -3,7 +3,9 @@ package rdb_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,7 +73,7 @@ func TestFileLoadsInRedis(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := rdb.VerifyPayload(payload); err != nil {
+			if err := verifyPayload(payload); err != nil {
 				t.Fatalf("payload of %q: %v", k, err)
 			}
 			var exp int64
@@ -175,4 +177,17 @@ func startOn(t *testing.T, dir string) (string, error) {
 		b, _ := os.ReadFile(log)
 		return string(b), nil
 	}
+}
+
+// verifyPayload checks the CRC64 at the end of a DUMP payload as RESTORE does, which proves
+// that Checksum computes Redis' CRC.
+func verifyPayload(payload []byte) error {
+	if len(payload) < 11 {
+		return fmt.Errorf("payload of %d bytes", len(payload))
+	}
+	body := payload[:len(payload)-8]
+	if got, want := rdb.Checksum(0, body), binary.LittleEndian.Uint64(payload[len(payload)-8:]); got != want {
+		return fmt.Errorf("checksum %x, payload says %x", got, want)
+	}
+	return nil
 }
