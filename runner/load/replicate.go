@@ -273,6 +273,7 @@ func stream(ctx context.Context, r io.Reader, conn net.Conn, opts ReplicateOptio
 				return err
 			}
 			if opts.Progress != nil {
+				opts.Progress.Keys.Store(st.Total)
 				opts.Progress.Bytes.Store(st.Bytes)
 			}
 		}
@@ -319,9 +320,6 @@ func stream(ctx context.Context, r io.Reader, conn net.Conn, opts ReplicateOptio
 		}
 		st.Keys[db]++
 		st.Total++
-		if opts.Progress != nil {
-			opts.Progress.Keys.Add(1)
-		}
 	}
 	// Only a stream read to its verified end gets the EOF opcode, checksum and mark that make
 	// the target accept the file.
@@ -335,6 +333,7 @@ func stream(ctx context.Context, r io.Reader, conn net.Conn, opts ReplicateOptio
 		return fmt.Errorf("send to replica: %w", err)
 	}
 	if opts.Progress != nil {
+		opts.Progress.Keys.Store(st.Total)
 		opts.Progress.Bytes.Store(st.Bytes)
 	}
 	return nil
