@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"stash.dev/redis/runner/dump"
 	"stash.dev/redis/runner/progress"
 	"stash.dev/redis/runner/redisconn"
@@ -56,21 +58,13 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.Repository == nil {
 		return Result{}, errors.New("backup: no repository")
 	}
-	if opts.Sentinel != nil {
-		var err error
-		if opts.Redis, err = opts.Redis.ResolveSentinel(ctx, *opts.Sentinel, opts.ReadFromReplica); err != nil {
-			return Result{}, err
-		}
+	var client *redis.Client
+	var info redisconn.ServerInfo
+	var err error
+	if opts.Redis, client, info, err = redisconn.Connect(ctx, opts.Redis, opts.Sentinel, opts.ReadFromReplica, opts.Mode); err != nil {
+		return Result{}, err
 	}
-	client := opts.Redis.Client(0)
 	defer client.Close()
-	info, err := redisconn.Inspect(ctx, client)
-	if err != nil {
-		return Result{}, err
-	}
-	if err := info.CheckMode(opts.Redis.Addr, opts.Mode); err != nil {
-		return Result{}, err
-	}
 	var plan *clusterPlan
 	if info.Mode == "cluster" {
 		if plan, err = planCluster(ctx, opts, client); err != nil {

@@ -57,10 +57,8 @@ func newRestoreCommand(g *global) *cobra.Command {
 
 // Validate checks the flags without I/O.
 func (o *RestoreOptions) Validate() error {
-	switch o.opts.Method {
-	case restore.MethodAuto, restore.MethodRestore, restore.MethodReplication:
-	default:
-		return fmt.Errorf("--method %q: use %s, %s or %s", o.opts.Method, restore.MethodAuto, restore.MethodRestore, restore.MethodReplication)
+	if err := restore.CheckMethod(o.opts.Method); err != nil {
+		return fmt.Errorf("--method: %w", err)
 	}
 	return o.g.validateRepository()
 }

@@ -279,6 +279,28 @@ func Inspect(ctx context.Context, c *redis.Client) (ServerInfo, error) {
 	return si, nil
 }
 
+// Connect opens a client on database 0 of the data node: o itself, or the master (a replica if
+// replica is set) that the Sentinel s names. It reads the node's INFO and fails if its mode is
+// not mode (see CheckMode). It returns the data node's options with the client; the caller closes it.
+func Connect(ctx context.Context, o Options, s *Sentinel, replica bool, mode string) (Options, *redis.Client, ServerInfo, error) {
+	if s != nil {
+		var err error
+		if o, err = o.ResolveSentinel(ctx, *s, replica); err != nil {
+			return o, nil, ServerInfo{}, err
+		}
+	}
+	c := o.Client(0)
+	info, err := Inspect(ctx, c)
+	if err == nil {
+		err = info.CheckMode(o.Addr, mode)
+	}
+	if err != nil {
+		c.Close()
+		return o, nil, ServerInfo{}, err
+	}
+	return o, c, info, nil
+}
+
 // ParseInfo extracts version, mode and keyspace from an INFO reply.
 func ParseInfo(txt string) ServerInfo {
 	si := ServerInfo{Keys: map[int]int64{}, Expires: map[int]int64{}}

@@ -59,7 +59,7 @@ type Options struct {
 
 // Methods of writing the keys into the target.
 const (
-	// MethodAuto uses MethodReplication when the target allows it (see ReplicationBlocker) and
+	// MethodAuto uses MethodReplication when the target allows it (see replicationBlocker) and
 	// MethodRestore otherwise, also when the target cannot connect back to the runner.
 	MethodAuto = "auto"
 	// MethodRestore sends pipelined RESTORE commands on several connections. It works on any
@@ -71,6 +71,15 @@ const (
 	// load.Replicate): about twice as fast, and all or nothing.
 	MethodReplication = "replication"
 )
+
+// CheckMethod fails unless m names a method.
+func CheckMethod(m string) error {
+	switch m {
+	case MethodAuto, MethodRestore, MethodReplication:
+		return nil
+	}
+	return fmt.Errorf("unknown restore method %q (use %s, %s or %s)", m, MethodAuto, MethodRestore, MethodReplication)
+}
 
 // ErrKeyCount is returned when the target does not hold the keys the snapshot says it should.
 var ErrKeyCount = errors.New("key count verification failed")
@@ -101,10 +110,10 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.Repository == nil {
 		return Result{}, errors.New("restore: no repository")
 	}
-	switch opts.Method {
-	case "", MethodAuto, MethodRestore, MethodReplication:
-	default:
-		return Result{}, fmt.Errorf("restore: unknown method %q (use %s, %s or %s)", opts.Method, MethodAuto, MethodRestore, MethodReplication)
+	if opts.Method != "" {
+		if err := CheckMethod(opts.Method); err != nil {
+			return Result{}, err
+		}
 	}
 	m, err := opts.Repository.Resolve(ctx, opts.Snapshot)
 	if err != nil {
@@ -115,20 +124,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			return Result{}, fmt.Errorf("verify snapshot %s before restoring: %w", m.ID, err)
 		}
 	}
-	if opts.Sentinel != nil {
-		if opts.Redis, err = opts.Redis.ResolveSentinel(ctx, *opts.Sentinel, false); err != nil {
-			return Result{}, err
-		}
+	var client *redis.Client
+	var info redisconn.ServerInfo
+	if opts.Redis, client, info, err = redisconn.Connect(ctx, opts.Redis, opts.Sentinel, false, opts.Mode); err != nil {
+		return Result{}, err
 	}
-	client := opts.Redis.Client(0)
 	defer client.Close()
-	info, err := redisconn.Inspect(ctx, client)
-	if err != nil {
-		return Result{}, err
-	}
-	if err := info.CheckMode(opts.Redis.Addr, opts.Mode); err != nil {
-		return Result{}, err
-	}
 	targets := []redisconn.Options{opts.Redis} // the servers whose databases are counted
 	var routing *load.Routing
 	if info.Mode == "cluster" {
@@ -188,13 +189,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 
 	method := MethodRestore
-	if opts.Method != MethodRestore {
-		reason, err := ReplicationBlocker(ctx, client, opts, m.RedisVersion, routing != nil)
+	// An empty snapshot has nothing to load: RESTORE then writes nothing and changes nothing.
+	if opts.Method != MethodRestore && m.Keys > 0 && m.RDBVersion > 0 {
+		reason, err := replicationBlocker(ctx, client, opts, m.RedisVersion, routing != nil)
 		switch {
 		case err != nil:
 			return Result{}, err
-		case m.Keys == 0 || m.RDBVersion == 0:
-			// Nothing to load: RESTORE does nothing without touching the target.
 		case reason == "":
 			method = MethodReplication
 		case opts.Method == MethodReplication:
@@ -259,13 +259,13 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}, nil
 }
 
-// ReplicationBlocker returns why MethodReplication cannot restore into the target, or "" if it
+// replicationBlocker returns why MethodReplication cannot restore into the target, or "" if it
 // can: a full resynchronization replaces every database and the functions of a standalone
 // master, so the target must be an empty standalone master without functions, reached without
 // TLS (the replication link would carry the data in the clear) and not watched by Sentinel,
 // running a Redis at least as new as the snapshot's source. It is called after the optional
 // flush, so --flush empties the restored databases first.
-func ReplicationBlocker(ctx context.Context, c *redis.Client, opts Options, sourceVersion string, cluster bool) (string, error) {
+func replicationBlocker(ctx context.Context, c *redis.Client, opts Options, sourceVersion string, cluster bool) (string, error) {
 	switch {
 	case cluster:
 		return "the target is a Redis Cluster", nil
