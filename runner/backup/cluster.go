@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -14,7 +12,7 @@ import (
 	"stash.dev/redis/runner/dump"
 	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/repo"
-	"stash.dev/redis/runner/resp"
+	"stash.dev/redis/runner/stream"
 )
 
 // clusterPlan is what a cluster backup reads from where.
@@ -165,6 +163,7 @@ func dumpMigrating(ctx context.Context, opts Options, p *clusterPlan, usePTTL bo
 		}
 		return c
 	}
+	enc := stream.NewEncoder(w)
 	for _, slot := range p.top.Migrations() {
 		var holders []string // source first
 		for _, n := range p.top.Nodes {
@@ -193,29 +192,26 @@ func dumpMigrating(ctx context.Context, opts Options, p *clusterPlan, usePTTL bo
 				}
 			}
 		}
-		var buf []byte
 		for _, k := range list {
-			ttl, payload, ok, err := dumpKeyFollowing(ctx, client, holders[0], k, usePTTL)
+			expireAt, payload, ok, err := dumpKeyFollowing(ctx, client, holders[0], k, usePTTL)
 			if err != nil {
 				return 0, 0, fmt.Errorf("dump key %q of migrating slot %d: %w", k, slot, err)
 			}
 			if !ok {
 				continue
 			}
-			buf = resp.AppendCommand(buf[:0], "RESTORE", k, strconv.FormatInt(ttl, 10), payload, "REPLACE", "ABSTTL")
-			if _, err := w.Write(buf); err != nil {
-				return 0, 0, fmt.Errorf("write snapshot: %w", err)
+			if err := enc.Restore([]byte(k), expireAt, []byte(payload)); err != nil {
+				return 0, 0, err
 			}
 			keys++
-			bytes += int64(len(buf))
 		}
 	}
-	return keys, bytes, nil
+	return keys, enc.Bytes(), nil
 }
 
 // dumpKeyFollowing reads key's absolute expiry (0 = none) and DUMP payload from addr, following
 // ASK and MOVED redirections. ok is false when the key no longer exists.
-func dumpKeyFollowing(ctx context.Context, client func(string) *redis.Client, addr, key string, usePTTL bool) (ttl int64, payload string, ok bool, err error) {
+func dumpKeyFollowing(ctx context.Context, client func(string) *redis.Client, addr, key string, usePTTL bool) (expireAt int64, payload string, ok bool, err error) {
 	ttlCmd := "PEXPIRETIME"
 	if usePTTL {
 		ttlCmd = "PTTL"
@@ -244,17 +240,13 @@ func dumpKeyFollowing(ctx context.Context, client func(string) *redis.Client, ad
 		if errors.Is(d.Err(), redis.Nil) {
 			return 0, "", false, nil
 		}
-		ttl, _ = t.Int64()
-		switch {
-		case ttl == -2:
+		reply, _ := t.Int64()
+		expireAt, exists := stream.ExpireAt(reply, usePTTL)
+		if !exists {
 			return 0, "", false, nil // created between the calls: its expiry is unknown
-		case ttl < 0:
-			ttl = 0
-		case usePTTL:
-			ttl += time.Now().UnixMilli()
 		}
 		payload, _ = d.Text()
-		return ttl, payload, true, nil
+		return expireAt, payload, true, nil
 	}
 	return 0, "", false, errors.New("too many redirections")
 }
@@ -265,8 +257,8 @@ func redirection(errs ...error) (addr string, ask, ok bool) {
 		if e == nil {
 			continue
 		}
-		if f := strings.Fields(e.Error()); len(f) == 3 && (f[0] == "ASK" || f[0] == "MOVED") {
-			return f[2], f[0] == "ASK", true
+		if addr, ask, ok := cluster.ParseRedirect(e.Error()); ok {
+			return addr, ask, true
 		}
 	}
 	return "", false, false

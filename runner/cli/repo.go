@@ -187,7 +187,8 @@ func newCatCommand(g *global) *cobra.Command {
 	return cmd
 }
 
-// runCat streams the plaintext; the stream is verified while it is written and the command fails
+// runCat streams the plaintext as it is (the format of runner/stream, which redis-cli --pipe
+// replays), without decoding it; the stream is verified while it is written and the command fails
 // (after the data was written) if verification fails, so a pipeline must check the exit status.
 func runCat(ctx context.Context, g *global, snapshot string) error {
 	r, err := g.openRepo(ctx, false)

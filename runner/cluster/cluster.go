@@ -291,3 +291,14 @@ var crcTable = func() (t [256]uint16) {
 	}
 	return t
 }()
+
+// ParseRedirect parses the redirection replies of a cluster node, "MOVED slot host:port" (the
+// slot has moved for good) and "ASK slot host:port" (ask the node once, after ASKING, while the
+// slot migrates). ok is false for any other message.
+func ParseRedirect(msg string) (addr string, ask, ok bool) {
+	f := strings.Fields(msg)
+	if len(f) != 3 || (f[0] != "MOVED" && f[0] != "ASK") {
+		return "", false, false
+	}
+	return f[2], f[0] == "ASK", true
+}

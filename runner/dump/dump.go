@@ -1,8 +1,5 @@
-// Package dump writes the keys of a Redis server as a RESP command stream:
-//
-//	SELECT db
-//	RESTORE key abs-expiry-ms payload REPLACE ABSTTL   (0 = no expiry)
-//
+// Package dump writes the keys of a Redis server as a snapshot stream (the format is defined
+// and documented by runner/stream): a SELECT record per database, then a RESTORE record per key.
 // The stream can be replayed by the load package or by `redis-cli --pipe`.
 //
 // Keys are found with SCAN on one connection and dumped with pipelined PEXPIRETIME (PTTL before
@@ -17,7 +14,6 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -25,6 +21,7 @@ import (
 	"stash.dev/redis/runner/rdb"
 	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/resp"
+	"stash.dev/redis/runner/stream"
 )
 
 // Options configure Write.
@@ -109,7 +106,7 @@ func Write(ctx context.Context, opts Options, w io.Writer) (Stats, error) {
 	st := Stats{Keys: map[int]int64{}}
 	var hdr []byte
 	for _, db := range opts.Databases {
-		hdr = resp.AppendCommand(hdr[:0], "SELECT", fmt.Sprint(db))
+		hdr = stream.AppendSelect(hdr[:0], db)
 		if _, err := w.Write(hdr); err != nil {
 			return st, fmt.Errorf("write snapshot: %w", err)
 		}
@@ -133,7 +130,7 @@ func WriteShards(ctx context.Context, opts Options, nodes []redisconn.Options, w
 		opts.ScanCount = DefaultScanCount
 	}
 	total := Stats{Keys: map[int]int64{}}
-	hdr := resp.AppendCommand(nil, "SELECT", "0")
+	hdr := stream.AppendSelect(nil, 0)
 	if _, err := w.Write(hdr); err != nil {
 		return total, nil, fmt.Errorf("write snapshot: %w", err)
 	}
@@ -328,8 +325,6 @@ var (
 	cmdPExpireTime = []byte("*2\r\n$11\r\nPEXPIRETIME\r\n")
 	cmdPTTL        = []byte("*2\r\n$4\r\nPTTL\r\n")
 	cmdDump        = []byte("*2\r\n$4\r\nDUMP\r\n")
-	restoreHead    = []byte("*6\r\n$7\r\nRESTORE\r\n")
-	restoreTail    = []byte("$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n")
 )
 
 // worker dumps key batches: one pipelined round trip per batch.
@@ -366,13 +361,7 @@ func worker(ctx context.Context, c *redisconn.Conn, usePTTL bool, in <-chan *key
 			if err != nil {
 				return explain("read ttl", c.Err(err))
 			}
-			missing := ttl == -2
-			switch {
-			case ttl < 0:
-				ttl = 0 // -1: no expiry
-			case usePTTL:
-				ttl += time.Now().UnixMilli()
-			}
+			expireAt, exists := stream.ExpireAt(ttl, usePTTL)
 			n, err := c.R.ReadBulkLen()
 			if err != nil {
 				return explain(fmt.Sprintf("dump key %q", k), c.Err(err))
@@ -381,20 +370,16 @@ func worker(ctx context.Context, c *redisconn.Conn, usePTTL bool, in <-chan *key
 				ob.skipped++ // vanished after SCAN
 				continue
 			}
+			// The payload is read from the connection straight into its place in the record.
 			mark := len(ob.buf)
-			ob.buf = append(ob.buf, restoreHead...)
-			ob.buf = resp.AppendBulk(ob.buf, k)
-			ob.buf = resp.AppendBulkInt(ob.buf, ttl)
-			ob.buf = append(ob.buf, '$')
-			ob.buf = appendInt(ob.buf, n)
-			ob.buf = append(ob.buf, '\r', '\n')
-			ob.buf = resp.Grow(ob.buf, n+2+len(restoreTail))
+			ob.buf = stream.AppendRestoreStart(ob.buf, k, expireAt, n)
+			ob.buf = resp.Grow(ob.buf, n+stream.RestoreEndLen)
 			payload := ob.buf[len(ob.buf) : len(ob.buf)+n]
 			if err := c.R.ReadBulkData(payload); err != nil {
 				return c.Err(err)
 			}
 			ob.buf = ob.buf[:len(ob.buf)+n]
-			if missing {
+			if !exists {
 				// Missing at PEXPIRETIME but present at DUMP: created meanwhile, expiry unknown.
 				ob.buf = ob.buf[:mark]
 				ob.skipped++
@@ -403,8 +388,7 @@ func worker(ctx context.Context, c *redisconn.Conn, usePTTL bool, in <-chan *key
 			if ob.rdb == 0 {
 				ob.rdb, _ = rdb.FormatVersion(payload[:n])
 			}
-			ob.buf = append(ob.buf, '\r', '\n')
-			ob.buf = append(ob.buf, restoreTail...)
+			ob.buf = stream.AppendRestoreEnd(ob.buf)
 			ob.keys++
 		}
 		free <- b
@@ -415,20 +399,6 @@ func worker(ctx context.Context, c *redisconn.Conn, usePTTL bool, in <-chan *key
 		}
 	}
 	return nil
-}
-
-func appendInt(b []byte, n int) []byte {
-	var tmp [20]byte
-	i := len(tmp)
-	if n == 0 {
-		return append(b, '0')
-	}
-	for n > 0 {
-		i--
-		tmp[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return append(b, tmp[i:]...)
 }
 
 // explain adds the next step to permission errors.

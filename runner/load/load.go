@@ -207,54 +207,48 @@ func parse(ctx context.Context, r io.Reader, opts Options, st *Stats, free, work
 		if err != nil {
 			return err
 		}
+		rec := sc.rec
 		node := 0
 		if opts.Cluster != nil {
-			if sc.db != 0 && sc.dbWanted {
-				return fmt.Errorf("snapshot has keys in database %d, but a Redis Cluster has only database 0 (restore only database 0 with --databases 0, or into a standalone server)", sc.db)
+			if rec.DB != 0 && sc.dbWanted {
+				return fmt.Errorf("snapshot has keys in database %d, but a Redis Cluster has only database 0 (restore only database 0 with --databases 0, or into a standalone server)", rec.DB)
 			}
-			node = int(opts.Cluster.Owner[cluster.Slot(sc.key)])
+			node = int(opts.Cluster.Owner[cluster.Slot(rec.Key)])
 		}
 		if !sc.keep() {
-			if err := sc.skipPayload(); err != nil {
-				return err
-			}
-			continue
+			continue // the next record skips the payload
 		}
-		b, err := next(node, sc.db)
+		b, err := next(node, rec.DB)
 		if err != nil {
 			return err
 		}
+		// The RESTORE command for the target is the record with the loader's own modifiers:
+		// REPLACE only when asked. The payload is read straight into it.
 		mark := len(b.buf)
-		nargs := 5 // RESTORE key ttl payload ABSTTL
+		nargs := 5 // RESTORE key expire-at payload ABSTTL
 		if opts.Replace {
 			nargs = 6
 		}
 		b.buf = resp.AppendArray(b.buf, nargs)
 		b.buf = resp.AppendBulkString(b.buf, "RESTORE")
-		b.buf = appendBulkHeader(b.buf, len(sc.key))
+		b.buf = appendBulkHeader(b.buf, len(rec.Key))
 		kstart := len(b.buf)
-		b.buf = append(b.buf, sc.key...)
+		b.buf = append(b.buf, rec.Key...)
 		b.buf = append(b.buf, '\r', '\n')
-		b.buf = resp.AppendBulkInt(b.buf, sc.ttl)
-		plen, err := sc.payloadLen()
-		if err != nil {
-			return err
-		}
+		b.buf = resp.AppendBulkInt(b.buf, rec.ExpireAt)
+		plen := rec.PayloadLen
 		b.buf = appendBulkHeader(b.buf, plen)
 		p := len(b.buf)
 		b.buf = resp.Grow(b.buf, plen+32)
-		if err := sc.readPayload(b.buf[p : p+plen]); err != nil {
+		if err := sc.dec.ReadPayload(b.buf[p : p+plen]); err != nil {
 			return err
 		}
 		b.buf = append(b.buf[:p+plen], '\r', '\n')
-		if err := sc.endCommand(); err != nil {
-			return err
-		}
 		if opts.Replace {
 			b.buf = resp.AppendBulkString(b.buf, "REPLACE")
 		}
 		b.buf = resp.AppendBulkString(b.buf, "ABSTTL")
-		b.keys = append(b.keys, [2]int{kstart, kstart + len(sc.key)})
+		b.keys = append(b.keys, [2]int{kstart, kstart + len(rec.Key)})
 		b.cmds = append(b.cmds, [2]int{mark, len(b.buf)})
 	}
 }
@@ -342,7 +336,7 @@ func restoreWorker(stop, connCtx context.Context, opts Options, work <-chan *bat
 				if !errors.As(err, &re) {
 					return c.Err(err)
 				}
-				if addr, ask, ok := parseRedirect(string(re)); ok && opts.Cluster != nil {
+				if addr, ask, ok := cluster.ParseRedirect(string(re)); ok && opts.Cluster != nil {
 					redirects = append(redirects, redirect{i, addr, ask})
 					continue
 				}
@@ -416,7 +410,7 @@ func follow(cs *conns, opts Options, b *batch, redirects []redirect) error {
 				if !errors.As(err, &re) {
 					return c.Err(err)
 				}
-				if addr, ask, ok := parseRedirect(string(re)); ok {
+				if addr, ask, ok := cluster.ParseRedirect(string(re)); ok {
 					again = append(again, redirect{r.i, addr, ask})
 				} else if firstErr == nil {
 					k := b.keys[r.i]
@@ -438,15 +432,6 @@ func follow(cs *conns, opts Options, b *batch, redirects []redirect) error {
 
 var cmdAsking = []byte("*1\r\n$6\r\nASKING\r\n")
 
-// parseRedirect parses "MOVED slot host:port" and "ASK slot host:port".
-func parseRedirect(msg string) (addr string, ask, ok bool) {
-	f := strings.Fields(msg)
-	if len(f) != 3 || (f[0] != "MOVED" && f[0] != "ASK") {
-		return "", false, false
-	}
-	return f[2], f[0] == "ASK", true
-}
-
 // explain turns server errors into messages that say what to do.
 func explain(msg string, key []byte, db int, opts Options) error {
 	base := fmt.Errorf("restore key %q in database %d: %s", key, db, msg)
@@ -462,29 +447,4 @@ func explain(msg string, key []byte, db int, opts Options) error {
 		return fmt.Errorf("%w (the target's maxmemory is too small for the snapshot)", base)
 	}
 	return base
-}
-
-func orProto(err error) error {
-	if err == nil {
-		return fmt.Errorf("%w: nil bulk string", resp.ErrProtocol)
-	}
-	return err
-}
-
-func noEOF(err error) error {
-	if errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: snapshot stream ends in the middle of a command", io.ErrUnexpectedEOF)
-	}
-	return err
-}
-
-type countingReader struct {
-	r io.Reader
-	n *int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	*c.n += int64(n)
-	return n, err
 }

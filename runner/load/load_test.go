@@ -3,14 +3,13 @@ package load_test
 import (
 	"bytes"
 	"context"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"stash.dev/redis/runner/load"
 	"stash.dev/redis/runner/redisconn"
-	"stash.dev/redis/runner/resp"
+	"stash.dev/redis/runner/stream"
 	"stash.dev/redis/test/redistest"
 )
 
@@ -45,14 +44,8 @@ func TestMatch(t *testing.T) {
 	}
 }
 
-func restoreCmd(key string, ttl int64, payload []byte) []byte {
-	b := resp.AppendArray(nil, 6)
-	b = resp.AppendBulkString(b, "RESTORE")
-	b = resp.AppendBulkString(b, key)
-	b = resp.AppendBulkInt(b, ttl)
-	b = resp.AppendBulk(b, payload)
-	b = resp.AppendBulkString(b, "REPLACE")
-	return resp.AppendBulkString(b, "ABSTTL")
+func restoreCmd(key string, expireAt int64, payload []byte) []byte {
+	return stream.AppendRestore(nil, []byte(key), expireAt, payload)
 }
 
 func options(t *testing.T, s *redistest.Server) load.Options {
@@ -74,10 +67,10 @@ func TestNewerRDBVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	payload[len(payload)-10] = 99 // RDB version 99 in the footer
-	stream := append(resp.AppendCommand(nil, "SELECT", "1"), restoreCmd("k", 0, payload)...)
+	snap := append(stream.AppendSelect(nil, 1), restoreCmd("k", 0, payload)...)
 	o := options(t, s)
 	o.RDBVersion, o.SourceVersion = 99, "99.0.0"
-	_, err = load.Run(ctx, bytes.NewReader(stream), o)
+	_, err = load.Run(ctx, bytes.NewReader(snap), o)
 	if err == nil || !strings.Contains(err.Error(), "payload version or checksum are wrong") || !strings.Contains(err.Error(), "restore into Redis 99.0.0 or newer") {
 		t.Fatalf("load of a newer payload: %v", err)
 	}
@@ -90,8 +83,8 @@ func TestBusyKeyAndExpired(t *testing.T) {
 	payload, _ := s.Client.Dump(ctx, "k").Bytes()
 	past := time.Now().Add(-time.Minute).UnixMilli()
 	future := time.Now().Add(time.Hour).UnixMilli()
-	stream := append(restoreCmd("old", past, payload), restoreCmd("new", future, payload)...)
-	st, err := load.Run(ctx, bytes.NewReader(stream), options(t, s))
+	snap := append(restoreCmd("old", past, payload), restoreCmd("new", future, payload)...)
+	st, err := load.Run(ctx, bytes.NewReader(snap), options(t, s))
 	if err != nil || st.Total != 1 || st.Expired != 1 {
 		t.Fatalf("load: %+v, %v", st, err)
 	}
@@ -111,12 +104,12 @@ func TestBusyKeyAndExpired(t *testing.T) {
 
 func TestMalformedStream(t *testing.T) {
 	s := redistest.Start(t)
-	for name, stream := range map[string]string{
+	for name, snap := range map[string]string{
 		"other command": "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n",
 		"truncated":     "*6\r\n$7\r\nRESTORE\r\n$1\r\nk\r\n$1\r\n0\r\n$100\r\nabc",
 		"not resp":      "hello world\r\n",
 	} {
-		if _, err := load.Run(context.Background(), strings.NewReader(stream), options(t, s)); err == nil {
+		if _, err := load.Run(context.Background(), strings.NewReader(snap), options(t, s)); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
@@ -130,18 +123,18 @@ func TestFilterManyDatabases(t *testing.T) {
 	s.Client.Set(ctx, "k", "v", 0)
 	payload, _ := s.Client.Dump(ctx, "k").Bytes()
 	s.Client.Del(ctx, "k")
-	var stream []byte
+	var snap []byte
 	for db := range 64 {
-		stream = resp.AppendCommand(stream, "SELECT", strconv.Itoa(db))
-		stream = append(stream, restoreCmd("a", 0, payload)...)
-		stream = append(stream, restoreCmd("b", 0, payload)...)
+		snap = stream.AppendSelect(snap, db)
+		snap = append(snap, restoreCmd("a", 0, payload)...)
+		snap = append(snap, restoreCmd("b", 0, payload)...)
 	}
 	o := options(t, s)
 	o.Databases = []int{63}
 	o.KeyPattern = "a"
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	st, err := load.Run(ctx, bytes.NewReader(stream), o)
+	st, err := load.Run(ctx, bytes.NewReader(snap), o)
 	if err != nil || st.Total != 1 || st.Filtered != 127 {
 		t.Fatalf("load: %+v, %v", st, err)
 	}

@@ -150,7 +150,7 @@ func Replicate(ctx context.Context, r io.Reader, opts ReplicateOptions) (st Stat
 	}
 
 	// From here on the target is loading: a failure leaves it empty, never half restored.
-	if err := stream(ctx, r, conn, opts, &st); err != nil {
+	if err := sendRDB(ctx, r, conn, opts, &st); err != nil {
 		conn.Close()
 		if ctx.Err() != nil {
 			err = ctx.Err() // the cancellation, not the write it interrupted
@@ -253,8 +253,8 @@ func handshake(rd *resp.Reader, w io.Writer, user, token string) error {
 	}
 }
 
-// stream writes the wanted keys of r as an RDB file between EOF marks.
-func stream(ctx context.Context, r io.Reader, conn net.Conn, opts ReplicateOptions, st *Stats) error {
+// sendRDB writes the wanted keys of r as an RDB file between EOF marks.
+func sendRDB(ctx context.Context, r io.Reader, conn net.Conn, opts ReplicateOptions, st *Stats) error {
 	mark := randomHex(20)
 	bw := bufio.NewWriterSize(conn, 256<<10)
 	if _, err := bw.WriteString("$EOF:" + mark + "\r\n"); err != nil {
@@ -265,7 +265,6 @@ func stream(ctx context.Context, r io.Reader, conn net.Conn, opts ReplicateOptio
 		return err
 	}
 	sc := newScanner(r, opts.Options, st)
-	var payload []byte
 	db := -1
 	for n := 0; ; n++ {
 		if n%1024 == 0 {
@@ -285,34 +284,22 @@ func stream(ctx context.Context, r io.Reader, conn net.Conn, opts ReplicateOptio
 			return err
 		}
 		if !sc.keep() {
-			if err := sc.skipPayload(); err != nil {
-				return err
-			}
-			continue
+			continue // the next record skips the payload
 		}
-		plen, err := sc.payloadLen()
+		// The decoder's buffer grows exactly, not doubled: after a key of 20 MB a doubling
+		// buffer would hold 50 MB for the next big key, which is what the runner's memory
+		// limit is about.
+		payload, err := sc.dec.Payload()
 		if err != nil {
 			return err
 		}
-		if cap(payload) < plen {
-			// Exactly, not doubled: after a key of 20 MB a doubling buffer would hold 50 MB
-			// for the next big key, which is what the runner's memory limit is about.
-			payload = make([]byte, plen)
-		}
-		payload = payload[:plen]
-		if err := sc.readPayload(payload); err != nil {
-			return err
-		}
-		if err := sc.endCommand(); err != nil {
-			return err
-		}
-		if sc.db != db {
-			db = sc.db
+		if sc.rec.DB != db {
+			db = sc.rec.DB
 			if err := w.SelectDB(db, opts.KeysHint[db], 0); err != nil {
 				return fmt.Errorf("send to replica: %w", err)
 			}
 		}
-		if err := w.Add(sc.key, sc.ttl, payload); err != nil {
+		if err := w.Add(sc.rec.Key, sc.rec.ExpireAt, payload); err != nil {
 			if errors.Is(err, rdb.ErrPayload) {
 				return fmt.Errorf("read snapshot: %w", err)
 			}

@@ -16,8 +16,8 @@ import (
 	"stash.dev/redis/runner/crypt"
 )
 
-// FormatVersion identifies the snapshot format: RESP SELECT/RESTORE ... REPLACE ABSTTL commands,
-// zstd-compressed, age-encrypted.
+// FormatVersion identifies the snapshot format: the RESP SELECT/RESTORE ... REPLACE ABSTTL
+// stream of runner/stream, zstd-compressed, age-encrypted.
 const FormatVersion = 1
 
 // Manifest describes a complete snapshot.

@@ -185,12 +185,28 @@ func (r *Reader) ReadBulkData(dst []byte) error {
 	if _, err := io.ReadFull(r.br, dst); err != nil {
 		return noEOF(err)
 	}
-	var crlf [2]byte
-	if _, err := io.ReadFull(r.br, crlf[:]); err != nil {
+	return r.bulkEnd()
+}
+
+// DiscardBulkData drops the n data bytes announced by ReadBulkLen and the trailing CRLF.
+func (r *Reader) DiscardBulkData(n int) error {
+	if _, err := r.br.Discard(n); err != nil {
 		return noEOF(err)
 	}
-	if crlf != [2]byte{'\r', '\n'} {
-		return fmt.Errorf("%w: bulk string not terminated by CRLF", ErrProtocol)
+	return r.bulkEnd()
+}
+
+// bulkEnd reads the CRLF that ends a bulk string's data. It reads byte by byte: a small array
+// passed to io.ReadFull would escape and cost an allocation per bulk string.
+func (r *Reader) bulkEnd() error {
+	for _, want := range [2]byte{'\r', '\n'} {
+		c, err := r.br.ReadByte()
+		if err != nil {
+			return noEOF(err)
+		}
+		if c != want {
+			return fmt.Errorf("%w: bulk string not terminated by CRLF", ErrProtocol)
+		}
 	}
 	return nil
 }

@@ -61,3 +61,21 @@ func TestParseInt(t *testing.T) {
 		}
 	}
 }
+
+// TestReadBulkNoAllocations: reading a bulk string into the caller's buffer allocates nothing,
+// which the dump and load hot paths rely on.
+func TestReadBulkNoAllocations(t *testing.T) {
+	r := resp.NewReader(bufio.NewReader(strings.NewReader(strings.Repeat("$3\r\nabc\r\n", 2000))))
+	dst := make([]byte, 3)
+	n := testing.AllocsPerRun(1000, func() {
+		if _, err := r.ReadBulkLen(); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.ReadBulkData(dst); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n != 0 {
+		t.Errorf("%v allocations per bulk string", n)
+	}
+}
