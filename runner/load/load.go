@@ -1,7 +1,8 @@
-// Package load writes a RESP stream written by the dump package into a Redis server, in one of
-// two ways: Run replays it with pipelined RESTORE on several connections (any target), and
-// Replicate hands it to an empty standalone server as the RDB file of a full resynchronization
-// (see replicate.go), which Redis loads about twice as fast.
+// Package load writes a snapshot stream (runner/stream) into a Redis server with pipelined
+// RESTORE commands on several connections: Run, the "restore" method of runner/restore, which
+// works on any target including a Redis Cluster. It also owns what both loaders share: which keys
+// are loaded (Selection, Keys) and the account of a load (Stats); the other loader, which hands
+// the snapshot to an empty server as its replication master, is runner/replication.
 //
 // The stream is parsed, not blindly forwarded, so that the loader can select databases, filter
 // keys, drop REPLACE unless overwriting was asked for, skip keys whose absolute expiry has passed,
@@ -33,19 +34,14 @@ type Options struct {
 	Workers int
 	// Replace overwrites existing keys; without it an existing key fails the load (BUSYKEY).
 	Replace bool
-	// Databases restricts the load to these databases; empty means all.
-	Databases []int
-	// KeyPattern restricts the load to keys matching this Redis glob pattern; empty means all.
-	KeyPattern string
+	// Selection says which keys are restored.
+	Selection
 	// RDBVersion of the snapshot, to explain payload version errors.
 	RDBVersion int
 	// SourceVersion is the Redis version the snapshot was taken from, for the same purpose.
 	SourceVersion string
 	// Progress, if set, is updated as keys are restored.
 	Progress *progress.Counter
-	// Now returns the current time; nil means time.Now. Keys whose absolute expiry is not after
-	// Now are skipped, as Redis would not create them.
-	Now func() time.Time
 	// Cluster, if set, sends each key to the master that owns its slot instead of to Redis,
 	// and follows MOVED and ASK redirections (a resharding during the restore).
 	Cluster *Routing
@@ -114,7 +110,7 @@ func Run(ctx context.Context, r io.Reader, opts Options) (Stats, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	st := Stats{Keys: map[int]int64{}, ExpiringBy: map[int]map[int64]int64{}}
+	st := NewStats()
 	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan *batch, opts.Workers)
 	nodes := 1

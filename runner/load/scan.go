@@ -3,15 +3,52 @@ package load
 import (
 	"io"
 	"slices"
+	"time"
 
 	"stash.dev/redis/runner/stream"
 )
 
-// scanner reads the RESTORE records of a snapshot stream (see runner/stream) and decides which
-// of them are restored, keeping the statistics both loaders report. Usage per key: next, then
-// keep to decide; a kept key's payload is read with dec.ReadPayload or dec.Payload, a dropped
-// one is skipped by the next call to next.
-type scanner struct {
+// Selection says which keys of a snapshot a loader writes.
+type Selection struct {
+	// Databases restricts the load to these databases; empty means all.
+	Databases []int
+	// KeyPattern restricts the load to keys matching this Redis glob pattern; empty means all.
+	KeyPattern string
+	// Now returns the current time; nil means time.Now. Keys whose absolute expiry is not after
+	// Now are skipped, as Redis would not create them.
+	Now func() time.Time
+}
+
+// NewKeys returns a Keys that reads r and counts into st (whose maps must be set, as by
+// NewStats).
+func NewKeys(r io.Reader, sel Selection, st *Stats) *Keys {
+	if sel.Now == nil {
+		sel.Now = time.Now
+	}
+	return newScanner(r, Options{Selection: sel}, st)
+}
+
+// NewStats returns empty Stats.
+func NewStats() Stats {
+	return Stats{Keys: map[int]int64{}, ExpiringBy: map[int]map[int64]int64{}}
+}
+
+// Next reads the next record up to its payload; io.EOF is the clean end of the stream.
+func (sc *Keys) Next() (stream.Record, error) { err := sc.next(); return sc.rec, err }
+
+// Keep reports whether the record Next returned is loaded, counting it as filtered or expired
+// if not.
+func (sc *Keys) Keep() bool { return sc.keep() }
+
+// Payload reads the current record's payload into a buffer of the decoder's (see
+// stream.Decoder.Payload).
+func (sc *Keys) Payload() ([]byte, error) { return sc.dec.Payload() }
+
+// Keys reads the RESTORE records of a snapshot stream (see runner/stream) and decides which of
+// them are loaded, keeping the statistics both loaders (Run here and runner/replication) report.
+// Usage per key: Next, then Keep to decide; a kept key's payload is read with Payload (or
+// dec.ReadPayload), a dropped one is skipped by the next call to Next.
+type Keys struct {
 	dec      *stream.Decoder
 	opts     Options
 	st       *Stats
@@ -26,8 +63,8 @@ type scanner struct {
 	dbWanted bool
 }
 
-func newScanner(r io.Reader, opts Options, st *Stats) *scanner {
-	sc := &scanner{
+func newScanner(r io.Reader, opts Options, st *Stats) *Keys {
+	sc := &Keys{
 		dec:      stream.NewDecoder(r),
 		opts:     opts,
 		st:       st,
@@ -41,13 +78,13 @@ func newScanner(r io.Reader, opts Options, st *Stats) *scanner {
 	return sc
 }
 
-func (sc *scanner) wants(db int) bool {
+func (sc *Keys) wants(db int) bool {
 	return len(sc.opts.Databases) == 0 || slices.Contains(sc.opts.Databases, db)
 }
 
 // next reads up to the payload of the next RESTORE record and sets rec and dbWanted. It returns
 // io.EOF at the clean end of the stream.
-func (sc *scanner) next() error {
+func (sc *Keys) next() error {
 	if sc.n%1024 == 0 {
 		sc.nowMs = sc.opts.Now().UnixMilli()
 	}
@@ -65,7 +102,7 @@ func (sc *scanner) next() error {
 }
 
 // keep decides whether the current key is restored, counting it as filtered or expired if not.
-func (sc *scanner) keep() bool {
+func (sc *Keys) keep() bool {
 	ttl := sc.rec.ExpireAt
 	switch {
 	case !sc.dbWanted || (sc.pattern != nil && !Match(sc.pattern, sc.rec.Key)):

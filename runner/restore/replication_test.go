@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"stash.dev/redis/runner/load"
 	"stash.dev/redis/runner/progress"
+	"stash.dev/redis/runner/replication"
 	"stash.dev/redis/runner/restore"
 	"stash.dev/redis/test/redistest"
 )
@@ -22,7 +22,7 @@ func TestReplicationFallsBack(t *testing.T) {
 	dst := redistest.Start(t, redistest.WithConfig("rename-command", "REPLICAOF", ""))
 
 	_, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Method: restore.MethodReplication})
-	if !errors.Is(err, load.ErrReplicationUnavailable) || !strings.Contains(err.Error(), "replicaof") {
+	if !errors.Is(err, replication.ErrServeUnavailable) || !strings.Contains(err.Error(), "replicaof") {
 		t.Fatalf("restore through replication into a server without REPLICAOF: %v", err)
 	}
 	t.Logf("error: %v", err)

@@ -17,6 +17,7 @@ import (
 	"stash.dev/redis/runner/load"
 	"stash.dev/redis/runner/progress"
 	"stash.dev/redis/runner/redisconn"
+	"stash.dev/redis/runner/replication"
 	"stash.dev/redis/runner/repo"
 )
 
@@ -62,13 +63,14 @@ const (
 	// MethodAuto uses MethodReplication when the target allows it (see replicationBlocker) and
 	// MethodRestore otherwise, also when the target cannot connect back to the runner.
 	MethodAuto = "auto"
-	// MethodRestore sends pipelined RESTORE commands on several connections. It works on any
+	// MethodRestore, named after the Redis command it sends (not after this package), sends
+	// pipelined RESTORE commands on several connections (load.Run). It works on any
 	// target, keeps existing keys and restores into clusters; a failure can leave the keys
 	// restored so far.
 	MethodRestore = "restore"
 	// MethodReplication makes an empty standalone target a replica of the runner for the
 	// duration and sends the snapshot as the RDB file of a full resynchronization (see
-	// load.Replicate): about twice as fast, and all or nothing.
+	// replication.Serve): about twice as fast, and all or nothing.
 	MethodReplication = "replication"
 )
 
@@ -207,22 +209,23 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, err
 	}
 	defer sr.Close()
-	lopts := load.Options{
-		Redis: opts.Redis, Workers: opts.Workers, Replace: opts.Replace || opts.Flush,
-		Databases: opts.Databases, KeyPattern: opts.KeyPattern,
-		RDBVersion: m.RDBVersion, SourceVersion: m.RedisVersion, Progress: opts.Progress,
-		Cluster: routing,
-	}
+	sel := load.Selection{Databases: opts.Databases, KeyPattern: opts.KeyPattern}
 	var st load.Stats
 	if method == MethodReplication {
-		st, err = load.Replicate(ctx, sr, load.ReplicateOptions{Options: lopts, KeysHint: m.Databases, ListenHost: opts.ListenHost})
-		if errors.Is(err, load.ErrReplicationUnavailable) && opts.Method != MethodReplication {
+		st, err = replication.Serve(ctx, sr, replication.ServeOptions{
+			Redis: opts.Redis, Selection: sel, RDBVersion: m.RDBVersion, Progress: opts.Progress,
+			KeysHint: m.Databases, ListenHost: opts.ListenHost,
+		})
+		if errors.Is(err, replication.ErrServeUnavailable) && opts.Method != MethodReplication {
 			warn(fmt.Sprintf("%v; restoring with RESTORE commands instead", err))
 			method = MethodRestore
 		}
 	}
 	if method == MethodRestore {
-		st, err = load.Run(ctx, sr, lopts)
+		st, err = load.Run(ctx, sr, load.Options{
+			Redis: opts.Redis, Workers: opts.Workers, Replace: opts.Replace || opts.Flush, Selection: sel,
+			RDBVersion: m.RDBVersion, SourceVersion: m.RedisVersion, Progress: opts.Progress, Cluster: routing,
+		})
 	}
 	if err != nil {
 		switch {

@@ -1,4 +1,8 @@
-package load
+// Package replication speaks Redis replication with a Redis server. Serve (serve.go) is the
+// master side: it serves a snapshot stream to an empty standalone target as the RDB file of a full
+// resynchronization, the "replication" method of runner/restore, which Redis loads about twice as
+// fast as RESTORE commands.
+package replication
 
 import (
 	"bufio"
@@ -15,21 +19,28 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"stash.dev/redis/runner/load"
+	"stash.dev/redis/runner/progress"
 	"stash.dev/redis/runner/rdb"
 	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/resp"
 )
 
-// ErrReplicationUnavailable wraps every reason Replicate gives up before the target has changed
-// or a byte of the snapshot was read: the server refuses CONFIG or REPLICAOF, or it cannot
-// connect back to the runner. The caller can restore with RESTORE instead.
-var ErrReplicationUnavailable = errors.New("cannot restore through replication")
+// ErrServeUnavailable wraps every reason Serve gives up before the target has changed or a byte
+// of the snapshot was read: the server refuses CONFIG or REPLICAOF, or it cannot connect back to
+// the runner. The caller can restore with RESTORE commands (runner/load) instead.
+var ErrServeUnavailable = errors.New("cannot restore through replication")
 
-// ReplicateOptions configure Replicate.
-type ReplicateOptions struct {
-	// Options select databases and keys, and say how to reach the target, as for Run.
-	// Workers, Replace and Cluster do not apply.
-	Options
+// ServeOptions configure Serve.
+type ServeOptions struct {
+	// Redis is the target.
+	Redis redisconn.Options
+	// Selection says which keys are loaded, as for load.Run.
+	load.Selection
+	// RDBVersion of the snapshot: the RDB file is written in it.
+	RDBVersion int
+	// Progress, if set, is updated as keys are loaded.
+	Progress *progress.Counter
 	// KeysHint is the number of keys per database, to size the server's tables up front.
 	KeysHint map[int]int64
 	// ListenHost is the address the target connects back to. Empty means the runner's side
@@ -39,7 +50,7 @@ type ReplicateOptions struct {
 	AcceptTimeout time.Duration
 }
 
-// Replicate loads the snapshot stream r into an empty standalone Redis the way a replica loads
+// Serve loads the snapshot stream r into an empty standalone Redis the way a replica loads
 // its master's data: it listens, makes the target a replica of the runner with REPLICAOF, sends
 // the keys as an RDB file in the full resynchronization, and promotes the target again with
 // REPLICAOF NO ONE once it has loaded them. Redis then builds its tables in one pass, sized up
@@ -52,16 +63,16 @@ type ReplicateOptions struct {
 // duration if none is configured) before it gets any data. The target's repl-diskless-load is
 // set to on-empty-db for the duration, so that it loads while the data arrives instead of
 // writing it to disk first.
-func Replicate(ctx context.Context, r io.Reader, opts ReplicateOptions) (st Stats, err error) {
+func Serve(ctx context.Context, r io.Reader, opts ServeOptions) (st load.Stats, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.AcceptTimeout == 0 {
 		opts.AcceptTimeout = 10 * time.Second
 	}
-	st = Stats{Keys: map[int]int64{}, ExpiringBy: map[int]map[int64]int64{}}
+	st = load.NewStats()
 	if opts.RDBVersion <= 0 {
-		return st, fmt.Errorf("%w: the snapshot does not name its RDB version", ErrReplicationUnavailable)
+		return st, fmt.Errorf("%w: the snapshot does not name its RDB version", ErrServeUnavailable)
 	}
 	ctl := opts.Redis.Client(0)
 	defer ctl.Close()
@@ -73,15 +84,15 @@ func Replicate(ctx context.Context, r io.Reader, opts ReplicateOptions) (st Stat
 	}
 	cfg, err := ctl.ConfigGet(ctx, "master*").Result()
 	if err != nil {
-		return st, fmt.Errorf("%w: config get: %w", ErrReplicationUnavailable, err)
+		return st, fmt.Errorf("%w: config get: %w", ErrServeUnavailable, err)
 	}
 	loadCfg, err := ctl.ConfigGet(ctx, "repl-diskless-load").Result()
 	if err != nil {
-		return st, fmt.Errorf("%w: config get: %w", ErrReplicationUnavailable, err)
+		return st, fmt.Errorf("%w: config get: %w", ErrServeUnavailable, err)
 	}
 	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
-		return st, fmt.Errorf("%w: listen on %s for the target: %w", ErrReplicationUnavailable, host, err)
+		return st, fmt.Errorf("%w: listen on %s for the target: %w", ErrServeUnavailable, host, err)
 	}
 	defer l.Close()
 	_, port, _ := net.SplitHostPort(l.Addr().String())
@@ -99,7 +110,7 @@ func Replicate(ctx context.Context, r io.Reader, opts ReplicateOptions) (st Stat
 	}()
 	setConfig := func(name, value, old string) error {
 		if err := ctl.ConfigSet(ctx, name, value).Err(); err != nil {
-			return fmt.Errorf("%w: config set %s: %w", ErrReplicationUnavailable, name, err)
+			return fmt.Errorf("%w: config set %s: %w", ErrServeUnavailable, name, err)
 		}
 		undo = append(undo, func(uctx context.Context) error {
 			if err := ctl.ConfigSet(uctx, name, old).Err(); err != nil {
@@ -122,7 +133,7 @@ func Replicate(ctx context.Context, r io.Reader, opts ReplicateOptions) (st Stat
 		}
 	}
 	if err := ctl.Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
-		return st, fmt.Errorf("%w: replicaof: %w", ErrReplicationUnavailable, err)
+		return st, fmt.Errorf("%w: replicaof: %w", ErrServeUnavailable, err)
 	}
 	promoted := false
 	undo = append(undo, func(uctx context.Context) error {
@@ -138,7 +149,7 @@ func Replicate(ctx context.Context, r io.Reader, opts ReplicateOptions) (st Stat
 	conn, err := accept(ctx, l, opts.AcceptTimeout)
 	if err != nil {
 		return st, fmt.Errorf("%w: %s did not connect to the runner at %s:%s within %s (a network policy may block it; set the listen address if the runner is reached under another address): %w",
-			ErrReplicationUnavailable, opts.Redis.Addr, host, port, opts.AcceptTimeout, err)
+			ErrServeUnavailable, opts.Redis.Addr, host, port, opts.AcceptTimeout, err)
 	}
 	defer conn.Close()
 	stopConn := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
@@ -146,7 +157,7 @@ func Replicate(ctx context.Context, r io.Reader, opts ReplicateOptions) (st Stat
 	br := bufio.NewReader(conn)
 	rd := resp.NewReader(br)
 	if err := handshake(rd, conn, user, token); err != nil {
-		return st, fmt.Errorf("%w: replication handshake with %s: %w", ErrReplicationUnavailable, opts.Redis.Addr, err)
+		return st, fmt.Errorf("%w: replication handshake with %s: %w", ErrServeUnavailable, opts.Redis.Addr, err)
 	}
 
 	// From here on the target is loading: a failure leaves it empty, never half restored.
@@ -254,7 +265,7 @@ func handshake(rd *resp.Reader, w io.Writer, user, token string) error {
 }
 
 // sendRDB writes the wanted keys of r as an RDB file between EOF marks.
-func sendRDB(ctx context.Context, r io.Reader, conn net.Conn, opts ReplicateOptions, st *Stats) error {
+func sendRDB(ctx context.Context, r io.Reader, conn net.Conn, opts ServeOptions, st *load.Stats) error {
 	mark := randomHex(20)
 	bw := bufio.NewWriterSize(conn, 256<<10)
 	if _, err := bw.WriteString("$EOF:" + mark + "\r\n"); err != nil {
@@ -264,7 +275,7 @@ func sendRDB(ctx context.Context, r io.Reader, conn net.Conn, opts ReplicateOpti
 	if err != nil {
 		return err
 	}
-	sc := newScanner(r, opts.Options, st)
+	keys := load.NewKeys(r, opts.Selection, st)
 	db := -1
 	for n := 0; ; n++ {
 		if n%1024 == 0 {
@@ -276,30 +287,30 @@ func sendRDB(ctx context.Context, r io.Reader, conn net.Conn, opts ReplicateOpti
 				opts.Progress.Bytes.Store(st.Bytes)
 			}
 		}
-		err := sc.next()
+		rec, err := keys.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return err
 		}
-		if !sc.keep() {
+		if !keys.Keep() {
 			continue // the next record skips the payload
 		}
 		// The decoder's buffer grows exactly, not doubled: after a key of 20 MB a doubling
 		// buffer would hold 50 MB for the next big key, which is what the runner's memory
 		// limit is about.
-		payload, err := sc.dec.Payload()
+		payload, err := keys.Payload()
 		if err != nil {
 			return err
 		}
-		if sc.rec.DB != db {
-			db = sc.rec.DB
+		if rec.DB != db {
+			db = rec.DB
 			if err := w.SelectDB(db, opts.KeysHint[db], 0); err != nil {
 				return fmt.Errorf("send to replica: %w", err)
 			}
 		}
-		if err := w.Add(sc.rec.Key, sc.rec.ExpireAt, payload); err != nil {
+		if err := w.Add(rec.Key, rec.ExpireAt, payload); err != nil {
 			if errors.Is(err, rdb.ErrPayload) {
 				return fmt.Errorf("read snapshot: %w", err)
 			}
