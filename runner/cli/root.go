@@ -62,7 +62,7 @@ func NewRootCommand(s Streams, getenv func(string) string, version string) *cobr
 	g := &global{Streams: s, getenv: getenv, version: version}
 	root := &cobra.Command{
 		Use:           "stash-runner",
-		Short:         "Back up and restore Redis to an encrypted repository (file://, gs://)",
+		Short:         "Back up and restore Redis to an encrypted repository (file://, gs://, s3://, azblob://)",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -70,7 +70,7 @@ func NewRootCommand(s Streams, getenv func(string) string, version string) *cobr
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
 	f := root.PersistentFlags()
-	f.StringVar(&g.repository, "repository", "", "repository URL: file:///path or gs://bucket/prefix")
+	f.StringVar(&g.repository, "repository", "", "repository URL: file:///path, gs://bucket/prefix, s3://bucket/prefix or azblob://container/prefix")
 	f.StringVar(&g.passwordFile, "password-file", "", "file with the repository password (default: $RESTIC_PASSWORD or $ENCRYPTION_PASSWORD)")
 	f.DurationVar(&g.progressInterval, "progress-interval", 5*time.Second, "how often to print progress on stderr (0 disables)")
 	f.IntVar(&g.workFactor, "kdf-work-factor", crypt.DefaultWorkFactor, "scrypt work factor (log2 N) for a new repository key")
@@ -106,7 +106,7 @@ func (g *global) password() (string, error) {
 
 func (g *global) validateRepository() error {
 	if g.repository == "" {
-		return errors.New("--repository is required (file:///path or gs://bucket/prefix)")
+		return errors.New("--repository is required (file:///path, gs://bucket/prefix, s3://bucket/prefix or azblob://container/prefix)")
 	}
 	return nil
 }
