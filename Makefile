@@ -32,8 +32,8 @@ image: ## Write multi-platform OCI image archives dist/images/stash-{runner,webh
 	go run ./hack/image -binary-dir bin -version $(VERSION) -out dist/images -platforms linux/amd64,linux/arm64
 
 .PHONY: tools
-tools: ## Install the test tools (redis-server, redis-sentinel, controller-gen, fake-gcs-server, minio, azurite) into the cache.
-	hack/tools.sh redis controller-gen fake-gcs-server minio azurite krew >/dev/null
+tools: ## Install the test tools (redis-server, redis-sentinel, redis 8.0 and valkey 8.1 from Debian trixie, the redis test RDB files, controller-gen, fake-gcs-server, minio, azurite) into the cache.
+	hack/tools.sh redis trixie redis-test-assets controller-gen fake-gcs-server minio azurite krew >/dev/null
 
 .PHONY: generate
 generate: ## Regenerate deepcopy code and CRD manifests from the API types.

@@ -33,11 +33,72 @@ apt_redis() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server redis-tools redis-sentinel >&2
 }
 
+# Debian trixie's redis 8.0 and valkey 8.1 run beside bookworm's redis 7.0 with trixie's own loader
+# (docs: test-infra "Newer servers"). Packages are fetched from the machine's own Debian mirror (read
+# from its apt sources, suite changed to trixie) into ~/.cache/kubectl-stash/trixie, unpacked there,
+# and reached through wrapper scripts in BIN: redis-server-8.0, redis-cli-8.0, valkey-server-8.1,
+# valkey-cli-8.1. Nothing is installed into the system.
+TRIXIE="${STASH_TRIXIE_DIR:-$HOME/.cache/kubectl-stash/trixie}"
+trixie_apt() { # apt-get arguments, run against trixie's package lists only
+  mkdir -p "$TRIXIE/parts" "$TRIXIE/lists/partial" "$TRIXIE/cache/archives/partial"
+  local uri
+  uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  [[ -n "$uri" ]] || uri=$(awk '$1=="deb"{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  [[ -n "$uri" ]] || { echo "no Debian mirror found in the apt sources" >&2; exit 1; }
+  printf 'Types: deb deb-src\nURIs: %s\nSuites: trixie\nComponents: main\n' "$uri" >"$TRIXIE/parts/trixie.sources"
+  local a=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$TRIXIE/parts" -o "Dir::State::Lists=$TRIXIE/lists"
+    -o "Dir::Cache=$TRIXIE/cache" -qq)
+  [[ $(id -u) != 0 ]] || a+=(-o APT::Sandbox::User=root) # the cache is root's own: no _apt sandbox warning
+  if ! ls "$TRIXIE"/lists/*_trixie_main_source_Sources* >/dev/null 2>&1; then
+    apt-get "${a[@]}" update >&2
+  fi
+  apt-get "${a[@]}" "$@" >&2
+}
+
+trixie_servers() {
+  local w
+  for w in redis-server-8.0 redis-cli-8.0 valkey-server-8.1 valkey-cli-8.1; do [[ -x "$BIN/$w" ]] || w=""; [[ -n "$w" ]] || break; done
+  [[ -n "$w" ]] && return 0
+  echo "installing redis 8.0 and valkey 8.1 from Debian trixie into $TRIXIE" >&2
+  rm -rf "$TRIXIE/debs" "$TRIXIE/root"; mkdir -p "$TRIXIE/debs" "$TRIXIE/root"
+  (cd "$TRIXIE/debs" && trixie_apt download redis-server redis-tools valkey-server valkey-tools \
+    libc6 libssl3t64 libjemalloc2 liblzf1 libsystemd0 libcap2 libgcrypt20 liblz4-1 liblzma5 libzstd1 libgpg-error0 \
+    libatomic1 libstdc++6 libgcc-s1)
+  local f
+  for f in "$TRIXIE"/debs/*.deb; do dpkg-deb -x "$f" "$TRIXIE/root"; done
+  wrap() { # name binary
+    printf '#!/bin/sh\n# %s from Debian trixie, run with trixie'"'"'s loader (hack/tools.sh trixie).\nR=%q\nexec "$R/usr/lib64/ld-linux-x86-64.so.2" --library-path "$R/usr/lib/x86_64-linux-gnu:$R/lib/x86_64-linux-gnu" "$R/usr/bin/%s" "$@"\n' \
+      "$2" "$TRIXIE/root" "$2" >"$BIN/$1.tmp" && chmod +x "$BIN/$1.tmp" && mv "$BIN/$1.tmp" "$BIN/$1"
+  }
+  wrap redis-server-8.0 redis-server; wrap redis-cli-8.0 redis-cli
+  wrap valkey-server-8.1 valkey-server; wrap valkey-cli-8.1 valkey-cli
+  "$BIN/redis-server-8.0" --version >&2 && "$BIN/valkey-server-8.1" --version >&2
+}
+
+# The RDB files of Redis's own test suite (tests/assets/*.rdb), from Debian trixie's redis source
+# package, unpacked into ~/.cache/kubectl-stash/redis-src. STASH_REDIS_TEST_ASSETS points the reader's
+# tests at them.
+redis_test_assets() {
+  local dst="$HOME/.cache/kubectl-stash/redis-src"
+  ls "$dst"/tests/assets/*.rdb >/dev/null 2>&1 && return 0
+  echo "fetching the redis source package (test RDB files) from Debian trixie" >&2
+  rm -rf "$TRIXIE/src"; mkdir -p "$TRIXIE/src" "$dst"
+  # Only the upstream tarball is needed (apt checks it against the signed index); the mirror may lack
+  # the Debian .dsc of a fresh security revision, so a failure is judged by the tarball alone.
+  (cd "$TRIXIE/src" && trixie_apt source --download-only redis) || true
+  local tarball
+  tarball=$(ls "$TRIXIE"/src/redis_*.orig.tar.* 2>/dev/null | head -1)
+  [[ -n "$tarball" ]] || { echo "could not fetch the redis source package from Debian trixie" >&2; exit 1; }
+  tar -xf "$tarball" -C "$dst" --strip-components=1 --wildcards '*/tests/assets/*'
+}
+
 tools=("$@")
-[[ ${#tools[@]} == 0 ]] && tools=(redis controller-gen fake-gcs-server minio azurite)
+[[ ${#tools[@]} == 0 ]] && tools=(redis trixie redis-test-assets controller-gen fake-gcs-server minio azurite)
 for t in "${tools[@]}"; do
   case "$t" in
     redis) apt_redis ;;
+    trixie) trixie_servers ;;
+    redis-test-assets) redis_test_assets ;;
     controller-gen) goinstall controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0 ;;
     fake-gcs-server) goinstall fake-gcs-server github.com/fsouza/fake-gcs-server@v1.56.1 ;;
     minio) goinstall minio github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c ;; # RELEASE tags are not semver

@@ -1,11 +1,12 @@
-// Package rdb writes Redis RDB files from DUMP payloads.
+// Package rdb reads and writes Redis RDB files, key by key, as DUMP payloads.
 //
 // A DUMP payload is an RDB object (type byte and value) followed by the RDB version and a CRC64
 // of the payload. An RDB file is a header, then per database a SELECTDB and RESIZEDB opcode and
 // the keys, each an optional expiry, the type byte, the key and the value, and an EOF opcode with
 // a CRC64 of the whole file. Converting one into the other is a copy, which lets the runner hand a
 // snapshot to Redis as a replication stream: Redis then loads it as it loads its own RDB files,
-// with pre-sized tables and without a command per key.
+// with pre-sized tables and without a command per key. The Reader does the opposite: it turns an
+// RDB file (a BGSAVE, the RDB of a full resync) into DUMP payloads that RESTORE accepts.
 package rdb
 
 import (
@@ -16,14 +17,6 @@ import (
 	"hash/crc64"
 	"io"
 	"math/bits"
-)
-
-// Opcodes of the RDB format.
-const (
-	opExpireTimeMs = 0xFC
-	opResizeDB     = 0xFB
-	opSelectDB     = 0xFE
-	opEOF          = 0xFF
 )
 
 // payloadFooter is the RDB version (2 bytes) and CRC64 (8 bytes) at the end of a DUMP payload.

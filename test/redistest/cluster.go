@@ -116,7 +116,7 @@ func startCluster(t testing.TB, masters, replicas int) *Cluster {
 }
 
 // withClusterPort makes Start choose a port whose cluster bus port (port+10000) exists.
-func withClusterPort() Option { return func(c *config) { c.cluster = true } }
+func withClusterPort() Option { return optionFunc(func(c *config) { c.cluster = true }) }
 
 func clusterPort() (int, error) {
 	for range 50 {

@@ -25,10 +25,38 @@ import (
 	"stash.dev/redis/test/testproc"
 )
 
-// Option configures a server started by Start.
-type Option func(*config)
+// Option configures a server started by Start: a With... function or a Flavor.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// Flavor is a server program tests can run. Redis 7.0 comes from the machine's Debian, Redis 8.0
+// and Valkey 8.1 from Debian trixie, run with trixie's loader through the wrappers that
+// `hack/tools.sh trixie` writes into the tool cache.
+type Flavor struct {
+	// Name is how tests name the server: "redis-7.0", "redis-8.0", "valkey-8.1".
+	Name string
+	// Server and CLI are the names of the server and client programs.
+	Server, CLI string
+	// Install is the command that installs them.
+	Install string
+}
+
+func (f Flavor) apply(c *config) { c.flavor = f }
+
+// The servers tests can start; Redis70 is the default.
+var (
+	Redis70  = Flavor{Name: "redis-7.0", Server: "redis-server", CLI: "redis-cli", Install: "hack/tools.sh redis"}
+	Redis80  = Flavor{Name: "redis-8.0", Server: "redis-server-8.0", CLI: "redis-cli-8.0", Install: "hack/tools.sh trixie"}
+	Valkey81 = Flavor{Name: "valkey-8.1", Server: "valkey-server-8.1", CLI: "valkey-cli-8.1", Install: "hack/tools.sh trixie"}
+	// Flavors lists every server above, oldest first.
+	Flavors = []Flavor{Redis70, Redis80, Valkey81}
+)
 
 type config struct {
+	flavor   Flavor
 	password string
 	lines    []string
 	unix     bool
@@ -38,24 +66,24 @@ type config struct {
 }
 
 // WithPassword sets requirepass; the returned Client authenticates with it.
-func WithPassword(pw string) Option { return func(c *config) { c.password = pw } }
+func WithPassword(pw string) Option { return optionFunc(func(c *config) { c.password = pw }) }
 
 // WithACLUser adds an ACL rule line as in a config file, e.g. "alice on >pw ~* +@all -dump".
 func WithACLUser(rule string) Option {
-	return func(c *config) { c.lines = append(c.lines, "user "+rule) }
+	return optionFunc(func(c *config) { c.lines = append(c.lines, "user "+rule) })
 }
 
 // WithConfig adds a config file directive, e.g. WithConfig("maxmemory", "100mb").
 func WithConfig(name string, values ...string) Option {
-	return func(c *config) { c.lines = append(c.lines, name+" "+strings.Join(quoteAll(values), " ")) }
+	return optionFunc(func(c *config) { c.lines = append(c.lines, name+" "+strings.Join(quoteAll(values), " ")) })
 }
 
 // WithUnixSocket also listens on a unix socket (Server.Socket).
-func WithUnixSocket() Option { return func(c *config) { c.unix = true } }
+func WithUnixSocket() Option { return optionFunc(func(c *config) { c.unix = true }) }
 
 // WithTLS also listens on a TLS port (Server.TLSAddr) with the server certificate of certs.
 // Clients may present a certificate signed by the CA but need not.
-func WithTLS(certs *Certs) Option { return func(c *config) { c.tls = certs } }
+func WithTLS(certs *Certs) Option { return optionFunc(func(c *config) { c.tls = certs }) }
 
 // Server is a running redis-server.
 type Server struct {
@@ -73,6 +101,8 @@ type Server struct {
 	Password string
 	// Client is an administrative client on database 0.
 	Client *redis.Client
+	// Flavor is the server program that runs.
+	Flavor Flavor
 
 	cmd      *exec.Cmd
 	done     chan struct{}
@@ -85,14 +115,14 @@ func Binary(t testing.TB, name string) string {
 	return testproc.Binary(t, name, "hack/tools.sh redis")
 }
 
-// Start runs a redis-server and waits until it answers PING.
+// Start runs a redis-server (or the Flavor among opts) and waits until it answers PING.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	var cfg config
+	cfg := config{flavor: Redis70}
 	for _, o := range opts {
-		o(&cfg)
+		o.apply(&cfg)
 	}
-	bin := Binary(t, "redis-server")
+	bin := testproc.Binary(t, cfg.flavor.Server, cfg.flavor.Install)
 	if cfg.sentinel {
 		bin = Binary(t, "redis-sentinel")
 	}
@@ -117,7 +147,7 @@ func start(t testing.TB, bin string, cfg *config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, Dir: dir, Password: cfg.password, done: make(chan struct{})}
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, Dir: dir, Password: cfg.password, Flavor: cfg.flavor, done: make(chan struct{})}
 	lines := []string{
 		"bind 127.0.0.1",
 		"port " + strconv.Itoa(port),
@@ -189,6 +219,13 @@ func start(t testing.TB, bin string, cfg *config) (*Server, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// CLI returns the path of the command-line client that goes with the server (redis-cli,
+// valkey-cli).
+func (s *Server) CLI(t testing.TB) string {
+	t.Helper()
+	return testproc.Binary(t, s.Flavor.CLI, s.Flavor.Install)
 }
 
 // URL returns redis://127.0.0.1:port (without credentials).

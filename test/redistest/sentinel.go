@@ -58,7 +58,7 @@ func StartSentinel(t testing.TB, master *Server, name string, replicas int, opts
 	return &Sentinel{Server: s, MasterName: name, Sentinel: sc}
 }
 
-func withSentinel() Option { return func(c *config) { c.sentinel = true } }
+func withSentinel() Option { return optionFunc(func(c *config) { c.sentinel = true }) }
 
 func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) {
 	t.Helper()

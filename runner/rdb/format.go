@@ -1,0 +1,110 @@
+package rdb
+
+import "fmt"
+
+// Object types: the type byte that starts a key in an RDB file and a DUMP payload. The numbers
+// are those of Redis's rdb.h (also used by Valkey up to 8.x).
+const (
+	TypeString              byte = 0
+	TypeList                byte = 1 // linked list of strings (RDB < 7 writers)
+	TypeSet                 byte = 2
+	TypeZset                byte = 3 // scores as decimal strings
+	TypeHash                byte = 4
+	TypeZset2               byte = 5 // scores as binary doubles
+	TypeModulePreGA         byte = 6 // Redis 4.0 release candidates; cannot be skipped without the module
+	TypeModule2             byte = 7
+	TypeHashZipmap          byte = 9
+	TypeListZiplist         byte = 10
+	TypeSetIntset           byte = 11
+	TypeZsetZiplist         byte = 12
+	TypeHashZiplist         byte = 13
+	TypeListQuicklist       byte = 14
+	TypeStreamListpacks     byte = 15
+	TypeHashListpack        byte = 16
+	TypeZsetListpack        byte = 17
+	TypeListQuicklist2      byte = 18
+	TypeStreamListpacks2    byte = 19
+	TypeSetListpack         byte = 20
+	TypeStreamListpacks3    byte = 21
+	TypeHashMetadataPreGA   byte = 22 // hash with field TTLs, Redis 7.4 release candidates
+	TypeHashListpackExPreGA byte = 23
+	TypeHashMetadata        byte = 24 // hash with field TTLs (HEXPIRE), Redis 7.4+
+	TypeHashListpackEx      byte = 25
+)
+
+// Opcodes of the RDB file format: bytes in the place of a type byte that are not a key.
+const (
+	opSlotInfo      = 0xF4 // cluster slot sizes (Redis 7.4+): slot, size, expires size
+	opFunction2     = 0xF5 // a function library (Redis 7.0+): its code
+	opFunctionPreGA = 0xF6 // a function, Redis 7.0 release candidates
+	opModuleAux     = 0xF7 // module data outside keys
+	opIdle          = 0xF8 // LRU idle time of the next key
+	opFreq          = 0xF9 // LFU frequency of the next key
+	opAux           = 0xFA // a name/value field (redis-ver, repl-id, ...)
+	opResizeDB      = 0xFB
+	opExpireTimeMs  = 0xFC
+	opExpireTime    = 0xFD
+	opSelectDB      = 0xFE
+	opEOF           = 0xFF
+)
+
+// Module value opcodes (RDB_MODULE_OPCODE_*): a module type 2 value or MODULE_AUX payload is a
+// sequence of these, each followed by its value, ending with moduleOpEOF.
+const (
+	moduleOpEOF    = 0
+	moduleOpSInt   = 1
+	moduleOpUInt   = 2
+	moduleOpFloat  = 3
+	moduleOpDouble = 4
+	moduleOpString = 5
+)
+
+// typeInfo is what the reader knows about one type byte.
+type typeInfo struct {
+	name       string
+	minVersion int // the first RDB format version whose loader knows the type
+}
+
+var types = map[byte]typeInfo{
+	TypeString:              {"string", 1},
+	TypeList:                {"list", 1},
+	TypeSet:                 {"set", 1},
+	TypeZset:                {"zset", 1},
+	TypeHash:                {"hash", 1},
+	TypeZset2:               {"zset-2", 8},
+	TypeModulePreGA:         {"module-pre-ga", 8},
+	TypeModule2:             {"module-2", 8},
+	TypeHashZipmap:          {"hash-zipmap", 2},
+	TypeListZiplist:         {"list-ziplist", 2},
+	TypeSetIntset:           {"set-intset", 2},
+	TypeZsetZiplist:         {"zset-ziplist", 2},
+	TypeHashZiplist:         {"hash-ziplist", 6},
+	TypeListQuicklist:       {"list-quicklist", 7},
+	TypeStreamListpacks:     {"stream-listpacks", 9},
+	TypeHashListpack:        {"hash-listpack", 10},
+	TypeZsetListpack:        {"zset-listpack", 10},
+	TypeListQuicklist2:      {"list-quicklist-2", 10},
+	TypeStreamListpacks2:    {"stream-listpacks-2", 10},
+	TypeSetListpack:         {"set-listpack", 11},
+	TypeStreamListpacks3:    {"stream-listpacks-3", 11},
+	TypeHashMetadataPreGA:   {"hash-metadata-pre-ga", 12},
+	TypeHashListpackExPreGA: {"hash-listpack-ex-pre-ga", 12},
+	TypeHashMetadata:        {"hash-metadata", 12},
+	TypeHashListpackEx:      {"hash-listpack-ex", 12},
+}
+
+// MinVersion returns the first RDB format version that knows the object type typ, or 0 for a
+// type the reader does not know. A DUMP payload of that type can be given any version from
+// MinVersion up (the object's bytes are the same); a server refuses payloads newer than its own
+// RDB version, so this is the oldest target a payload can be rewritten for without decoding it.
+// (Redis 7.0 writes RDB 10, 7.2 and Valkey 7.2–8.x write 11, 7.4 and 8.x write 12.)
+func MinVersion(typ byte) int { return types[typ].minVersion }
+
+// TypeName returns the name of an object type as in Redis's rdb.h, without the RDB_TYPE_ prefix,
+// or "unknown-N".
+func TypeName(typ byte) string {
+	if t, ok := types[typ]; ok {
+		return t.name
+	}
+	return fmt.Sprintf("unknown-%d", typ)
+}
