@@ -54,8 +54,16 @@ verify: generate ## Fail when generated code or CRDs are stale, or code is not g
 envtest-assets: ## Build kube-apiserver, kube-controller-manager and etcd from the module proxy (cached).
 	WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION) >/dev/null
 
+# Fuzz targets as package:function pairs; `make fuzz` runs each for FUZZ_TIME.
+FUZZ_TARGETS ?= ./runner/rdb:FuzzReader
+FUZZ_TIME ?= 20s
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target of FUZZ_TARGETS for FUZZ_TIME each (make test runs it).
+	for t in $(FUZZ_TARGETS); do go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_TIME) "$${t%%:*}"; done
+
 .PHONY: test
-test: tools envtest-assets verify build ## Run every test: unit, real Redis, storage emulators, envtest, kubectl.
+test: tools envtest-assets verify build fuzz ## Run every test: unit, real Redis, storage emulators, envtest, kubectl.
 	KUBEBUILDER_ASSETS="$$(WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION))" \
 	STASH_BIN_DIR="$(CURDIR)/bin" go test $(GO_TEST_FLAGS) ./...
 

@@ -3,11 +3,13 @@ package rdb_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -217,4 +219,48 @@ func TestReaderErrors(t *testing.T) {
 	if err := read(unknown); err == nil || !bytes.Contains([]byte(err.Error()), []byte("unknown object type 122 (0x7a)")) || !bytes.Contains([]byte(err.Error()), []byte("offset 11")) {
 		t.Fatalf("unknown type: %v", err)
 	}
+}
+
+// FuzzReader: no input makes the reader panic, or allocate more than the input could fill
+// (bufio's buffer aside). Seeds: small RDB files of each server here (testdata/fuzz), and files
+// the writer makes.
+func FuzzReader(f *testing.F) {
+	var b bytes.Buffer
+	w, err := rdb.NewWriter(&b, 11)
+	if err != nil {
+		f.Fatal(err)
+	}
+	payload := func(obj ...byte) []byte {
+		p := binary.LittleEndian.AppendUint16(obj, 11)
+		return binary.LittleEndian.AppendUint64(p, rdb.Checksum(0, p))
+	}
+	_ = w.SelectDB(3, 2, 1)
+	_ = w.Add([]byte("k"), 1700000000000, payload(rdb.TypeString, 3, 'a', 'b', 'c'))
+	_ = w.Add([]byte("n"), 0, payload(rdb.TypeString, 0xC0, 7))
+	_ = w.Add([]byte("set"), 0, payload(rdb.TypeSet, 2, 1, 'x', 1, 'y'))
+	if err := w.Close(); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		r := rdb.NewReader(bytes.NewReader(data))
+		for range len(data) + 1 { // every key costs at least a byte
+			e, err := r.Next()
+			if err != nil {
+				if err != io.EOF && !errors.Is(err, rdb.ErrFormat) && !errors.Is(err, rdb.ErrChecksum) {
+					t.Fatalf("an error that is neither ErrFormat nor ErrChecksum: %v", err)
+				}
+				break
+			}
+			if len(e.Payload) > len(data)+11 {
+				t.Fatalf("payload of %d bytes from %d bytes of input", len(e.Payload), len(data))
+			}
+		}
+		runtime.ReadMemStats(&after)
+		if grown := after.TotalAlloc - before.TotalAlloc; grown > 64*uint64(len(data))+4<<20 {
+			t.Fatalf("%d bytes allocated for %d bytes of input", grown, len(data))
+		}
+	})
 }
