@@ -142,6 +142,25 @@ func (r *Reader) ReadOK() error {
 	return nil
 }
 
+// ReadStatus reads a status reply and returns its text; an error reply is returned as Error.
+func (r *Reader) ReadStatus() (string, error) {
+	l, err := r.line()
+	if err != nil {
+		return "", err
+	}
+	switch l[0] {
+	case '+':
+		return string(l[1:]), nil
+	case '-':
+		return "", Error(string(l[1:]))
+	}
+	return "", fmt.Errorf("%w: expected status reply, got %q", ErrProtocol, l)
+}
+
+// Buffered returns the buffered connection under r, for a protocol that leaves RESP (the RDB
+// file of a replication transfer). What r has not consumed is still in it.
+func (r *Reader) Buffered() *bufio.Reader { return r.br }
+
 // ReadInt reads an integer reply.
 func (r *Reader) ReadInt() (int64, error) {
 	t, n, err := r.header()

@@ -1,0 +1,319 @@
+package replication
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"stash.dev/redis/runner/redisconn"
+	"stash.dev/redis/runner/resp"
+)
+
+// ErrSyncRefused wraps every reason StartFullSync gives up because the server will not serve a
+// replica: PSYNC renamed away or blocked (managed services), an ACL user without +psync, a
+// replica that lost its own master. Nothing has changed on the server, and the caller can read
+// the keys another way (SCAN + DUMP) instead.
+var ErrSyncRefused = errors.New("the server does not serve a replica")
+
+// ClientName is the name the runner's replica connection carries in CLIENT LIST, so that an
+// operator can tell it from a real replica in INFO replication and the slow log.
+const ClientName = "stash-runner"
+
+// SyncOptions configure StartFullSync.
+type SyncOptions struct {
+	// Redis says how to reach and authenticate to the source.
+	Redis redisconn.Options
+	// ListeningPort is announced with REPLCONF listening-port; INFO replication on the source
+	// lists the runner as a replica with this port. 0 announces 0, which no real replica uses.
+	ListeningPort int
+	// KeepSyncDelay leaves repl-diskless-sync-delay as it is. By default the runner sets it to 0
+	// for the moment of its PSYNC, because otherwise the source waits that long (5 s by
+	// default) for more replicas to share the fork with, and puts it back right after.
+	KeepSyncDelay bool
+	// AckInterval is how often REPLCONF ACK is sent while the link is open; 0 means 1 s.
+	AckInterval time.Duration
+	// Logf, if set, is told what the runner changed or could not change on the source.
+	Logf func(format string, args ...any)
+}
+
+// FullSync is a full resynchronization in progress: the source has forked and is sending the
+// RDB file of its dataset as it was at the instant of the fork, the replication ID and offset of
+// which are ReplID and Offset.
+type FullSync struct {
+	// ReplID and Offset name the instant the RDB represents in the source's replication history.
+	ReplID string
+	Offset int64
+	// Diskless says the source streams the RDB as it serializes it (an EOF-marked transfer);
+	// otherwise it wrote the file to its disk first and Size is the file's length.
+	Diskless bool
+	Size     int64
+	// RDB reads the RDB file. It returns io.EOF at its end, and an error when the transfer ends
+	// early or, for a diskless transfer, when the closing mark is missing.
+	RDB io.Reader
+
+	conn    *redisconn.Conn
+	wmu     sync.Mutex
+	stopAck chan struct{}
+	ackDone chan struct{}
+	once    sync.Once
+}
+
+// StartFullSync connects to the source as a replica and asks for a full resynchronization:
+// REPLCONF listening-port and capa eof psync2, then PSYNC ? -1. The source forks, so the RDB
+// that follows is the dataset at one instant, serialized by the server itself. The caller reads
+// FullSync.RDB and then calls Close, which drops the link: the source forgets the replica.
+//
+// While the link is open the runner acknowledges the offset every AckInterval, as a replica does,
+// so the source does not time the link out while the runner is slower than the transfer.
+func StartFullSync(ctx context.Context, opts SyncOptions) (*FullSync, error) {
+	if opts.AckInterval <= 0 {
+		opts.AckInterval = time.Second
+	}
+	logf := opts.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	c, err := opts.Redis.Dial(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	fs := &FullSync{conn: c, Size: -1}
+	ok := false
+	defer func() {
+		if !ok {
+			c.Close()
+		}
+	}()
+	// A name and the announced port are courtesies: a server that refuses them still serves.
+	_ = c.Simple("CLIENT", "SETNAME", ClientName)
+	if err := c.Simple("REPLCONF", "listening-port", strconv.Itoa(opts.ListeningPort)); err != nil {
+		return nil, refused("replconf listening-port", c.Err(err))
+	}
+	if err := c.Simple("REPLCONF", "capa", "eof", "capa", "psync2"); err != nil {
+		return nil, refused("replconf capa", c.Err(err))
+	}
+	if !opts.KeepSyncDelay {
+		restore, err := zeroSyncDelay(ctx, opts.Redis)
+		if err != nil {
+			logf("the source keeps repl-diskless-sync-delay (%v): the transfer starts after that delay", err)
+		} else {
+			defer restore()
+		}
+	}
+	if _, err := c.W.WriteString("*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n"); err != nil {
+		return nil, c.Err(err)
+	}
+	if err := c.W.Flush(); err != nil {
+		return nil, c.Err(err)
+	}
+	line, err := c.R.ReadStatus()
+	if err != nil {
+		var re resp.Error
+		if errors.As(err, &re) {
+			return nil, refused("psync", err)
+		}
+		return nil, fmt.Errorf("psync to %s: %w", opts.Redis.Addr, c.Err(err))
+	}
+	if fs.ReplID, fs.Offset, err = parseFullResync(line); err != nil {
+		return nil, fmt.Errorf("psync to %s: %w", opts.Redis.Addr, err)
+	}
+	if fs.RDB, fs.Diskless, fs.Size, err = transferReader(c.R.Buffered()); err != nil {
+		return nil, fmt.Errorf("full resync from %s: %w", opts.Redis.Addr, c.Err(err))
+	}
+	fs.stopAck, fs.ackDone = make(chan struct{}), make(chan struct{})
+	go fs.ack(opts.AckInterval)
+	ok = true
+	return fs, nil
+}
+
+// refused marks a server's refusal to serve a replica, with the step that was refused.
+func refused(step string, err error) error {
+	var re resp.Error
+	if errors.As(err, &re) {
+		return fmt.Errorf("%w: %s: %w", ErrSyncRefused, step, err)
+	}
+	return fmt.Errorf("%s: %w", step, err)
+}
+
+// zeroSyncDelay sets repl-diskless-sync-delay to 0 and returns the function that puts it back.
+// A server without CONFIG (managed services) or with the delay already 0 keeps its setting.
+func zeroSyncDelay(ctx context.Context, o redisconn.Options) (func(), error) {
+	ctl := o.Client(0)
+	vals, err := ctl.ConfigGet(ctx, "repl-diskless-sync-delay").Result()
+	if err != nil {
+		ctl.Close()
+		return nil, err
+	}
+	old := vals["repl-diskless-sync-delay"]
+	if old == "" || old == "0" {
+		ctl.Close()
+		return func() {}, nil
+	}
+	if err := ctl.ConfigSet(ctx, "repl-diskless-sync-delay", "0").Err(); err != nil {
+		ctl.Close()
+		return nil, err
+	}
+	return func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = ctl.ConfigSet(uctx, "repl-diskless-sync-delay", old).Err()
+		ctl.Close()
+	}, nil
+}
+
+// parseFullResync reads "FULLRESYNC <replid> <offset>". A CONTINUE (partial resync) cannot
+// answer PSYNC ? -1.
+func parseFullResync(line string) (string, int64, error) {
+	f := strings.Fields(line)
+	if len(f) != 3 || f[0] != "FULLRESYNC" || len(f[1]) != 40 {
+		return "", 0, fmt.Errorf("%w: unexpected reply %q to PSYNC ? -1", resp.ErrProtocol, line)
+	}
+	off, err := strconv.ParseInt(f[2], 10, 64)
+	if err != nil || off < 0 {
+		return "", 0, fmt.Errorf("%w: bad offset in %q", resp.ErrProtocol, line)
+	}
+	return f[1], off, nil
+}
+
+// transferReader reads the preamble of the RDB transfer: newlines the source sends while it
+// saves, then "$<length>" (the file from its disk) or "$EOF:<40-byte mark>" (diskless).
+func transferReader(br *bufio.Reader) (r io.Reader, diskless bool, size int64, err error) {
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			return nil, false, 0, err
+		}
+		if b == '\n' {
+			continue // keep-alive while the source saves
+		}
+		if b != '$' {
+			return nil, false, 0, fmt.Errorf("%w: transfer starts with %q", resp.ErrProtocol, b)
+		}
+		break
+	}
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return nil, false, 0, err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if mark, ok := strings.CutPrefix(line, "EOF:"); ok {
+		if len(mark) != eofMarkLen {
+			return nil, false, 0, fmt.Errorf("%w: EOF mark of %d bytes", resp.ErrProtocol, len(mark))
+		}
+		return &markedReader{br: br, mark: []byte(mark)}, true, -1, nil
+	}
+	n, err := strconv.ParseInt(line, 10, 64)
+	if err != nil || n < 0 {
+		return nil, false, 0, fmt.Errorf("%w: bad transfer length %q", resp.ErrProtocol, line)
+	}
+	return &exactReader{r: br, left: n}, false, n, nil
+}
+
+// eofMarkLen is the length of the random mark that ends a diskless transfer.
+const eofMarkLen = 40
+
+// exactReader reads a transfer of known length; io.EOF before its end is ErrUnexpectedEOF.
+type exactReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.left == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if errors.Is(err, io.EOF) && e.left > 0 {
+		err = fmt.Errorf("the transfer ended %d bytes early: %w", e.left, io.ErrUnexpectedEOF)
+	}
+	return n, err
+}
+
+// markedReader reads a diskless transfer, which ends with the mark announced in its preamble,
+// as a replica does: the bytes up to the mark are the file. It holds back the last
+// eofMarkLen-1 bytes it has seen until it knows they are not the start of the mark, and leaves
+// what follows the mark (the replication stream) unread in br.
+type markedReader struct {
+	br   *bufio.Reader
+	mark []byte
+	done bool
+}
+
+func (m *markedReader) Read(p []byte) (int, error) {
+	if m.done {
+		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	// Look at what is buffered (at least the mark's length, unless the link ends).
+	need := max(m.br.Buffered(), eofMarkLen)
+	need = min(need, m.br.Size())
+	win, err := m.br.Peek(need)
+	if i := bytes.Index(win, m.mark); i >= 0 {
+		n := copy(p, win[:i])
+		_, _ = m.br.Discard(n)
+		if n == i {
+			_, _ = m.br.Discard(eofMarkLen)
+			m.done = true
+		}
+		return n, nil
+	}
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("the transfer ended without its EOF mark: %w", io.ErrUnexpectedEOF)
+		}
+		return 0, err
+	}
+	// The last eofMarkLen-1 bytes may be the start of the mark: keep them back.
+	safe := len(win) - (eofMarkLen - 1)
+	n := copy(p, win[:safe])
+	_, _ = m.br.Discard(n)
+	return n, nil
+}
+
+// ack sends REPLCONF ACK <offset> until Close.
+func (fs *FullSync) ack(every time.Duration) {
+	defer close(fs.ackDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	cmd := resp.AppendCommand(nil, "REPLCONF", "ACK", strconv.FormatInt(fs.Offset, 10))
+	for {
+		select {
+		case <-fs.stopAck:
+			return
+		case <-t.C:
+			fs.wmu.Lock()
+			_, err := fs.conn.W.Write(cmd)
+			if err == nil {
+				err = fs.conn.W.Flush()
+			}
+			fs.wmu.Unlock()
+			if err != nil {
+				return // the reader sees the broken link
+			}
+		}
+	}
+}
+
+// Close drops the replica link; the source then forgets the runner as a replica.
+func (fs *FullSync) Close() error {
+	var err error
+	fs.once.Do(func() {
+		close(fs.stopAck)
+		err = fs.conn.Close()
+		<-fs.ackDone
+	})
+	return err
+}
