@@ -14,6 +14,7 @@ import (
 	"stash.dev/redis/runner/dump"
 	"stash.dev/redis/runner/progress"
 	"stash.dev/redis/runner/redisconn"
+	"stash.dev/redis/runner/replication"
 	"stash.dev/redis/runner/repo"
 )
 
@@ -37,6 +38,10 @@ type Options struct {
 	Sentinel *redisconn.Sentinel
 	// Mode is the expected mode, "standalone" or "cluster"; empty means detect it from INFO.
 	Mode string
+	// Method is how the keys are read: MethodAuto (empty), MethodReplication or MethodDump.
+	Method string
+	// Logf, if set, is told what the backup chose and why (the method, a fallback).
+	Logf func(format string, args ...any)
 }
 
 // Result describes a committed snapshot.
@@ -48,7 +53,9 @@ type Result struct {
 	RawBytes    int64         `json:"rawBytes"`
 	StoredBytes int64         `json:"storedBytes"`
 	SHA256      string        `json:"sha256"`
-	Duration    time.Duration `json:"-"`
+	// Method is how the keys were read: MethodReplication or MethodDump.
+	Method   string        `json:"method"`
+	Duration time.Duration `json:"-"`
 }
 
 // Run dumps the server into a new snapshot. The snapshot becomes visible only when everything
@@ -57,6 +64,15 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	start := time.Now()
 	if opts.Repository == nil {
 		return Result{}, errors.New("backup: no repository")
+	}
+	if err := CheckMethod(opts.Method); err != nil {
+		return Result{}, err
+	}
+	if opts.Method == "" {
+		opts.Method = MethodAuto
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
 	}
 	var client *redis.Client
 	var info redisconn.ServerInfo
@@ -101,13 +117,29 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	usePTTL := !redisconn.VersionAtLeast(info.Version, 7, 0)
 	var st dump.Stats
 	var cm *repo.ClusterManifest
-	if plan != nil {
+	var point replicationPoint
+	method := MethodDump
+	switch {
+	case plan != nil && opts.Method == MethodReplication:
+		sw.Abort()
+		return Result{}, fmt.Errorf("backup of %s: --method replication does not support cluster mode yet (use --method dump or auto)", opts.Redis.Addr)
+	case plan != nil:
 		st, cm, err = runCluster(ctx, opts, client, plan, usePTTL, sw)
-	} else {
-		st, err = dump.Write(ctx, dump.Options{
-			Redis: opts.Redis, Databases: dbs, Workers: opts.Workers, ScanCount: opts.ScanCount,
-			UsePTTL: usePTTL, Progress: opts.Progress,
-		}, sw)
+	default:
+		if opts.Method != MethodDump {
+			method = MethodReplication
+			st, point, err = dumpByReplication(ctx, opts, opts.Databases, sw)
+			if errors.Is(err, replication.ErrSyncRefused) && opts.Method == MethodAuto {
+				opts.Logf("backup by replication is not available (%v): reading the keys with SCAN + DUMP instead", err)
+				method, err = MethodDump, nil
+			}
+		}
+		if method == MethodDump && err == nil {
+			st, err = dump.Write(ctx, dump.Options{
+				Redis: opts.Redis, Databases: dbs, Workers: opts.Workers, ScanCount: opts.ScanCount,
+				UsePTTL: usePTTL, Progress: opts.Progress,
+			}, sw)
+		}
 	}
 	if err != nil {
 		sw.Abort()
@@ -136,6 +168,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		Encryption:    "age-x25519",
 		RunnerVersion: opts.RunnerVersion,
 		Cluster:       cm,
+		Method:        method,
+		ReplID:        point.ReplID,
+		ReplOffset:    point.Offset,
 	}
 	if opts.Sentinel != nil {
 		m.SentinelMaster = opts.Sentinel.MasterName
@@ -147,6 +182,6 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	return Result{
 		SnapshotID: id, Keys: st.Total, Databases: st.Keys, Skipped: st.Skipped,
-		RawBytes: m.RawBytes, StoredBytes: m.StoredBytes, SHA256: m.SHA256, Duration: time.Since(start),
+		RawBytes: m.RawBytes, StoredBytes: m.StoredBytes, SHA256: m.SHA256, Method: method, Duration: time.Since(start),
 	}, nil
 }

@@ -18,6 +18,7 @@ type BackupOptions struct {
 	redis      redisFlags
 	resultFile string
 	replica    bool
+	method     string
 	cluster    clusterFlags
 	opts       backup.Options // set in Complete
 }
@@ -44,12 +45,18 @@ func newBackupCommand(g *global) *cobra.Command {
 	o.redis.bind(cmd)
 	o.cluster.bind(cmd)
 	cmd.Flags().StringVar(&o.resultFile, "result-file", "", "write the result as JSON to this file")
+	cmd.Flags().StringVar(&o.method, "method", backup.MethodAuto, "how to read the keys: replication (one full resync: a consistent snapshot), dump (SCAN + DUMP, no fork) or auto (replication where the server serves a replica, else dump)")
 	cmd.Flags().BoolVar(&o.replica, "read-from-replica", false, "read from replicas: a replica of each cluster master, or (with --sentinel-master) a healthy replica")
 	return cmd
 }
 
 // Validate checks the flags without I/O.
-func (o *BackupOptions) Validate() error { return o.g.validateRepository() }
+func (o *BackupOptions) Validate() error {
+	if err := backup.CheckMethod(o.method); err != nil {
+		return err
+	}
+	return o.g.validateRepository()
+}
 
 // Complete resolves the connection options.
 func (o *BackupOptions) Complete() error {
@@ -59,7 +66,8 @@ func (o *BackupOptions) Complete() error {
 	}
 	host, _ := os.Hostname()
 	o.opts = backup.Options{Redis: ro, Databases: o.redis.databases, Workers: o.redis.workers, Hostname: host, RunnerVersion: o.g.version,
-		Sentinel: o.redis.sentinel(o.g, ro), ReadFromReplica: o.replica}
+		Sentinel: o.redis.sentinel(o.g, ro), ReadFromReplica: o.replica, Method: o.method,
+		Logf: func(format string, args ...any) { fmt.Fprintf(o.g.ErrOut, format+"\n", args...) }}
 	return nil
 }
 
@@ -84,8 +92,8 @@ func (o *BackupOptions) run(ctx context.Context) (backup.Result, error) {
 	if err != nil {
 		return res, err
 	}
-	fmt.Fprintf(o.g.Out, "snapshot %s saved: %d keys in %d databases (%d skipped), %s RESP, %s stored, %s\n",
+	fmt.Fprintf(o.g.Out, "snapshot %s saved: %d keys in %d databases (%d skipped), %s RESP, %s stored, %s, by %s\n",
 		res.SnapshotID, res.Keys, len(res.Databases), res.Skipped, humanBytes(res.RawBytes), humanBytes(res.StoredBytes),
-		res.Duration.Round(time.Millisecond))
+		res.Duration.Round(time.Millisecond), res.Method)
 	return res, nil
 }

@@ -53,6 +53,12 @@ type Manifest struct {
 	// SentinelMaster is the Sentinel master set name when the source was found through Sentinel;
 	// Source is then the node that was read (the master or a replica).
 	SentinelMaster string `json:"sentinelMaster,omitempty"`
+	// Method is how the keys were read: "replication" (one full resync: the dataset at the
+	// instant ReplID/ReplOffset of the source's replication history) or "dump" (SCAN + DUMP);
+	// empty in snapshots of runners before backup by replication.
+	Method     string `json:"method,omitempty"`
+	ReplID     string `json:"replID,omitempty"`
+	ReplOffset int64  `json:"replOffset,omitempty"`
 }
 
 // ClusterManifest records the layout of the cluster a snapshot was taken from. A restore does not

@@ -1,0 +1,170 @@
+package restore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"stash.dev/redis/runner/backup"
+	"stash.dev/redis/runner/replication"
+	"stash.dev/redis/runner/restore"
+	"stash.dev/redis/test/redistest"
+)
+
+// TestBackupByReplication: for each server flavor and for both transfer kinds (the RDB from the
+// server's disk, and diskless), a backup by replication restores with equal DEBUG DIGEST and
+// expiries, and the manifest names the method and the replication offset.
+func TestBackupByReplication(t *testing.T) {
+	ctx := context.Background()
+	for _, fl := range redistest.Flavors {
+		for _, diskless := range []string{"yes", "no"} {
+			t.Run(fmt.Sprintf("%s/diskless=%s", fl.Name, diskless), func(t *testing.T) {
+				src := redistest.Start(t, fl, redistest.WithConfig("repl-diskless-sync", diskless),
+					redistest.WithConfig("repl-diskless-sync-delay", "5"))
+				fill(t, src, 2000)
+				r := openRepo(t, "file://"+t.TempDir(), nil)
+				var logs []string
+				start := time.Now()
+				res, err := backup.Run(ctx, backup.Options{Redis: conn(t, src), Repository: r, Method: backup.MethodReplication,
+					Logf: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := time.Since(start); d > 4*time.Second {
+					t.Fatalf("backup took %s: the 5 s diskless sync delay was not avoided", d)
+				}
+				m, err := r.Resolve(ctx, res.SnapshotID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m.Method != backup.MethodReplication || len(m.ReplID) != 40 || res.Keys == 0 {
+					t.Fatalf("manifest: method %q replid %q keys %d", m.Method, m.ReplID, res.Keys)
+				}
+				dst := redistest.Start(t, fl)
+				if _, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r}); err != nil {
+					t.Fatal(err)
+				}
+				if a, b := src.Digest(t), dst.Digest(t); a != b {
+					t.Fatalf("digest %s after restore, source %s", b, a)
+				}
+				for _, db := range []int{0, 3, 15} {
+					want, got := ttls(t, src, db), ttls(t, dst, db)
+					if len(want) == 0 || fmt.Sprint(want) != fmt.Sprint(got) {
+						t.Fatalf("db %d expiries: %d restored of %d", db, len(got), len(want))
+					}
+				}
+				if n := src.Client.Do(ctx, "CONFIG", "GET", "repl-diskless-sync-delay").String(); !strings.Contains(n, "5") {
+					t.Fatalf("repl-diskless-sync-delay not put back: %s", n)
+				}
+				t.Logf("%d keys, logs %q", res.Keys, logs)
+			})
+		}
+	}
+}
+
+// TestBackupByReplicationIsConsistent: under a writer that increments a counter in the same
+// MULTI as it adds a key, the snapshot holds exactly as many keys as the counter says — the
+// dataset at one instant. A SCAN + DUMP backup cannot promise this.
+func TestBackupByReplicationIsConsistent(t *testing.T) {
+	ctx := context.Background()
+	src := redistest.Start(t)
+	if err := src.Client.Do(ctx, "DEBUG", "POPULATE", 200000, "bulk", 64).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	var written atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		c := redis.NewClient(&redis.Options{Addr: src.Addr, Protocol: 2, DisableIdentity: true})
+		defer c.Close()
+		for i := 0; wctx.Err() == nil; i++ {
+			_, err := c.TxPipelined(wctx, func(p redis.Pipeliner) error {
+				p.Set(wctx, "w:"+strconv.Itoa(i), i, 0)
+				p.Incr(wctx, "counter")
+				return nil
+			})
+			if err != nil && wctx.Err() == nil {
+				done <- err
+				return
+			}
+			written.Add(1)
+		}
+		done <- nil
+	}()
+	time.Sleep(200 * time.Millisecond)
+	r := openRepo(t, "file://"+t.TempDir(), nil)
+	res, err := backup.Run(ctx, backup.Options{Redis: conn(t, src), Repository: r, Method: backup.MethodReplication})
+	stop()
+	if werr := <-done; werr != nil {
+		t.Fatal(werr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := redistest.Start(t)
+	if _, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r}); err != nil {
+		t.Fatal(err)
+	}
+	counter, _ := dst.Client.Get(ctx, "counter").Int64()
+	keys, err := dst.Client.Keys(ctx, "w:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counter == 0 || int64(len(keys)) != counter || counter >= written.Load() {
+		t.Fatalf("snapshot: counter %d, %d w:* keys, %d writes in all", counter, len(keys), written.Load())
+	}
+	t.Logf("snapshot at offset of %d writes of %d, %d keys", counter, written.Load(), res.Keys)
+}
+
+// TestBackupByReplicationFallsBack: PSYNC renamed away, an ACL user without +psync and a
+// replica without its master all refuse a replica; auto reads the keys with SCAN + DUMP and
+// says why, --method replication fails and says why, and neither leaves a snapshot behind.
+func TestBackupByReplicationFallsBack(t *testing.T) {
+	ctx := context.Background()
+	renamed := redistest.Start(t, redistest.WithConfig("rename-command", "PSYNC", ""))
+	acl := redistest.Start(t, redistest.WithACLUser("backup on >pw ~* &* +@all -psync -sync"))
+	orphan := redistest.Start(t)
+	dead := redistest.Start(t)
+	deadAddr := dead.Addr
+	dead.Kill()
+	host, port, _ := strings.Cut(deadAddr, ":")
+	if err := orphan.Client.Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*redistest.Server{"renamed": renamed, "acl": acl, "orphan replica": orphan} {
+		t.Run(name, func(t *testing.T) {
+			o := conn(t, s)
+			if name == "acl" {
+				o.Username, o.Password = "backup", "pw"
+			}
+			if name != "orphan replica" {
+				if err := s.Client.Set(ctx, "k", "v", 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := openRepo(t, "file://"+t.TempDir(), nil)
+			_, err := backup.Run(ctx, backup.Options{Redis: o, Repository: r, Method: backup.MethodReplication})
+			if !errors.Is(err, replication.ErrSyncRefused) {
+				t.Fatalf("--method replication: %v", err)
+			}
+			t.Logf("refused: %v", err)
+			assertNoSnapshot(t, r)
+			var logs []string
+			res, err := backup.Run(ctx, backup.Options{Redis: o, Repository: r,
+				Logf: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Method != backup.MethodDump || len(logs) != 1 || !strings.Contains(logs[0], "SCAN + DUMP") {
+				t.Fatalf("auto: method %q, logs %q", res.Method, logs)
+			}
+		})
+	}
+}
