@@ -312,7 +312,7 @@ func TestACLUserWithoutDump(t *testing.T) {
 	o := conn(t, src)
 	o.Username, o.Password = "nodump", "secret"
 	r := openRepo(t, "file://"+t.TempDir(), nil)
-	_, err := backup.Run(ctx, backup.Options{Redis: o, Repository: r})
+	_, err := backup.Run(ctx, backup.Options{Redis: o, Repository: r, Method: backup.MethodDump})
 	if err == nil || !strings.Contains(err.Error(), "lacks a permission") || !strings.Contains(err.Error(), "dump") {
 		t.Fatalf("backup as a user without DUMP: %v", err)
 	}
