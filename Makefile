@@ -12,6 +12,8 @@ export PATH := $(CURDIR)/bin:$(TOOLS_BIN):$(PATH)
 export STASH_TOOLS_BIN := $(TOOLS_BIN)
 LDFLAGS := -s -w -X stash.dev/redis/version.Version=$(VERSION)
 GO_TEST_FLAGS ?= -race -timeout 25m
+# The CA roots copied into the images (Debian's ca-certificates package).
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 
 .PHONY: help
 help: ## Show this help.
@@ -29,7 +31,7 @@ image: ## Write multi-platform OCI image archives dist/images/stash-{runner,webh
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux_amd64/stash-webhook ./cmd/webhook
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux_arm64/stash-runner ./cmd/runner
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux_arm64/stash-webhook ./cmd/webhook
-	go run ./hack/image -binary-dir bin -version $(VERSION) -out dist/images -platforms linux/amd64,linux/arm64
+	go run ./hack/image -binary-dir bin -version $(VERSION) -out dist/images -platforms linux/amd64,linux/arm64 -ca-bundle $(CA_BUNDLE)
 
 .PHONY: tools
 tools: ## Install the test tools (redis-server, redis-sentinel, controller-gen, fake-gcs-server, minio, azurite) into the cache.
