@@ -100,12 +100,46 @@ func (s *state) teardown(log func(string, ...any)) {
 			log("remove %s: %v", s.Dir, err)
 		}
 	}
+	removeKubeletChains()
 	_ = exec.Command("ip", "link", "delete", Bridge).Run()
 	removeCgroups(log)
 	if s.IPForward != "" {
 		_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte(s.IPForward), 0o644)
 	}
 	_ = os.Remove(stateFile)
+}
+
+// kubeletChains are the iptables chains the kubelet makes (kube-proxy --cleanup removes its own).
+var kubeletChains = []string{"KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT"}
+
+// removeKubeletChains deletes the rules that jump to the kubelet's chains, then the chains, in
+// IPv4 and IPv6, and nothing else.
+func removeKubeletChains() {
+	for _, ipt := range []string{"iptables", "ip6tables"} {
+		for _, table := range []string{"filter", "nat", "mangle"} {
+			out, err := exec.Command(ipt+"-save", "-t", table).Output()
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(out), "\n") {
+				f := strings.Fields(line)
+				if len(f) < 4 || f[0] != "-A" || strings.HasPrefix(f[1], "KUBE-") {
+					continue
+				}
+				for _, ch := range kubeletChains {
+					if strings.HasSuffix(line, "-j "+ch) {
+						_ = exec.Command(ipt, append([]string{"-t", table, "-D"}, f[1:]...)...).Run()
+					}
+				}
+			}
+			for _, ch := range kubeletChains {
+				if strings.Contains(string(out), ":"+ch+" ") {
+					_ = exec.Command(ipt, "-t", table, "-F", ch).Run()
+					_ = exec.Command(ipt, "-t", table, "-X", ch).Run()
+				}
+			}
+		}
+	}
 }
 
 // killShims kills the runc shims (and so the containers) that containerd started under dir:

@@ -64,8 +64,10 @@ func TestNodeRunsAnImageBehindAService(t *testing.T) {
 	if _, err := os.Stat("/sys/fs/cgroup/memory/" + CgroupName); err == nil {
 		t.Errorf("cgroup %s left behind", CgroupName)
 	}
-	if out, _ := exec.Command("iptables-save").Output(); strings.Contains(string(out), "KUBE-SERVICES") {
-		t.Errorf("kube-proxy's rules left behind")
+	for _, save := range []string{"iptables-save", "ip6tables-save"} {
+		if out, _ := exec.Command(save).Output(); strings.Contains(string(out), "KUBE-") {
+			t.Errorf("iptables rules of the kubelet or kube-proxy left behind:\n%s", out)
+		}
 	}
 	if _, err := os.Stat(c.Dir); err == nil {
 		t.Errorf("%s left behind", c.Dir)
