@@ -2,7 +2,8 @@
 # Build or install the pieces of a real Kubernetes node into a cache directory, and print that
 # directory: kubelet, kube-scheduler and kube-proxy built from k8s.io/kubernetes on the Go module
 # proxy (the way hack/envtest-assets.sh builds kube-apiserver), containerd, ctr and the runc shim
-# from the module proxy, and runc, the CNI plugins, iptables and conntrack from Debian.
+# from the module proxy, CoreDNS (cluster DNS, run beside the kubelet) from the module proxy, and
+# runc, the CNI plugins, iptables and conntrack from Debian.
 # test/realcluster runs them (docs/testing.md, "A real node").
 #
 # usage: hack/node-assets.sh [K8S_VERSION] [CONTAINERD_VERSION]
@@ -12,6 +13,7 @@
 set -euo pipefail
 K8S="${1:-1.37.2}"
 CONTAINERD="${2:-2.4.2}"
+COREDNS="${COREDNS_VERSION:-1.14.7}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=hack/kube-build.sh
 source "$HERE/kube-build.sh"
@@ -23,7 +25,7 @@ debs=(runc containernetworking-plugins iptables conntrack)
 have_debs() { command -v runc >/dev/null && [[ -x /usr/lib/cni/bridge ]] && command -v iptables-restore >/dev/null && command -v conntrack >/dev/null; }
 
 missing=0
-for b in "${kube[@]}" "${containerd[@]}"; do [[ -x "$ASSETS/$b" ]] || missing=1; done
+for b in "${kube[@]}" "${containerd[@]}" coredns; do [[ -x "$ASSETS/$b" ]] || missing=1; done
 have_debs || missing=1
 if [[ $missing == 0 ]]; then echo "$ASSETS"; exit 0; fi
 
@@ -49,6 +51,13 @@ install_containerd() {
 }
 [[ -x "$ASSETS/containerd" && -x "$ASSETS/ctr" && -x "$ASSETS/containerd-shim-runc-v2" ]] ||
   timed "containerd, ctr, containerd-shim-runc-v2 v$CONTAINERD" install_containerd
+
+install_coredns() {
+  GOBIN="$WORK/coredns-bin" GOFLAGS="-p=${GOBUILD_P:-2} -buildvcs=false" CGO_ENABLED=0 GOWORK=off \
+    go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@v$COREDNS"
+  mv "$WORK/coredns-bin/coredns" "$ASSETS/coredns"
+}
+[[ -x "$ASSETS/coredns" ]] || timed "coredns v$COREDNS" install_coredns
 
 for c in "${kube[@]}"; do
   [[ -x "$ASSETS/$c" ]] || timed "$c v$K8S" build_kube "$K8S" "$c" "$ASSETS" "$WORK"

@@ -108,7 +108,7 @@ func Start(o Options) (*Cluster, error) {
 	if envtestAssets == "" {
 		return nil, errors.New("KUBEBUILDER_ASSETS is not set: run through `make test` (hack/envtest-assets.sh)")
 	}
-	for _, b := range []string{"kubelet", "kube-scheduler", "kube-proxy", "containerd", "ctr", "containerd-shim-runc-v2"} {
+	for _, b := range []string{"kubelet", "kube-scheduler", "kube-proxy", "containerd", "ctr", "containerd-shim-runc-v2", "coredns"} {
 		if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
 			return nil, fmt.Errorf("%s not found in %s: run hack/node-assets.sh", b, assets)
 		}
@@ -231,52 +231,25 @@ func (c *Cluster) start(envtestAssets string) error {
 	if err := c.startKubeProxy(); err != nil {
 		return err
 	}
+	if err := c.startCoreDNS(); err != nil {
+		return err
+	}
 	return c.waitNodeReady()
 }
 
 // writeServingCerts writes the API server's CA, serving certificate and service-account key pair
-// (envtest keeps the files it finds in its directory): the certificate names the node's address and the kubernetes
-// Service's address and names, which in-cluster clients dial.
+// (envtest keeps the files it finds in its directory): the certificate names the node's address
+// and the kubernetes Service's address and names, which in-cluster clients dial.
 func writeServingCerts(dir string) (string, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	files, err := WriteCerts(dir, "kube-apiserver", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+		"kubernetes.default.svc.cluster.local", "127.0.0.1", Gateway, "10.0.0.1")
 	if err != nil {
 		return "", err
 	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "stash-realnode CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(7 * 24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return "", err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return "", err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(7 * 24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(Gateway), net.ParseIP("10.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return "", err
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return "", err
+	for src, dst := range map[string]string{files.CertFile: "apiserver.crt", files.KeyFile: "apiserver.key"} {
+		if err := os.Rename(src, filepath.Join(dir, dst)); err != nil {
+			return "", err
+		}
 	}
 	// The service-account tokens are signed with a key of their own.
 	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -291,19 +264,77 @@ func writeServingCerts(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	caFile := filepath.Join(dir, "ca.crt")
-	for path, block := range map[string]*pem.Block{
-		caFile:                              {Type: "CERTIFICATE", Bytes: caDER},
-		filepath.Join(dir, "sa-signer.key"): {Type: "EC PRIVATE KEY", Bytes: saDER},
-		filepath.Join(dir, "sa-signer.crt"): {Type: "PUBLIC KEY", Bytes: saPub},
-		filepath.Join(dir, "apiserver.crt"): {Type: "CERTIFICATE", Bytes: der},
-		filepath.Join(dir, "apiserver.key"): {Type: "EC PRIVATE KEY", Bytes: kder},
-	} {
-		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-			return "", err
+	if err := writePEM(filepath.Join(dir, "sa-signer.key"), "EC PRIVATE KEY", saDER); err != nil {
+		return "", err
+	}
+	return files.CAFile, writePEM(filepath.Join(dir, "sa-signer.crt"), "PUBLIC KEY", saPub)
+}
+
+// CertFiles are PEM files of a CA and a server certificate it signed.
+type CertFiles struct{ CAFile, CertFile, KeyFile string }
+
+// WriteCerts makes a fresh CA and a server certificate for hosts (IP addresses or DNS names)
+// in dir: ca.crt, <name>.crt, <name>.key.
+func WriteCerts(dir, name string, hosts ...string) (CertFiles, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return CertFiles{}, err
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return CertFiles{}, err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name + " CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(7 * 24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return CertFiles{}, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return CertFiles{}, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return CertFiles{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(7 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	return caFile, nil
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return CertFiles{}, err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return CertFiles{}, err
+	}
+	f := CertFiles{CAFile: filepath.Join(dir, "ca.crt"), CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
+	for _, w := range []struct {
+		path, typ string
+		der       []byte
+	}{{f.CAFile, "CERTIFICATE", caDER}, {f.CertFile, "CERTIFICATE", der}, {f.KeyFile, "EC PRIVATE KEY", kder}} {
+		if err := writePEM(w.path, w.typ, w.der); err != nil {
+			return CertFiles{}, err
+		}
+	}
+	return f, nil
+}
+
+func writePEM(path, typ string, der []byte) error {
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
 }
 
 // kubeconfig writes a kubeconfig for a user that envtest's authenticator knows.
@@ -402,6 +433,8 @@ port: %d
 healthzBindAddress: 127.0.0.1
 healthzPort: %d
 readOnlyPort: 0
+clusterDNS: [%[6]s]
+clusterDomain: cluster.local
 authentication:
   anonymous: {enabled: true}
   webhook: {enabled: false}
@@ -411,7 +444,7 @@ imageGCHighThresholdPercent: 99
 imageGCLowThresholdPercent: 98
 resolvConf: /etc/resolv.conf
 serializeImagePulls: false
-`, CgroupName, sock, Gateway, ports[0], ports[1])
+`, CgroupName, sock, Gateway, ports[0], ports[1], Gateway)
 	path := filepath.Join(c.Dir, "kubelet.yaml")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return err
@@ -437,6 +470,28 @@ func (c *Cluster) startKubeProxy() error {
 		"--kubeconfig", c.Kubeconfig, "--proxy-mode=iptables", "--hostname-override", NodeName,
 		"--cluster-cidr", PodSubnet, "--masquerade-all", "--conntrack-max-per-core=0",
 		"--metrics-bind-address", "127.0.0.1:"+strconv.Itoa(metrics), "--healthz-bind-address", "127.0.0.1:"+strconv.Itoa(healthz))
+}
+
+// startCoreDNS serves cluster DNS (Services and Pods by name) on the node's address, which the
+// kubelet writes into every Pod's resolv.conf. It runs beside the kubelet rather than as a Pod:
+// the same server, without an image and a Deployment to wait for. Other names get NXDOMAIN.
+func (c *Cluster) startCoreDNS() error {
+	conf := fmt.Sprintf(`.:53 {
+    bind %s
+    errors
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig %s
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }
+    cache 5
+}
+`, Gateway, c.Kubeconfig)
+	path := filepath.Join(c.Dir, "Corefile")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	return c.startProcess("coredns", filepath.Join(c.assets, "coredns"), "-conf", path)
 }
 
 func (c *Cluster) waitNodeReady() error {
