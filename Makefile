@@ -56,9 +56,14 @@ verify: generate ## Fail when generated code or CRDs are stale, or code is not g
 envtest-assets: ## Build kube-apiserver, kube-controller-manager and etcd from the module proxy (cached).
 	WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION) >/dev/null
 
+.PHONY: node-assets
+node-assets: ## Build the real node's pieces (kubelet, kube-scheduler, kube-proxy, containerd, CoreDNS; runc and CNI from apt), cached; ~15-40 min cold.
+	hack/node-assets.sh $(K8S_VERSION) >/dev/null
+
 .PHONY: test
-test: tools envtest-assets verify build ## Run every test: unit, real Redis, storage emulators, envtest, kubectl.
+test: tools envtest-assets node-assets verify build image ## Run every test: unit, real Redis, storage emulators, envtest, kubectl, the real node.
 	KUBEBUILDER_ASSETS="$$(WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION))" \
+	STASH_NODE_ASSETS="$$(hack/node-assets.sh $(K8S_VERSION))" \
 	STASH_BIN_DIR="$(CURDIR)/bin" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: dist

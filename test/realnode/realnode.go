@@ -31,8 +31,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"stash.dev/redis/test/testproc"
 )
@@ -168,6 +170,7 @@ func (c *Cluster) start(envtestAssets string) error {
 	if err != nil {
 		return err
 	}
+	ctrllog.SetLogger(logr.Discard())
 	c.env = &envtest.Environment{BinaryAssetsDirectory: envtestAssets}
 	api := c.env.ControlPlane.GetAPIServer()
 	api.CertDir = certDir
@@ -186,6 +189,8 @@ func (c *Cluster) start(envtestAssets string) error {
 		Set("kubelet-preferred-address-types", "InternalIP").
 		Set("service-cluster-ip-range", ServiceSubnet).
 		Set("allow-privileged", "true")
+	// envtest turns the ServiceAccount admission plugin off; Pods need their tokens.
+	api.Configure().Disable("disable-admission-plugins")
 	cfg, err := c.env.Start()
 	if err != nil {
 		return fmt.Errorf("start the control plane: %w", err)
