@@ -174,7 +174,13 @@ func (c *Cluster) start(envtestAssets string) error {
 	c.env = &envtest.Environment{BinaryAssetsDirectory: envtestAssets}
 	api := c.env.ControlPlane.GetAPIServer()
 	api.CertDir = certDir
-	api.SecureServing.ListenAddr.Address = Gateway
+	// Pods reach the API server (the kubernetes Service's endpoint) at the node's address; envtest
+	// keeps an address only when it is given a port too.
+	apiPort, err := testproc.FreePort()
+	if err != nil {
+		return err
+	}
+	api.SecureServing.ListenAddr.Address, api.SecureServing.ListenAddr.Port = Gateway, strconv.Itoa(apiPort)
 	api.SecureServing.CA = ca
 	api.StartTimeout = time.Minute
 	apiLog, err := os.Create(filepath.Join(c.LogDir, "kube-apiserver.log"))
