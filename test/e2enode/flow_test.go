@@ -142,9 +142,11 @@ func TestScheduledBackupAndRestoreWithTheImages(t *testing.T) {
 	loadSample(t, src, 5000)
 	mustKubectl(t, "stash", "create", "backupconfig", "flow", "-n", ns, "--repo", "repo", "--redis-service", "redis-src",
 		"--schedule", "* * * * *", "--keep-last", "5")
+	var scheduled string
 	waitFor(t, 150*time.Second, "a scheduled backup succeeds", func() error {
-		for _, phase := range sessions(t, ns) {
+		for name, phase := range sessions(t, ns) {
 			if phase == "Succeeded" {
+				scheduled = name
 				return nil
 			}
 		}
@@ -154,7 +156,7 @@ func TestScheduledBackupAndRestoreWithTheImages(t *testing.T) {
 	if !strings.Contains(out, "succeeded") {
 		t.Errorf("trigger --wait: %s", out)
 	}
-	logs := mustKubectl(t, "stash", "backup", "logs", "flow", "-n", ns)
+	logs := mustKubectl(t, "stash", "backup", "logs", scheduled, "-n", ns)
 	if !strings.Contains(logs, "snapshot") {
 		t.Errorf("backup logs do not show the runner's log:\n%s", logs)
 	}
