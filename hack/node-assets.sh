@@ -4,7 +4,7 @@
 # proxy (the way hack/envtest-assets.sh builds kube-apiserver), containerd, ctr and the runc shim
 # from the module proxy, CoreDNS (cluster DNS, run beside the kubelet) from the module proxy, and
 # runc, the CNI plugins, iptables and conntrack from Debian.
-# test/realcluster runs them (docs/testing.md, "A real node").
+# test/realnode runs them (the README, "How the tests stand up a real cluster").
 #
 # usage: hack/node-assets.sh [K8S_VERSION] [CONTAINERD_VERSION]
 # Quiet: one line per piece it builds, with its time; the build output goes to $ASSETS/build.log.

@@ -152,13 +152,13 @@ func TestScheduledBackupAndRestoreWithTheImages(t *testing.T) {
 		}
 		return fmt.Errorf("sessions: %v", sessions(t, ns))
 	})
-	out := mustKubectl(t, "stash", "backup", "trigger", "flow", "-n", ns, "--wait", "--timeout", "2m")
-	if !strings.Contains(out, "succeeded") {
-		t.Errorf("trigger --wait: %s", out)
-	}
 	logs := mustKubectl(t, "stash", "backup", "logs", scheduled, "-n", ns)
 	if !strings.Contains(logs, "snapshot") {
 		t.Errorf("backup logs do not show the runner's log:\n%s", logs)
+	}
+	out := mustKubectl(t, "stash", "backup", "trigger", "flow", "-n", ns, "--wait", "--timeout", "2m")
+	if !strings.Contains(out, "succeeded") {
+		t.Errorf("trigger --wait: %s", out)
 	}
 	user := mustKubectl(t, "get", "pods", "-n", ns, "-l", v1alpha1.LabelComponent+"=backup", "-o", "jsonpath={.items[0].spec.securityContext.runAsUser}")
 	if user != "65532" {

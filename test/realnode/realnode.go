@@ -4,7 +4,7 @@
 // plugin and kube-proxy in iptables mode, so that Pods run the project's real images and reach
 // each other through Services. Images come from OCI archives imported into containerd; there
 // is no registry. It needs root on Linux with cgroup v1 controllers, and the node pieces that
-// hack/node-assets.sh builds (docs/testing.md, "A real node", says every setting and why).
+// hack/node-assets.sh builds (the README, "How the tests stand up a real cluster", says every setting and why).
 //
 // Everything it starts it stops, and everything it creates on the host has a fixed name
 // (Bridge, CgroupName, a state file in /run), so a run that was killed is cleaned up by the next.
@@ -431,7 +431,7 @@ func (c *Cluster) startKubelet(kubeconfig, sock string) error {
 		}
 		ports[i] = p
 	}
-	// Each setting answers a failure on these machines (docs/testing.md, "A real node").
+	// Each setting answers a failure on these machines (the README, "How the tests stand up a real cluster").
 	conf := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
