@@ -12,6 +12,8 @@ export PATH := $(CURDIR)/bin:$(TOOLS_BIN):$(PATH)
 export STASH_TOOLS_BIN := $(TOOLS_BIN)
 LDFLAGS := -s -w -X stash.dev/redis/version.Version=$(VERSION)
 GO_TEST_FLAGS ?= -race -timeout 25m
+# The CA roots copied into the images (Debian's ca-certificates package).
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 
 .PHONY: help
 help: ## Show this help.
@@ -29,7 +31,7 @@ image: ## Write multi-platform OCI image archives dist/images/stash-{runner,webh
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux_amd64/stash-webhook ./cmd/webhook
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux_arm64/stash-runner ./cmd/runner
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux_arm64/stash-webhook ./cmd/webhook
-	go run ./hack/image -binary-dir bin -version $(VERSION) -out dist/images -platforms linux/amd64,linux/arm64
+	go run ./hack/image -binary-dir bin -version $(VERSION) -out dist/images -platforms linux/amd64,linux/arm64 -ca-bundle $(CA_BUNDLE)
 
 .PHONY: tools
 tools: ## Install the test tools (redis-server, redis-sentinel, redis 8.0 and valkey 8.1 from Debian trixie, the redis test RDB files, controller-gen, fake-gcs-server, minio, azurite) into the cache.
@@ -62,9 +64,14 @@ FUZZ_TIME ?= 20s
 fuzz: ## Run every fuzz target of FUZZ_TARGETS for FUZZ_TIME each (make test runs it).
 	for t in $(FUZZ_TARGETS); do go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_TIME) "$${t%%:*}"; done
 
+.PHONY: node-assets
+node-assets: ## Build the real node's pieces (kubelet, kube-scheduler, kube-proxy, containerd, CoreDNS; runc and CNI from apt), cached; ~15-40 min cold.
+	hack/node-assets.sh $(K8S_VERSION) >/dev/null
+
 .PHONY: test
-test: tools envtest-assets verify build fuzz ## Run every test: unit, real Redis, storage emulators, envtest, kubectl.
+test: tools envtest-assets node-assets verify build image fuzz ## Run every test: unit, real Redis, storage emulators, envtest, kubectl, the real node.
 	KUBEBUILDER_ASSETS="$$(WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION))" \
+	STASH_NODE_ASSETS="$$(hack/node-assets.sh $(K8S_VERSION))" \
 	STASH_BIN_DIR="$(CURDIR)/bin" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: dist

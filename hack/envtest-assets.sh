@@ -10,7 +10,6 @@
 set -euo pipefail
 K8S="${1:-1.37.2}"
 ETCD="${2:-3.5.21}"
-MINOR="$(echo "$K8S" | cut -d. -f2)"
 ASSETS="${ENVTEST_ASSETS_ROOT:-$HOME/.cache/envtest-assets}/k8s-$K8S-etcd-$ETCD"
 want=(kube-apiserver etcd)
 [[ "${WITH_CONTROLLER_MANAGER:-0}" == 1 ]] && want+=(kube-controller-manager)
@@ -24,28 +23,12 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 export GOFLAGS="-p=${GOBUILD_P:-2} -buildvcs=false" CGO_ENABLED=0 GOWORK=off
 
-build_kube() { # $1 = command name under k8s.io/kubernetes/cmd
-  local cmd="$1"
-  [[ -x "$ASSETS/$cmd" ]] && return 0
-  echo "building $cmd v$K8S (first time only, a few minutes)" >&2
-  mkdir -p "$WORK/$cmd" && cd "$WORK/$cmd"
-  cp "$(go mod download -json "k8s.io/kubernetes@v$K8S" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')" k8s.mod
-  # k8s.io/kubernetes points its staging modules at ./staging; point them at the published versions.
-  { printf 'module envtestassets/%s\n\ngo 1.23.0\n\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' "$cmd" "$K8S"
-    grep -E '=> ./staging/' k8s.mod | awk -v v="v0.$MINOR.${K8S##*.}" '{printf "\t%s => %s %s\n", $1, $1, v}'
-    echo ")"; } > go.mod
-  printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/cmd/%s"\n' "$cmd" > tools.go
-  go mod tidy >&2
-  local ldf="-s -w"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldf="$ldf -X $p.gitVersion=v$K8S -X $p.gitMajor=1 -X $p.gitMinor=$MINOR -X $p.gitTreeState=clean"
-  done
-  go build -trimpath -ldflags "$ldf" -o "$ASSETS/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd" >&2
-  mv "$ASSETS/$cmd.tmp" "$ASSETS/$cmd"
-}
+HERE="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=hack/kube-build.sh
+source "$HERE/kube-build.sh"
 
-build_kube kube-apiserver
-[[ "${WITH_CONTROLLER_MANAGER:-0}" == 1 ]] && build_kube kube-controller-manager
+build_kube "$K8S" kube-apiserver "$ASSETS" "$WORK"
+[[ "${WITH_CONTROLLER_MANAGER:-0}" == 1 ]] && build_kube "$K8S" kube-controller-manager "$ASSETS" "$WORK"
 
 if [[ ! -x "$ASSETS/etcd" ]]; then
   echo "building etcd v$ETCD (first time only)" >&2
@@ -60,6 +43,6 @@ fi
 if command -v kubectl >/dev/null; then
   ln -sf "$(command -v kubectl)" "$ASSETS/kubectl"
 elif [[ ! -x "$ASSETS/kubectl" ]]; then
-  build_kube kubectl
+  build_kube "$K8S" kubectl "$ASSETS" "$WORK"
 fi
 echo "$ASSETS"

@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"io/fs"
@@ -47,7 +48,24 @@ type Spec struct {
 	Platforms []v1.Platform
 	// License is the content of /LICENSE.
 	License []byte
+	// CABundle is the content of CABundlePath: the PEM roots the binaries trust (see CABundlePath).
+	CABundle []byte
+	// HostFiles are files of this machine copied into the image at the same paths (symlinks
+	// followed): how the tests pack Debian's redis-server with the shared libraries ldd lists.
+	// They are this machine's, so they belong only in an image for this machine's platform.
+	HostFiles []string
 }
+
+// CABundlePath is where the images hold their CA roots: the first file Go's crypto/x509 reads
+// on Linux, and the path of Debian's ca-certificates bundle, which `make image` copies in.
+//
+// A file rather than golang.org/x/crypto/x509roots/fallback compiled into the binaries because
+// the file is what TLS to GCS, S3 and Azure needs without touching the code: it is as fresh as the
+// machine that builds the image (a rebuild picks up Debian's updates, not a Go module bump); a
+// user can mount their own bundle over it or point SSL_CERT_FILE / SSL_CERT_DIR elsewhere, and the
+// fallback package would then be ignored anyway (it applies only when the system has no roots);
+// and the size is the same (~220 KB) but stays out of the binaries that also run outside images.
+const CABundlePath = "/etc/ssl/certs/ca-certificates.crt"
 
 // Ref is the image's tag, e.g. stash.dev/stash-runner:v0.1.0.
 func (s Spec) Ref() string { return Registry + "/" + s.Name + ":" + s.Version }
@@ -70,6 +88,9 @@ func Write(path string, spec Spec) (Result, error) {
 	}
 	if len(spec.Platforms) == 0 {
 		return Result{}, fmt.Errorf("image %s: no platforms", spec.Name)
+	}
+	if err := checkCABundle(spec.CABundle); err != nil {
+		return Result{}, fmt.Errorf("image %s: %w", spec.Name, err)
 	}
 	idx, err := Index(spec)
 	if err != nil {
@@ -104,7 +125,7 @@ func Write(path string, spec Spec) (Result, error) {
 // Index builds the image index with one image per platform, reading the binaries from
 // spec.BinaryDir.
 func Index(spec Spec) (v1.ImageIndex, error) {
-	base, err := baseLayer(spec.License)
+	base, err := baseLayer(spec.License, spec.CABundle)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: base layer: %w", spec.Name, err)
 	}
@@ -128,7 +149,11 @@ func Index(spec Spec) (v1.ImageIndex, error) {
 }
 
 func image(spec Spec, p v1.Platform, base v1.Layer, binary []byte) (v1.Image, error) {
-	binLayer, err := layer([]entry{{name: BinDir[1:] + "/" + spec.Name, mode: 0o755, body: binary}})
+	entries, err := hostEntries(spec.HostFiles)
+	if err != nil {
+		return nil, err
+	}
+	binLayer, err := layer(append(entries, entry{name: BinDir[1:] + "/" + spec.Name, mode: 0o755, body: binary}))
 	if err != nil {
 		return nil, err
 	}
@@ -137,11 +162,11 @@ func image(spec Spec, p v1.Platform, base v1.Layer, binary []byte) (v1.Image, er
 	img, err = mutate.Append(img,
 		mutate.Addendum{Layer: base, History: v1.History{
 			Created:   v1.Time{Time: epoch},
-			CreatedBy: "hack/image: /etc/passwd, /etc/group (nonroot 65532), /tmp, /LICENSE",
+			CreatedBy: "hack/image: /etc/passwd, /etc/group (nonroot 65532), " + CABundlePath + ", /tmp, /LICENSE",
 		}},
 		mutate.Addendum{Layer: binLayer, History: v1.History{
 			Created:   v1.Time{Time: epoch},
-			CreatedBy: "hack/image: " + BinDir + "/" + spec.Name,
+			CreatedBy: "hack/image: " + strings.Join(append(spec.HostFiles, BinDir+"/"+spec.Name), ", "),
 		}},
 	)
 	if err != nil {
@@ -169,9 +194,12 @@ func image(spec Spec, p v1.Platform, base v1.Layer, binary []byte) (v1.Image, er
 }
 
 // baseLayer is the same in every image, so archives and registries store it once.
-func baseLayer(license []byte) (v1.Layer, error) {
+func baseLayer(license, caBundle []byte) (v1.Layer, error) {
 	return layer([]entry{
 		{name: "etc/", mode: 0o755},
+		{name: "etc/ssl/", mode: 0o755},
+		{name: "etc/ssl/certs/", mode: 0o755},
+		{name: CABundlePath[1:], mode: 0o644, body: caBundle},
 		{name: "etc/group", mode: 0o644, body: []byte("root:x:0:\nnonroot:x:65532:\n")},
 		{name: "etc/passwd", mode: 0o644, body: []byte(
 			"root:x:0:0:root:/root:/sbin/nologin\n" +
@@ -184,6 +212,49 @@ func baseLayer(license []byte) (v1.Layer, error) {
 		{name: "usr/local/bin/", mode: 0o755},
 		{name: "LICENSE", mode: 0o644, body: license},
 	})
+}
+
+// checkCABundle refuses a bundle without a single certificate: an image without roots fails
+// every TLS connection to a public endpoint, and only at run time.
+func checkCABundle(b []byte) error {
+	if len(b) == 0 {
+		return fmt.Errorf("no CA bundle (%s): give one with -ca-bundle", CABundlePath)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(b) {
+		return fmt.Errorf("the CA bundle holds no PEM certificate")
+	}
+	return nil
+}
+
+// hostEntries reads the host files, and adds the directories leading to them (every directory
+// once, before its files, as a tar wants).
+func hostEntries(paths []string) ([]entry, error) {
+	var entries []entry
+	dirs := map[string]bool{"": true, "etc": true, "usr": true, "usr/local": true, "usr/local/bin": true, "tmp": true}
+	for _, p := range paths {
+		if !filepath.IsAbs(p) {
+			return nil, fmt.Errorf("host file %q: not an absolute path", p)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("host file: %w", err)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("host file: %w", err)
+		}
+		name := filepath.ToSlash(p[1:])
+		var parents []string
+		for d := filepath.Dir(name); !dirs[d] && d != "."; d = filepath.Dir(d) {
+			dirs[d] = true
+			parents = append([]string{d}, parents...)
+		}
+		for _, d := range parents {
+			entries = append(entries, entry{name: d + "/", mode: 0o755})
+		}
+		entries = append(entries, entry{name: name, mode: int64(fi.Mode().Perm()), body: b})
+	}
+	return entries, nil
 }
 
 // entry is a file, or a directory when name ends in "/". uid is also the gid.

@@ -5,7 +5,10 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"encoding/pem"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +43,7 @@ func TestWrite(t *testing.T) {
 		BinaryDir: binDir,
 		Platforms: []v1.Platform{linuxAMD64, linuxARM64},
 		License:   []byte("Apache License 2.0 (test)\n"),
+		CABundle:  testCA(t),
 	}
 	path := filepath.Join(t.TempDir(), "stash-runner.tar")
 	res, err := Write(path, spec)
@@ -103,6 +107,9 @@ func TestWrite(t *testing.T) {
 			if got := string(files["etc/group"].body); !strings.Contains(got, "\nnonroot:x:65532:") {
 				t.Errorf("/etc/group has no nonroot 65532 group:\n%s", got)
 			}
+			if roots := files["etc/ssl/certs/ca-certificates.crt"]; roots.hdr == nil || roots.hdr.Mode&0o7777 != 0o644 || !bytes.Equal(roots.body, spec.CABundle) {
+				t.Errorf("/etc/ssl/certs/ca-certificates.crt = %+v, want the CA bundle, mode 0644", roots.hdr)
+			}
 			if got := files["LICENSE"].body; !bytes.Equal(got, spec.License) {
 				t.Errorf("/LICENSE = %q, want %q", got, spec.License)
 			}
@@ -141,7 +148,7 @@ func TestWriteRealBinary(t *testing.T) {
 	}
 
 	path := filepath.Join(t.TempDir(), "stash-webhook.tar")
-	spec := Spec{Name: "stash-webhook", Version: "dev", BinaryDir: binDir, Platforms: []v1.Platform{linuxAMD64}, License: []byte("license")}
+	spec := Spec{Name: "stash-webhook", Version: "dev", BinaryDir: binDir, Platforms: []v1.Platform{linuxAMD64}, License: []byte("license"), CABundle: testCA(t)}
 	res, err := Write(path, spec)
 	if err != nil {
 		t.Fatal(err)
@@ -194,11 +201,12 @@ func TestRun(t *testing.T) {
 		writeFile(t, filepath.Join(dir, "bin", "linux_amd64", n), []byte(n))
 	}
 	writeFile(t, filepath.Join(dir, "LICENSE"), []byte("license"))
+	writeFile(t, filepath.Join(dir, "roots.pem"), testCA(t))
 	outDir := filepath.Join(dir, "dist", "images")
 	var out bytes.Buffer
 	err := run(context.Background(), []string{
 		"-binary-dir", filepath.Join(dir, "bin"), "-version", "v0.1.0", "-out", outDir,
-		"-platforms", "linux/amd64", "-license", filepath.Join(dir, "LICENSE"),
+		"-platforms", "linux/amd64", "-license", filepath.Join(dir, "LICENSE"), "-ca-bundle", filepath.Join(dir, "roots.pem"),
 	}, &out)
 	if err != nil {
 		t.Fatal(err)
@@ -225,16 +233,23 @@ func TestRun(t *testing.T) {
 func TestErrors(t *testing.T) {
 	binDir := t.TempDir()
 	writeFile(t, filepath.Join(binDir, "linux_amd64", "stash-runner"), []byte("x"))
+	roots := testCA(t)
 	tests := []struct {
 		name string
 		spec Spec
 		want string
 	}{
-		{"missing binary", Spec{Name: "stash-runner", Version: "v1", BinaryDir: binDir, Platforms: []v1.Platform{linuxAMD64, linuxARM64}},
+		{"missing binary", Spec{Name: "stash-runner", Version: "v1", BinaryDir: binDir, Platforms: []v1.Platform{linuxAMD64, linuxARM64}, CABundle: roots},
 			"linux_arm64/stash-runner"},
-		{"invalid tag", Spec{Name: "stash-runner", Version: "v1+build", BinaryDir: binDir, Platforms: []v1.Platform{linuxAMD64}},
+		{"invalid tag", Spec{Name: "stash-runner", Version: "v1+build", BinaryDir: binDir, Platforms: []v1.Platform{linuxAMD64}, CABundle: roots},
 			`invalid version "v1+build"`},
-		{"no platforms", Spec{Name: "stash-runner", Version: "v1", BinaryDir: binDir}, "no platforms"},
+		{"no platforms", Spec{Name: "stash-runner", Version: "v1", BinaryDir: binDir, CABundle: roots}, "no platforms"},
+		{"no CA bundle", Spec{Name: "stash-runner", Version: "v1", BinaryDir: binDir, Platforms: []v1.Platform{linuxAMD64}},
+			"no CA bundle"},
+		{"CA bundle without certificates", Spec{Name: "stash-runner", Version: "v1", BinaryDir: binDir, Platforms: []v1.Platform{linuxAMD64}, CABundle: []byte("not PEM\n")},
+			"holds no PEM certificate"},
+		{"relative host file", Spec{Name: "stash-runner", Version: "v1", BinaryDir: binDir, Platforms: []v1.Platform{linuxAMD64}, CABundle: roots, HostFiles: []string{"lib/x.so"}},
+			"not an absolute path"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,6 +265,10 @@ func TestErrors(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"-platforms", "linux"}, io.Discard); err == nil || !strings.Contains(err.Error(), "not os/arch") {
 		t.Errorf("run -platforms linux: error = %v, want one saying it is not os/arch", err)
+	}
+	missing := filepath.Join(t.TempDir(), "no-such-bundle.pem")
+	if err := run(context.Background(), []string{"-platforms", "linux/amd64", "-license", "main.go", "-ca-bundle", missing}, io.Discard); err == nil || !strings.Contains(err.Error(), "ca-certificates") {
+		t.Errorf("run -ca-bundle %s: error = %v, want one naming the ca-certificates package", missing, err)
 	}
 }
 
@@ -434,4 +453,107 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestHostFiles packs a file of this machine at its own path, with the directories above it.
+func TestHostFiles(t *testing.T) {
+	binDir := t.TempDir()
+	writeFile(t, filepath.Join(binDir, "linux_amd64", "redis-server"), []byte("redis"))
+	lib := filepath.Join(t.TempDir(), "lib", "libtest.so.1")
+	writeFile(t, lib, []byte("a shared library"))
+	if err := os.Chmod(lib, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec := Spec{Name: "redis-server", Version: "test", BinaryDir: binDir, Platforms: []v1.Platform{linuxAMD64}, CABundle: testCA(t), HostFiles: []string{lib}}
+	path := filepath.Join(t.TempDir(), "redis.tar")
+	res, err := Write(path, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := extract(t, platformImage(t, readIndex(t, path, res), linuxAMD64))
+	got := files[lib[1:]]
+	if got.hdr == nil || string(got.body) != "a shared library" || got.hdr.Mode&0o777 != 0o755 {
+		t.Fatalf("%s in the image = %+v, want the host file with its mode; files: %v", lib, got.hdr, names(files))
+	}
+	if d := files[filepath.Dir(lib)[1:]]; d.hdr == nil || d.hdr.Typeflag != tar.TypeDir {
+		t.Errorf("no directory %s above the host file; files: %v", filepath.Dir(lib), names(files))
+	}
+}
+
+// TestBinaryTrustsTheImageRoots runs a binary taken out of the image with Go's root lookup
+// pointed at the image's bundle only, against a TLS server whose CA is in that bundle and
+// nowhere else: it connects; with the machine's bundle instead it does not. (test/realnode runs
+// the real runner image on a kubelet, where the image's filesystem is all it has.)
+func TestBinaryTrustsTheImageRoots(t *testing.T) {
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		t.Skip("runs a linux/amd64 binary")
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "tls ok") }))
+	srv.StartTLS()
+	defer srv.Close()
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "go.mod"), []byte("module get\n\ngo 1.22\n"))
+	writeFile(t, filepath.Join(src, "main.go"), []byte(`package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+)
+
+func main() {
+	resp, err := http.Get(os.Args[1])
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	fmt.Print(string(b))
+}
+`))
+	binDir := t.TempDir()
+	build := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(binDir, "linux_amd64", "stash-runner"), ".")
+	build.Dir = src
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOWORK=off")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	// The bundle of a test image: the machine's roots plus the test CA, as test/realnode builds it.
+	bundle := append(readFile(t, CABundlePath), caPEM...)
+	path := filepath.Join(t.TempDir(), "stash-runner.tar")
+	res, err := Write(path, Spec{Name: "stash-runner", Version: "test", BinaryDir: binDir, Platforms: []v1.Platform{linuxAMD64}, CABundle: bundle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := extract(t, platformImage(t, readIndex(t, path, res), linuxAMD64))
+	root := t.TempDir()
+	for _, name := range []string{"usr/local/bin/stash-runner", CABundlePath[1:]} {
+		writeFile(t, filepath.Join(root, name), files[name].body)
+	}
+	if err := os.Chmod(filepath.Join(root, "usr/local/bin/stash-runner"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	get := func(certFile string) (string, error) {
+		cmd := exec.Command(filepath.Join(root, "usr/local/bin/stash-runner"), srv.URL)
+		cmd.Env = []string{"SSL_CERT_FILE=" + certFile, "SSL_CERT_DIR=" + t.TempDir()}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := get(filepath.Join(root, CABundlePath)); err != nil || out != "tls ok" {
+		t.Errorf("with the image's roots: %q, %v; want a verified connection", out, err)
+	}
+	if out, err := get(CABundlePath); err == nil || !strings.Contains(out, "certificate") {
+		t.Errorf("with the machine's roots only: %q, %v; want a certificate error (the test would prove nothing)", out, err)
+	}
+}
+
+// testCA is a PEM certificate to stand for a CA bundle.
+func testCA(t *testing.T) []byte {
+	t.Helper()
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 }

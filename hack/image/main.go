@@ -8,6 +8,10 @@
 // and gets dist/images/stash-runner.tar and dist/images/stash-webhook.tar, each an OCI image
 // layout (oci-layout, index.json, blobs/) holding one image index tagged
 // stash.dev/<name>:<version>. See the README's "Images" paragraph for loading them.
+//
+// Every image holds the CA roots of the machine that builds it (-ca-bundle, Debian's
+// /etc/ssl/certs/ca-certificates.crt by default; see CABundlePath for why a file). The tests
+// also pack a pause image and a Redis image from this machine's files (-host-files).
 package main
 
 import (
@@ -43,6 +47,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	platforms := fs.String("platforms", "linux/amd64,linux/arm64", "comma-separated os/arch list")
 	license := fs.String("license", "LICENSE", "file copied to /LICENSE in every image")
 	images := fs.String("images", defaultImages, "comma-separated images to write")
+	caBundle := fs.String("ca-bundle", CABundlePath, "PEM file copied to "+CABundlePath+" in every image (Debian: the ca-certificates package)")
+	hostFiles := fs.String("host-files", "", "comma-separated absolute paths of this machine's files to copy into the images (for an image of this machine's platform)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,6 +62,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	lic, err := os.ReadFile(*license)
 	if err != nil {
 		return fmt.Errorf("read license: %w", err)
+	}
+	roots, err := os.ReadFile(*caBundle)
+	if err != nil {
+		return fmt.Errorf("read the CA bundle: %w (install Debian's ca-certificates or give -ca-bundle)", err)
+	}
+	var extra []string
+	if *hostFiles != "" {
+		extra = strings.Split(*hostFiles, ",")
 	}
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		return fmt.Errorf("create output directory: %w", err)
@@ -71,6 +85,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			BinaryDir: *binaryDir,
 			Platforms: plats,
 			License:   lic,
+			CABundle:  roots,
+			HostFiles: extra,
 		})
 		if err != nil {
 			return err

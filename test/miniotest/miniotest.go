@@ -37,6 +37,7 @@ type Server struct {
 	Bucket   string
 
 	bin, dir string
+	host     string
 	port     int
 	tls      *TLSFiles
 	proc     *testproc.Process
@@ -55,18 +56,25 @@ type TLSFiles struct {
 // Start runs minio on a free port with its data in a temporary directory and creates bucket.
 func Start(t testing.TB, bucket string) *Server {
 	t.Helper()
-	return start(t, bucket, nil)
+	return start(t, bucket, "127.0.0.1", nil)
 }
 
 // StartTLS is Start with HTTPS only, serving the given certificate.
 func StartTLS(t testing.TB, bucket string, files TLSFiles) *Server {
 	t.Helper()
-	return start(t, bucket, &files)
+	return start(t, bucket, "127.0.0.1", &files)
 }
 
-func start(t testing.TB, bucket string, files *TLSFiles) *Server {
+// StartTLSOn is StartTLS listening on host (an address of this machine) instead of
+// 127.0.0.1: a real node's Pods reach the host through their bridge's address.
+func StartTLSOn(t testing.TB, bucket, host string, files TLSFiles) *Server {
 	t.Helper()
-	s := &Server{Bucket: bucket, bin: Binary(t), dir: t.TempDir(), tls: files}
+	return start(t, bucket, host, &files)
+}
+
+func start(t testing.TB, bucket, host string, files *TLSFiles) *Server {
+	t.Helper()
+	s := &Server{Bucket: bucket, bin: Binary(t), dir: t.TempDir(), tls: files, host: host}
 	scheme := "http"
 	if files != nil {
 		scheme = "https"
@@ -85,7 +93,7 @@ func start(t testing.TB, bucket string, files *TLSFiles) *Server {
 		}
 	}
 	testproc.OnFreePort(t, func(port int) error {
-		s.port, s.Endpoint = port, scheme+"://127.0.0.1:"+strconv.Itoa(port)
+		s.port, s.Endpoint = port, scheme+"://"+s.host+":"+strconv.Itoa(port)
 		return s.run(t)
 	})
 	if _, err := s.Client(t).CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
@@ -109,7 +117,7 @@ func (s *Server) run(t testing.TB) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"server", "--quiet", "--address", "127.0.0.1:" + strconv.Itoa(s.port),
+	args := []string{"server", "--quiet", "--address", s.host + ":" + strconv.Itoa(s.port),
 		"--console-address", "127.0.0.1:" + strconv.Itoa(console)}
 	if s.tls != nil {
 		args = append(args, "--certs-dir", filepath.Join(s.dir, "certs"))

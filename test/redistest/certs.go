@@ -15,14 +15,16 @@ import (
 	"time"
 )
 
-// Certs are PEM files of a test CA, a server certificate for 127.0.0.1/localhost and a client
-// certificate, all written to a test directory.
+// Certs are PEM files of a test CA, a server certificate for 127.0.0.1/localhost (and the extra
+// hosts asked for) and a client certificate, all written to a test directory.
 type Certs struct {
 	CAFile, ServerCertFile, ServerKeyFile, ClientCertFile, ClientKeyFile string
 }
 
-// NewCerts generates a fresh CA and certificates signed by it.
-func NewCerts(t testing.TB) *Certs {
+// NewCerts generates a fresh CA and certificates signed by it. extraHosts (IP addresses or DNS
+// names) are added to the server certificate: a node's Pods reach a host server by an address
+// of its bridge, a Service by its name.
+func NewCerts(t testing.TB, extraHosts ...string) *Certs {
 	t.Helper()
 	dir := t.TempDir()
 	caKey := newKey(t)
@@ -56,6 +58,13 @@ func NewCerts(t testing.TB) *Certs {
 			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
 			DNSNames:     []string{"localhost"},
 			IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		}
+		for _, h := range extraHosts {
+			if ip := net.ParseIP(h); ip != nil {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			} else {
+				tmpl.DNSNames = append(tmpl.DNSNames, h)
+			}
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 		if err != nil {

@@ -1,0 +1,229 @@
+package e2enode
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"stash.dev/redis/api/v1alpha1"
+	"stash.dev/redis/test/miniotest"
+	"stash.dev/redis/test/realnode"
+)
+
+func kubectl(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	return cluster.Kubectl(ctx, args...)
+}
+
+func mustKubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := kubectl(t, args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// kubectlEnv runs kubectl with extra environment (the storage keys of --from-env).
+func kubectlEnv(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	cmd := cluster.KubectlCommand(context.Background(), args...)
+	cmd.Env = append(cmd.Env, env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("%s: not within %s: %v", what, timeout, err)
+}
+
+// redisPod runs Debian's redis-server image in a Pod behind a Service of the same name and
+// returns a client that reaches it through the Service's cluster IP (kube-proxy's rules).
+func redisPod(t *testing.T, ns, name string) *redis.Client {
+	t.Helper()
+	manifest := filepath.Join(t.TempDir(), name+".yaml")
+	if err := os.WriteFile(manifest, []byte(realnode.RedisManifest(ns, name, redisImage, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustKubectl(t, "apply", "-f", manifest)
+	mustKubectl(t, "wait", "--for=condition=Ready", "pod/"+name, "-n", ns, "--timeout=2m")
+	ip := strings.TrimSpace(mustKubectl(t, "get", "service", name, "-n", ns, "-o", "jsonpath={.spec.clusterIP}"))
+	c := redis.NewClient(&redis.Options{Addr: ip + ":6379"})
+	t.Cleanup(func() { c.Close() })
+	waitFor(t, 30*time.Second, "PING "+name+" through its Service", func() error { return c.Ping(context.Background()).Err() })
+	return c
+}
+
+func loadSample(t *testing.T, c *redis.Client, keys int) {
+	t.Helper()
+	ctx := context.Background()
+	for _, cmd := range [][]any{
+		{"DEBUG", "POPULATE", fmt.Sprint(keys), "key", "64"},
+		{"HSET", "user:1", "name", "ada", "visits", "3"}, {"RPUSH", "queue", "a", "b", "c"}, {"SADD", "tags", "x", "y"},
+		{"ZADD", "board", "1", "one", "2", "two"}, {"XADD", "orders", "*", "id", "1"}, {"SET", "session", "tok", "PX", "600000"},
+	} {
+		if err := c.Do(ctx, cmd...).Err(); err != nil {
+			t.Fatalf("%v: %v", cmd, err)
+		}
+	}
+}
+
+func digest(t *testing.T, c *redis.Client) string {
+	t.Helper()
+	d, err := c.Do(context.Background(), "DEBUG", "DIGEST").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// namespace creates a namespace with a storage Secret and a local Repository on a hostPath
+// that the runner's user may write.
+func namespace(t *testing.T, ns string) {
+	t.Helper()
+	mustKubectl(t, "create", "namespace", ns)
+	cmd := cluster.KubectlCommand(context.Background(), "stash", "create", "secret", "storage", "storage", "-n", ns, "--password-stdin")
+	cmd.Stdin = strings.NewReader(ns + "-password\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("create secret: %v\n%s", err, out)
+	}
+	repo := t.TempDir()
+	if err := os.Chmod(repo, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	mustKubectl(t, "stash", "create", "repository", "repo", "-n", ns, "--provider", "local", "--host-path", repo, "--mount-path", "/repository", "--secret", "storage")
+}
+
+func sessions(t *testing.T, ns string) map[string]string {
+	t.Helper()
+	out := mustKubectl(t, "get", "backupsessions", "-n", ns, "-o", `jsonpath={range .items[*]}{.metadata.name}={.status.phase}{"\n"}{end}`)
+	m := map[string]string{}
+	for _, l := range strings.Fields(out) {
+		name, phase, _ := strings.Cut(l, "=")
+		m[name] = phase
+	}
+	return m
+}
+
+// TestScheduledBackupAndRestoreWithTheImages is the seed's whole story on the real node: the
+// CronJob fires, the session runs as a Job in the runner image, a manual trigger follows,
+// `kubectl stash backup logs` shows the container's log, and a restore into an empty Redis
+// gives an equal DEBUG DIGEST.
+func TestScheduledBackupAndRestoreWithTheImages(t *testing.T) {
+	t.Parallel()
+	ns := "node-flow"
+	namespace(t, ns)
+	src := redisPod(t, ns, "redis-src")
+	dst := redisPod(t, ns, "redis-dst")
+	loadSample(t, src, 5000)
+	mustKubectl(t, "stash", "create", "backupconfig", "flow", "-n", ns, "--repo", "repo", "--redis-service", "redis-src",
+		"--schedule", "* * * * *", "--keep-last", "5")
+	var scheduled string
+	waitFor(t, 150*time.Second, "a scheduled backup succeeds", func() error {
+		for name, phase := range sessions(t, ns) {
+			if phase == "Succeeded" {
+				scheduled = name
+				return nil
+			}
+		}
+		return fmt.Errorf("sessions: %v", sessions(t, ns))
+	})
+	logs := mustKubectl(t, "stash", "backup", "logs", scheduled, "-n", ns)
+	if !strings.Contains(logs, "snapshot") {
+		t.Errorf("backup logs do not show the runner's log:\n%s", logs)
+	}
+	out := mustKubectl(t, "stash", "backup", "trigger", "flow", "-n", ns, "--wait", "--timeout", "2m")
+	if !strings.Contains(out, "succeeded") {
+		t.Errorf("trigger --wait: %s", out)
+	}
+	user := mustKubectl(t, "get", "pods", "-n", ns, "-l", v1alpha1.LabelComponent+"=backup", "-o", "jsonpath={.items[0].spec.securityContext.runAsUser}")
+	if user != "65532" {
+		t.Errorf("the backup Pod runs as %q, want 65532", user)
+	}
+	out = mustKubectl(t, "stash", "restore", "repo", "-n", ns, "--snapshot", "latest", "--to", "service/redis-dst", "--wait", "--wait-timeout", "2m")
+	if a, b := digest(t, src), digest(t, dst); a != b {
+		t.Fatalf("digest mismatch after restore: source %s, restored %s\n%s", a, b, out)
+	}
+	if ttl := dst.PTTL(context.Background(), "session").Val(); ttl <= 0 {
+		t.Errorf("TTL of session lost: %v", ttl)
+	}
+}
+
+// TestS3TrustedThroughTheImageRoots backs up to MinIO over TLS whose certificate the suite's
+// CA signed, without CA_CERT_DATA: only the runner image's own root bundle holds that CA.
+func TestS3TrustedThroughTheImageRoots(t *testing.T) {
+	t.Parallel()
+	ns := "node-s3"
+	s3 := miniotest.StartTLSOn(t, "stash-node", realnode.Gateway, miniotest.TLSFiles{CAFile: suiteCA.CAFile, CertFile: suiteCA.CertFile, KeyFile: suiteCA.KeyFile})
+	mustKubectl(t, "create", "namespace", ns)
+	kubectlEnv(t, []string{"RESTIC_PASSWORD=s3-password", "AWS_ACCESS_KEY_ID=" + miniotest.AccessKey, "AWS_SECRET_ACCESS_KEY=" + miniotest.SecretKey},
+		"stash", "create", "secret", "storage", "s3-storage", "-n", ns, "--from-env")
+	mustKubectl(t, "stash", "create", "repository", "s3", "-n", ns, "--provider", "s3", "--bucket", s3.Bucket, "--prefix", "node",
+		"--endpoint", s3.Endpoint, "--region", "us-east-1", "--secret", "s3-storage")
+	src := redisPod(t, ns, "redis-src")
+	dst := redisPod(t, ns, "redis-dst")
+	loadSample(t, src, 2000)
+	mustKubectl(t, "stash", "create", "backupconfig", "to-s3", "-n", ns, "--repo", "s3", "--redis-service", "redis-src", "--schedule", "@daily")
+	if out, err := kubectl(t, "stash", "backup", "trigger", "to-s3", "-n", ns, "--wait", "--timeout", "2m"); err != nil {
+		t.Fatalf("backup to S3 over TLS trusted by the image's roots: %v\n%s\n%s", err, out, mustKubectl(t, "stash", "backup", "logs", "to-s3", "-n", ns))
+	}
+	mustKubectl(t, "stash", "restore", "s3", "-n", ns, "--to", "service/redis-dst", "--wait", "--wait-timeout", "2m")
+	if a, b := digest(t, src), digest(t, dst); a != b {
+		t.Fatalf("digest mismatch through S3: %s != %s", a, b)
+	}
+}
+
+// TestRunnerTokenCannotReadOtherSecrets: the runner's service account token (what its Pods
+// mount) reads the storage Secret it was granted and gets 403 for any other.
+func TestRunnerTokenCannotReadOtherSecrets(t *testing.T) {
+	t.Parallel()
+	ns := "node-rbac"
+	namespace(t, ns)
+	mustKubectl(t, "stash", "create", "backupconfig", "rbac", "-n", ns, "--repo", "repo", "--redis-address", "127.0.0.1:1", "--schedule", "@daily")
+	mustKubectl(t, "create", "secret", "generic", "not-for-the-runner", "-n", ns, "--from-literal=k=v")
+	var token string
+	waitFor(t, 60*time.Second, "the runner's service account", func() error {
+		out, err := kubectl(t, "create", "token", v1alpha1.RunnerServiceAccount, "-n", ns)
+		token = strings.TrimSpace(out)
+		return err
+	})
+	cfg := rest.AnonymousClientConfig(cluster.Config)
+	cfg.BearerToken = token
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	waitFor(t, 60*time.Second, "the runner reads its storage Secret", func() error {
+		_, err := cs.CoreV1().Secrets(ns).Get(ctx, "storage", metav1.GetOptions{})
+		return err
+	})
+	_, err = cs.CoreV1().Secrets(ns).Get(ctx, "not-for-the-runner", metav1.GetOptions{})
+	if !apierrors.IsForbidden(err) {
+		t.Fatalf("the runner's token reading a Secret it was not granted: %v, want 403 Forbidden", err)
+	}
+}
