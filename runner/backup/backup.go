@@ -145,27 +145,13 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		sw.Abort()
 		return Result{}, fmt.Errorf("backup of %s: %w", opts.Redis.Addr, err)
 	}
-	if err := sw.Commit(); err != nil {
-		return Result{}, fmt.Errorf("backup of %s: %w", opts.Redis.Addr, err)
-	}
 	m := repo.Manifest{
-		FormatVersion: repo.FormatVersion,
 		ID:            id,
 		Time:          start.UTC(),
-		Duration:      time.Since(start),
 		Hostname:      opts.Hostname,
 		Source:        opts.Redis.Addr,
 		RedisVersion:  info.Version,
 		RedisMode:     info.Mode,
-		RDBVersion:    st.RDBVersion,
-		Databases:     st.Keys,
-		Keys:          st.Total,
-		Skipped:       st.Skipped,
-		RawBytes:      sw.RawBytes(),
-		StoredBytes:   sw.StoredBytes(),
-		SHA256:        sw.SHA256(),
-		Compression:   "zstd",
-		Encryption:    "age-x25519",
 		RunnerVersion: opts.RunnerVersion,
 		Cluster:       cm,
 		Method:        method,
@@ -175,13 +161,32 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.Sentinel != nil {
 		m.SentinelMaster = opts.Sentinel.MasterName
 	}
-	if err := opts.Repository.WriteManifest(ctx, m); err != nil {
+	res, err := commit(ctx, opts.Repository, sw, m, st)
+	if err != nil {
+		return Result{}, fmt.Errorf("backup of %s: %w", opts.Redis.Addr, err)
+	}
+	return res, nil
+}
+
+// commit finishes the data object of sw and then writes m, completed with what the data holds,
+// as the snapshot's manifest: the snapshot exists only once both are stored.
+func commit(ctx context.Context, r *repo.Repository, sw *repo.SnapshotWriter, m repo.Manifest, st dump.Stats) (Result, error) {
+	if err := sw.Commit(); err != nil {
+		return Result{}, err
+	}
+	m.FormatVersion = repo.FormatVersion
+	m.Duration = time.Since(m.Time)
+	m.RDBVersion = st.RDBVersion
+	m.Databases, m.Keys, m.Skipped = st.Keys, st.Total, st.Skipped
+	m.RawBytes, m.StoredBytes, m.SHA256 = sw.RawBytes(), sw.StoredBytes(), sw.SHA256()
+	m.Compression, m.Encryption = "zstd", "age-x25519"
+	if err := r.WriteManifest(ctx, m); err != nil {
 		// Without a manifest the data object is an invisible orphan; remove it if we can.
-		_ = opts.Repository.Delete(context.WithoutCancel(ctx), id)
+		_ = r.Delete(context.WithoutCancel(ctx), m.ID)
 		return Result{}, err
 	}
 	return Result{
-		SnapshotID: id, Keys: st.Total, Databases: st.Keys, Skipped: st.Skipped,
-		RawBytes: m.RawBytes, StoredBytes: m.StoredBytes, SHA256: m.SHA256, Method: method, Duration: time.Since(start),
+		SnapshotID: m.ID, Keys: st.Total, Databases: st.Keys, Skipped: st.Skipped,
+		RawBytes: m.RawBytes, StoredBytes: m.StoredBytes, SHA256: m.SHA256, Method: m.Method, Duration: m.Duration,
 	}, nil
 }

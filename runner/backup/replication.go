@@ -2,16 +2,16 @@ package backup
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"time"
 
 	"stash.dev/redis/runner/dump"
+	"stash.dev/redis/runner/progress"
 	"stash.dev/redis/runner/rdb"
 	"stash.dev/redis/runner/replication"
-	"stash.dev/redis/runner/resp"
+	"stash.dev/redis/runner/stream"
 )
 
 // Methods of reading the keys from the source.
@@ -27,6 +27,8 @@ const (
 	// MethodDump reads the keys with SCAN and pipelined DUMP: no fork, but keys written while
 	// the SCAN runs may or may not be in the snapshot.
 	MethodDump = "dump"
+	// MethodImport is recorded for a snapshot made from an RDB file by Import.
+	MethodImport = "import"
 )
 
 // CheckMethod fails unless m names a backup method (empty means MethodAuto).
@@ -58,62 +60,68 @@ func dumpByReplication(ctx context.Context, opts Options, dbs []int, w io.Writer
 	defer stop()
 	point := replicationPoint{ReplID: fs.ReplID, Offset: fs.Offset}
 
-	rd := rdb.NewReader(fs.RDB)
+	st, err = writeRDB(ctx, rdb.NewReader(fs.RDB), dbs, w, opts.Progress)
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		err = fmt.Errorf("read the source's RDB transfer: %w", err)
+	}
+	return st, point, err
+}
+
+// writeRDB writes the keys of the databases dbs (all when empty) of an RDB file to w as the
+// snapshot stream: SELECT when the database changes, then RESTORE key abs-expiry payload
+// REPLACE ABSTTL per key, the payload copied from the file. Keys already expired are skipped.
+func writeRDB(ctx context.Context, rd *rdb.Reader, dbs []int, w io.Writer, pr *progress.Counter) (dump.Stats, error) {
+	st := dump.Stats{Keys: map[int]int64{}}
 	hdr, err := rd.Header()
 	if err != nil {
-		return st, point, readErr(ctx, err)
+		return st, err
 	}
 	st.RDBVersion = hdr.Version
 	var buf []byte
 	db := -1
+	now := time.Now().UnixMilli()
 	for n := 0; ; n++ {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return st, err
+			}
+			now = time.Now().UnixMilli()
+		}
 		e, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
+		if err == io.EOF { // exactly: the reader wraps io.EOF in the error for a file that ends early
+			return st, nil
 		}
 		if err != nil {
-			return st, point, readErr(ctx, err)
+			return st, err
 		}
 		if len(dbs) > 0 && !slices.Contains(dbs, e.DB) {
 			continue
 		}
-		if e.ExpireAtMs > 0 && e.ExpireAtMs <= time.Now().UnixMilli() {
+		if e.ExpireAtMs > 0 && e.ExpireAtMs <= now {
 			st.Skipped++ // expired, not yet evicted: DUMP would not have found it either
 			continue
 		}
 		buf = buf[:0]
 		if e.DB != db {
 			db = e.DB
-			buf = resp.AppendCommand(buf, "SELECT", fmt.Sprint(db))
+			buf = stream.AppendSelect(buf, db)
 		}
-		buf = resp.AppendArray(buf, 6)
-		buf = resp.AppendBulkString(buf, "RESTORE")
-		buf = resp.AppendBulk(buf, e.Key)
-		buf = resp.AppendBulkInt(buf, e.ExpireAtMs)
-		buf = resp.AppendBulk(buf, e.Payload)
-		buf = resp.AppendBulkString(buf, "REPLACE")
-		buf = resp.AppendBulkString(buf, "ABSTTL")
+		buf = stream.AppendRestore(buf, e.Key, e.ExpireAtMs, e.Payload)
 		if _, err := w.Write(buf); err != nil {
-			return st, point, fmt.Errorf("write snapshot: %w", err)
+			return st, fmt.Errorf("write snapshot: %w", err)
 		}
 		st.Keys[db]++
 		st.Total++
 		st.Bytes += int64(len(buf))
-		if opts.Progress != nil {
-			opts.Progress.Keys.Add(1)
-			opts.Progress.Bytes.Add(int64(len(buf)))
+		if pr != nil {
+			pr.Keys.Add(1)
+			pr.Bytes.Add(int64(len(buf)))
 		}
 		if cap(buf) > 16<<20 {
 			buf = nil // do not keep a huge key's buffer for the rest of the backup
 		}
 	}
-	return st, point, nil
-}
-
-// readErr says where a failed transfer came from; a cancelled backup reports the cancellation.
-func readErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return fmt.Errorf("read the source's RDB transfer: %w", err)
 }

@@ -82,6 +82,7 @@ func NewRootCommand(s Streams, getenv func(string) string, version string) *cobr
 		newForgetCommand(g),
 		newCheckCommand(g),
 		newCatCommand(g),
+		newImportCommand(g),
 		newVersionCommand(g),
 		newTriggerCommand(g),
 	)

@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"stash.dev/redis/runner/backup"
+	"stash.dev/redis/runner/progress"
+)
+
+// ImportOptions are the flags of `stash-runner import`.
+type ImportOptions struct {
+	g          *global
+	file       string
+	databases  []int
+	resultFile string
+}
+
+func newImportCommand(g *global) *cobra.Command {
+	o := &ImportOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "import FILE.rdb --repository URL",
+		Short: "Turn an RDB file (a BGSAVE, a managed service's export) into a snapshot of the repository",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.file = args[0]
+			if err := o.g.validateRepository(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().IntSliceVar(&o.databases, "databases", nil, "databases to import (default: all of the file)")
+	cmd.Flags().StringVar(&o.resultFile, "result-file", "", "write the result as JSON to this file")
+	return cmd
+}
+
+// Run reads the file into a new snapshot.
+func (o *ImportOptions) Run(ctx context.Context) error {
+	start := time.Now()
+	res, err := o.run(ctx)
+	return finish(o.resultFile, "import", start, res, err)
+}
+
+func (o *ImportOptions) run(ctx context.Context) (backup.Result, error) {
+	f, err := os.Open(o.file)
+	if err != nil {
+		return backup.Result{}, err
+	}
+	defer f.Close()
+	r, err := o.g.openRepo(ctx, true)
+	if err != nil {
+		return backup.Result{}, err
+	}
+	defer r.Close()
+	host, _ := os.Hostname()
+	pr := &progress.Counter{}
+	stop := progress.Report(ctx, o.g.ErrOut, "import", pr, o.g.progressInterval)
+	res, err := backup.Import(ctx, backup.ImportOptions{RDB: f, Source: o.file, Repository: r, Databases: o.databases,
+		Hostname: host, RunnerVersion: o.g.version, Progress: pr})
+	stop()
+	if err != nil {
+		return res, err
+	}
+	fmt.Fprintf(o.g.Out, "snapshot %s saved from %s: %d keys in %d databases (%d expired skipped), %s stored, %s\n",
+		res.SnapshotID, o.file, res.Keys, len(res.Databases), res.Skipped, humanBytes(res.StoredBytes), res.Duration.Round(time.Millisecond))
+	return res, nil
+}
