@@ -26,3 +26,4 @@ chart=charts/stash-redis
 } > "$chart/templates/webhook.yaml"
 rm -f "$chart"/crds/*.yaml
 cp config/crd/bases/*.yaml config/crd/appcatalog/*.yaml "$chart/crds/"
+cp config/monitoring/prometheus-rules.yaml "$chart/files/prometheus-rules.yaml"
