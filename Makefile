@@ -43,11 +43,12 @@ tools: ## Install the test tools (redis-server, redis-sentinel, controller-gen, 
 	@hack/tools.sh redis controller-gen fake-gcs-server minio azurite krew helm promtool >/dev/null
 
 .PHONY: generate
-generate: ## Regenerate deepcopy code and CRD manifests from the API types.
+generate: ## Regenerate deepcopy code and CRD manifests from the API types, the Grafana dashboard, and the Helm chart's copies.
 	@hack/tools.sh controller-gen >/dev/null
 	controller-gen object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	controller-gen crd:allowDangerousTypes=false paths=./api/... output:crd:artifacts:config=config/crd/bases
 	controller-gen webhook paths=./webhook/... output:webhook:artifacts:config=config/webhook
+	go run ./hack/dashboard -out config/monitoring/grafana-dashboard.json
 	hack/render-webhook.sh
 
 .PHONY: verify

@@ -27,3 +27,4 @@ chart=charts/stash-redis
 rm -f "$chart"/crds/*.yaml
 cp config/crd/bases/*.yaml config/crd/appcatalog/*.yaml "$chart/crds/"
 cp config/monitoring/prometheus-rules.yaml "$chart/files/prometheus-rules.yaml"
+cp config/monitoring/grafana-dashboard.json "$chart/files/grafana-dashboard.json"
