@@ -14,13 +14,20 @@ LDFLAGS := -s -w -X stash.dev/redis/version.Version=$(VERSION)
 GO_TEST_FLAGS ?= -race -timeout 25m
 # The CA roots copied into the images (Debian's ca-certificates package).
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+# The module downloads of a first build go to a log (hack/lib/quiet.sh), not the terminal;
+# the stamp makes later builds skip the step until go.sum changes.
+MODULES_STAMP := $(HOME)/.cache/kubectl-stash/go-modules.stamp
 
 .PHONY: help
 help: ## Show this help.
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
+$(MODULES_STAMP): go.sum
+	@hack/quietly.sh go-modules go mod download
+	@mkdir -p $(@D) && touch $@
+
 .PHONY: build
-build: ## Build bin/kubectl-stash, bin/stash-webhook and bin/stash-runner.
+build: $(MODULES_STAMP) ## Build bin/kubectl-stash, bin/stash-webhook and bin/stash-runner.
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/kubectl-stash ./cmd/kubectl-stash
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/stash-webhook ./cmd/webhook
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/stash-runner ./cmd/runner
@@ -34,21 +41,22 @@ image: ## Write multi-platform OCI image archives dist/images/stash-{runner,webh
 	go run ./hack/image -binary-dir bin -version $(VERSION) -out dist/images -platforms linux/amd64,linux/arm64 -ca-bundle $(CA_BUNDLE)
 
 .PHONY: tools
-tools: ## Install the test tools (redis-server, redis-sentinel, redis 8.0 and valkey 8.1 from Debian trixie, the redis test RDB files, controller-gen, fake-gcs-server, minio, azurite) into the cache.
-	hack/tools.sh redis trixie redis-test-assets controller-gen fake-gcs-server minio azurite krew >/dev/null
+tools: ## Install the test tools (redis-server, redis-sentinel, redis 8.0 and valkey 8.1 from Debian trixie, the redis test RDB files, controller-gen, fake-gcs-server, minio, azurite, krew, helm, promtool) into the cache.
+	@hack/tools.sh redis trixie redis-test-assets controller-gen fake-gcs-server minio azurite krew helm promtool >/dev/null
 
 .PHONY: generate
-generate: ## Regenerate deepcopy code and CRD manifests from the API types.
-	hack/tools.sh controller-gen >/dev/null
+generate: ## Regenerate deepcopy code and CRD manifests from the API types, the Grafana dashboard, and the Helm chart's copies.
+	@hack/tools.sh controller-gen >/dev/null
 	controller-gen object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	controller-gen crd:allowDangerousTypes=false paths=./api/... output:crd:artifacts:config=config/crd/bases
 	controller-gen webhook paths=./webhook/... output:webhook:artifacts:config=config/webhook
+	go run ./hack/dashboard -out config/monitoring/grafana-dashboard.json
 	hack/render-webhook.sh
 
 .PHONY: verify
 verify: generate ## Fail when generated code or CRDs are stale, or code is not gofmt'ed / vetted.
-	@git diff --exit-code -- api config/crd config/webhook config/deploy || { echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- api config/crd config/webhook config/deploy)" || { git status --porcelain -- api config/crd config/webhook config/deploy; echo "untracked generated files: run 'make generate' and commit them" >&2; exit 1; }
+	@git diff --exit-code -- api config/crd config/webhook config/deploy config/monitoring charts || { echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- api config/crd config/webhook config/deploy config/monitoring charts)" || { git status --porcelain -- api config/crd config/webhook config/deploy config/monitoring charts; echo "untracked generated files: run 'make generate' and commit them" >&2; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed: $$out" >&2; exit 1; }
 	go vet ./...
 
@@ -76,7 +84,7 @@ test: tools envtest-assets node-assets verify build image fuzz ## Run every test
 
 .PHONY: dist
 dist: ## Build kubectl-stash archives (linux/darwin/windows × amd64/arm64), sha256 sums and the krew manifest dist/stash.yaml.
-	hack/tools.sh krew >/dev/null
+	@hack/tools.sh krew >/dev/null
 	VERSION=$(VERSION) hack/dist.sh
 
 .PHONY: clean
@@ -85,7 +93,7 @@ clean: ## Remove build output.
 
 .PHONY: demo
 demo: build envtest-assets ## The whole flow on a local cluster: scheduled and triggered backups, restore, digest check.
-	hack/tools.sh redis >/dev/null
+	@hack/tools.sh redis >/dev/null
 	KUBEBUILDER_ASSETS="$$(WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION))" hack/demo.sh
 
 .PHONY: bench-cluster

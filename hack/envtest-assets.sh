@@ -8,6 +8,8 @@
 # The cache survives between runs ($ENVTEST_ASSETS_ROOT, default ~/.cache/envtest-assets);
 # a second call returns at once.
 set -euo pipefail
+# shellcheck source=lib/quiet.sh
+source "$(dirname "$0")/lib/quiet.sh"
 K8S="${1:-1.37.2}"
 ETCD="${2:-3.5.21}"
 ASSETS="${ENVTEST_ASSETS_ROOT:-$HOME/.cache/envtest-assets}/k8s-$K8S-etcd-$ETCD"
@@ -27,18 +29,18 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=hack/kube-build.sh
 source "$HERE/kube-build.sh"
 
+build_etcd_from_proxy() {
+  mkdir -p "$WORK/etcd" && cd "$WORK/etcd" || return
+  printf 'module envtestassets/etcd\n\ngo 1.23.0\n' > go.mod
+  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
+  go get "go.etcd.io/etcd/server/v3@v$ETCD" && go mod tidy &&
+    go build -trimpath -ldflags "-s -w" -o "$ASSETS/etcd.tmp.$$" go.etcd.io/etcd/server/v3 && mv "$ASSETS/etcd.tmp.$$" "$ASSETS/etcd"
+}
+
 build_kube "$K8S" kube-apiserver "$ASSETS" "$WORK"
 [[ "${WITH_CONTROLLER_MANAGER:-0}" == 1 ]] && build_kube "$K8S" kube-controller-manager "$ASSETS" "$WORK"
 
-if [[ ! -x "$ASSETS/etcd" ]]; then
-  echo "building etcd v$ETCD (first time only)" >&2
-  mkdir -p "$WORK/etcd" && cd "$WORK/etcd"
-  printf 'module envtestassets/etcd\n\ngo 1.23.0\n' > go.mod
-  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
-  go get "go.etcd.io/etcd/server/v3@v$ETCD" >&2 && go mod tidy >&2
-  go build -trimpath -ldflags "-s -w" -o "$ASSETS/etcd.tmp" go.etcd.io/etcd/server/v3 >&2
-  mv "$ASSETS/etcd.tmp" "$ASSETS/etcd"
-fi
+[[ -x "$ASSETS/etcd" ]] || quietly "etcd-v$ETCD" build_etcd_from_proxy
 # The tests drive the real kubectl; build one when the machine has none.
 if command -v kubectl >/dev/null; then
   ln -sf "$(command -v kubectl)" "$ASSETS/kubectl"

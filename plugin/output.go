@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/cli-runtime/pkg/printers"
 )
 
 // Values of --dry-run.
@@ -30,6 +31,9 @@ type writeOptions struct {
 
 	ns   string
 	kube *kube // nil when the object is only printed
+	// printer is made once: the YAML printer separates the objects of one command
+	// (install prints many) with "---" only when the same printer prints them all.
+	printer printers.ResourcePrinter
 }
 
 func newWriteOptions(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams, operation string) writeOptions {
@@ -87,10 +91,14 @@ func (w *writeOptions) emit(ctx context.Context, obj runtime.Object, next string
 			return invalidError(obj, errs)
 		}
 	}
-	printer, err := w.printFlags.ToPrinter()
-	if err != nil {
-		return err
+	if w.printer == nil {
+		p, err := w.printFlags.ToPrinter()
+		if err != nil {
+			return err
+		}
+		w.printer = p
 	}
+	printer := w.printer
 	if w.localOnly() {
 		return printer.PrintObj(printable(obj), w.Out)
 	}

@@ -10,8 +10,9 @@ import (
 	"testing"
 )
 
-// toolsBin is where hack/tools.sh installs krew and validate-krew-manifest.
-func toolsBin(t *testing.T) string {
+// toolsBin is where hack/tools.sh installs the tools (krew, validate-krew-manifest, helm);
+// the test fails when one of tools is missing there.
+func toolsBin(t *testing.T, tools ...string) string {
 	t.Helper()
 	dir := os.Getenv("STASH_TOOLS_BIN")
 	if dir == "" {
@@ -21,9 +22,9 @@ func toolsBin(t *testing.T) string {
 		}
 		dir = filepath.Join(home, ".cache", "kubectl-stash", "bin")
 	}
-	for _, tool := range []string{"kubectl-krew", "validate-krew-manifest"} {
+	for _, tool := range tools {
 		if _, err := os.Stat(filepath.Join(dir, tool)); err != nil {
-			t.Fatalf("%s not found in %s: run `make test`, whose tools step installs it (hack/tools.sh krew)", tool, dir)
+			t.Fatalf("%s not found in %s: run `make test`, whose tools step installs it (hack/tools.sh)", tool, dir)
 		}
 	}
 	return dir
@@ -34,7 +35,7 @@ func toolsBin(t *testing.T) string {
 // installs it with krew offline into a fresh KREW_ROOT, runs the installed plugin through
 // kubectl, and checks that krew refuses an archive whose sha256 does not match.
 func TestKrewInstallFromDist(t *testing.T) {
-	tools := toolsBin(t)
+	tools := toolsBin(t, "kubectl-krew", "validate-krew-manifest")
 	platforms := os.Getenv("DIST_PLATFORMS")
 	host := runtime.GOOS + "/" + runtime.GOARCH
 	if platforms == "" {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/robfig/cron/v3"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -34,6 +35,8 @@ type BackupConfigurationReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Jobs     jobs.Options
+	// Metrics, when not nil, receives the schedule interval of each configuration.
+	Metrics *Metrics
 	Clock
 }
 
@@ -46,6 +49,9 @@ func (r *BackupConfigurationReconciler) Reconcile(ctx context.Context, req ctrl.
 	bc := &v1alpha1.BackupConfiguration{}
 	if err := r.Get(ctx, req.NamespacedName, bc); err != nil {
 		// A deleted BackupConfiguration's CronJob goes with it through its owner reference.
+		if apierrors.IsNotFound(err) {
+			r.setScheduleInterval(req.Namespace, req.Name, 0)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	old := bc.Status.DeepCopy()
@@ -104,9 +110,13 @@ func (r *BackupConfigurationReconciler) Reconcile(ctx context.Context, req ctrl.
 	set(v1alpha1.ConditionCronJobCreated, true, "Created", "CronJob "+v1alpha1.CronJobName(bc.Name))
 
 	st.NextScheduleTime = nil
+	var interval time.Duration
 	if sched, err := cron.ParseStandard(bc.Spec.Schedule); err == nil && !bc.Spec.Paused {
-		st.NextScheduleTime = &metav1.Time{Time: sched.Next(r.now()).Truncate(time.Second)}
+		next := sched.Next(r.now())
+		st.NextScheduleTime = &metav1.Time{Time: next.Truncate(time.Second)}
+		interval = sched.Next(next).Sub(next)
 	}
+	r.setScheduleInterval(bc.Namespace, bc.Name, interval)
 	result := ctrl.Result{}
 	if len(problems) > 0 {
 		st.Phase, st.Message = v1alpha1.BackupConfigurationNotReady, strings.Join(problems, "; ")
@@ -122,6 +132,20 @@ func (r *BackupConfigurationReconciler) Reconcile(ctx context.Context, req ctrl.
 		r.Recorder.Eventf(bc, nil, kind, string(st.Phase), "Reconcile", "%s", firstNonEmpty(st.Message, "backups are scheduled"))
 	}
 	return result, r.updateStatus(ctx, bc, old)
+}
+
+// setScheduleInterval exports the gap between two scheduled runs; 0 removes the series
+// (paused or deleted), so that the stale-backup alert ignores the configuration.
+func (r *BackupConfigurationReconciler) setScheduleInterval(ns, name string, d time.Duration) {
+	if r.Metrics == nil {
+		return
+	}
+	l := prometheus.Labels{"namespace": ns, "invoker_kind": v1alpha1.KindBackupConfiguration, "invoker_name": name}
+	if d <= 0 {
+		r.Metrics.ScheduleInterval.Delete(l)
+		return
+	}
+	r.Metrics.ScheduleInterval.With(l).Set(d.Seconds())
 }
 
 func firstNonEmpty(s ...string) string {

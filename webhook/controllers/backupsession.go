@@ -292,6 +292,9 @@ func (r *BackupSessionReconciler) publishRepository(ctx context.Context, s *v1al
 		r.Metrics.RepositorySnapshots.With(l).Set(float64(st.SnapshotCount))
 		r.Metrics.RepositorySize.With(l).Set(float64(st.TotalSizeBytes))
 		r.Metrics.RepositoryCleaned.With(l).Set(float64(st.SnapshotsRemovedOnLastCleanup))
+		if st.Integrity != nil {
+			r.Metrics.RepositoryIntegrity.With(l).Set(b2f(*st.Integrity))
+		}
 	}
 	if equalStatus(old, st) {
 		return nil

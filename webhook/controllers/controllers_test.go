@@ -174,6 +174,18 @@ func TestBackupConfigurationCronJobLifecycle(t *testing.T) {
 		return nil
 	})
 
+	interval := `stash_appscode_com_backupconfiguration_schedule_interval_seconds{invoker_kind="BackupConfiguration",invoker_name="lifecycle",namespace="ctrl"}`
+	eventually(t, "schedule interval metric", func() error {
+		out, err := scrape()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, interval+" 300\n") {
+			return fmt.Errorf("/metrics lacks %s 300", interval)
+		}
+		return nil
+	})
+
 	// Update: new schedule, paused → the CronJob follows, suspended.
 	eventually(t, "update", func() error {
 		got := &v1alpha1.BackupConfiguration{}
@@ -189,6 +201,16 @@ func TestBackupConfigurationCronJobLifecycle(t *testing.T) {
 		}
 		if cj.Spec.Schedule != "0 3 * * *" || !*cj.Spec.Suspend {
 			return fmt.Errorf("schedule %q suspend %v", cj.Spec.Schedule, *cj.Spec.Suspend)
+		}
+		return nil
+	})
+	eventually(t, "no schedule interval while paused", func() error {
+		out, err := scrape()
+		if err != nil {
+			return err
+		}
+		if strings.Contains(out, interval) {
+			return fmt.Errorf("/metrics still has %s", interval)
 		}
 		return nil
 	})

@@ -21,11 +21,17 @@ type Metrics struct {
 	RepositorySnapshots   *prometheus.GaugeVec
 	RepositorySize        *prometheus.GaugeVec
 	RepositoryCleaned     *prometheus.GaugeVec
+	RepositoryIntegrity   *prometheus.GaugeVec
+	// ScheduleInterval is not Stash's: the gap between two runs of a BackupConfiguration's
+	// schedule, so that an alert can say "no success within two intervals" without
+	// knowing cron. Paused and deleted configurations have none.
+	ScheduleInterval *prometheus.GaugeVec
 }
 
 var (
 	sessionLabels    = []string{"namespace", "invoker_kind", "invoker_name", "repository"}
 	repositoryLabels = []string{"namespace", "repository", "backend"}
+	invokerLabels    = []string{"namespace", "invoker_kind", "invoker_name"}
 )
 
 // NewMetrics creates the gauges and registers them with reg (nil means controller-runtime's
@@ -50,6 +56,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		RepositorySnapshots:   g("repository_snapshot_count", "Number of snapshots in the repository.", repositoryLabels),
 		RepositorySize:        g("repository_size_bytes", "Stored size of the repository.", repositoryLabels),
 		RepositoryCleaned:     g("repository_snapshot_cleaned", "Snapshots removed by the last retention run.", repositoryLabels),
+		RepositoryIntegrity:   g("repository_integrity", "1 when the last check of the repository passed, 0 when it failed.", repositoryLabels),
+		ScheduleInterval:      g("backupconfiguration_schedule_interval_seconds", "Seconds between two scheduled runs of the BackupConfiguration (absent while paused).", invokerLabels),
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 func Setup(mgr ctrl.Manager, o jobs.Options, reg prometheus.Registerer) (*Metrics, error) {
 	m := NewMetrics(reg)
 	rec := mgr.GetEventRecorder("stash-webhook")
-	if err := (&BackupConfigurationReconciler{Client: mgr.GetClient(), Recorder: rec, Jobs: o}).SetupWithManager(mgr); err != nil {
+	if err := (&BackupConfigurationReconciler{Client: mgr.GetClient(), Recorder: rec, Jobs: o, Metrics: m}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up backupconfiguration controller: %w", err)
 	}
 	if err := (&BackupSessionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, Jobs: o, Metrics: m}).SetupWithManager(mgr); err != nil {
