@@ -42,18 +42,18 @@ func newCmdCreateSecret(getter genericclioptions.RESTClientGetter, streams gener
 	return cmd
 }
 
-// Storage Secret keys (Stash's names).
+// Storage Secret keys, short local names for the API package's constants.
 const (
-	keyResticPassword     = "RESTIC_PASSWORD"
-	keyEncryptionPassword = "ENCRYPTION_PASSWORD"
-	keyGoogleProjectID    = "GOOGLE_PROJECT_ID"
-	keyGoogleSAKey        = "GOOGLE_SERVICE_ACCOUNT_JSON_KEY"
-	keyAWSAccessKeyID     = "AWS_ACCESS_KEY_ID"
-	keyAWSSecretAccessKey = "AWS_SECRET_ACCESS_KEY"
-	keyAzureAccountName   = "AZURE_ACCOUNT_NAME"
-	keyAzureAccountKey    = "AZURE_ACCOUNT_KEY"
-	keyCACertData         = "CA_CERT_DATA"
-	keyStorageEmulator    = "STORAGE_EMULATOR_HOST"
+	keyResticPassword     = v1alpha1.SecretKeyResticPassword
+	keyEncryptionPassword = v1alpha1.SecretKeyEncryptionPassword
+	keyGoogleProjectID    = v1alpha1.SecretKeyGoogleProjectID
+	keyGoogleSAKey        = v1alpha1.SecretKeyGoogleServiceAccountJSON
+	keyAWSAccessKeyID     = v1alpha1.SecretKeyAWSAccessKeyID
+	keyAWSSecretAccessKey = v1alpha1.SecretKeyAWSSecretAccessKey
+	keyAzureAccountName   = v1alpha1.SecretKeyAzureAccountName
+	keyAzureAccountKey    = v1alpha1.SecretKeyAzureAccountKey
+	keyCACertData         = v1alpha1.SecretKeyCACertData
+	keyStorageEmulator    = v1alpha1.SecretKeyStorageEmulatorHost
 )
 
 // storageKeys are the keys --from-env copies; secretKeys are never printed.

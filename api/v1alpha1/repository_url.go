@@ -64,12 +64,12 @@ func (b *Backend) Provider() string {
 // name or ours. GCS credentials are optional: without GOOGLE_SERVICE_ACCOUNT_JSON_KEY the
 // runner uses the Pod's workload identity.
 func (b *Backend) RequiredSecretKeys() [][]string {
-	keys := [][]string{{"RESTIC_PASSWORD", "ENCRYPTION_PASSWORD"}}
+	keys := [][]string{PasswordSecretKeys}
 	switch {
 	case b.S3 != nil:
-		keys = append(keys, []string{"AWS_ACCESS_KEY_ID"}, []string{"AWS_SECRET_ACCESS_KEY"})
+		keys = append(keys, []string{SecretKeyAWSAccessKeyID}, []string{SecretKeyAWSSecretAccessKey})
 	case b.Azure != nil:
-		keys = append(keys, []string{"AZURE_ACCOUNT_NAME"}, []string{"AZURE_ACCOUNT_KEY"})
+		keys = append(keys, []string{SecretKeyAzureAccountName}, []string{SecretKeyAzureAccountKey})
 	}
 	return keys
 }

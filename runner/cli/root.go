@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"stash.dev/redis/api/v1alpha1"
 	"strconv"
 	"strings"
 	"time"
@@ -32,8 +33,8 @@ type Streams struct {
 // Environment variables read by the runner. Secrets come from the environment (or files), never
 // from flag values, so that they do not show in process listings.
 const (
-	EnvResticPassword     = "RESTIC_PASSWORD"
-	EnvEncryptionPassword = "ENCRYPTION_PASSWORD"
+	EnvResticPassword     = v1alpha1.SecretKeyResticPassword
+	EnvEncryptionPassword = v1alpha1.SecretKeyEncryptionPassword
 	EnvRedisUsername      = "REDIS_USERNAME"
 	EnvRedisPassword      = "REDIS_PASSWORD"
 	// EnvRedisSentinelPassword authenticates to the Sentinel; without it REDIS_PASSWORD is used.

@@ -57,9 +57,11 @@ func ResolveRepository(ctx context.Context, c client.Reader, ns string, ref v1al
 	for k, v := range s.Data {
 		env[k] = string(v)
 	}
-	password := env["RESTIC_PASSWORD"]
-	if password == "" {
-		password = env["ENCRYPTION_PASSWORD"]
+	var password string
+	for _, k := range v1alpha1.PasswordSecretKeys {
+		if password = env[k]; password != "" {
+			break
+		}
 	}
 	if password == "" {
 		return nil, fmt.Errorf("storage Secret %s/%s has no RESTIC_PASSWORD (or ENCRYPTION_PASSWORD) key: every repository is encrypted", repoNS, s.Name)

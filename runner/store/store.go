@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"stash.dev/redis/api/v1alpha1"
 	"strings"
 	"time"
 
@@ -21,16 +22,16 @@ import (
 	"google.golang.org/api/option"
 )
 
-// Storage Secret keys understood by Open, named as in Stash's storage Secrets.
+// Storage Secret keys understood by Open; the API package owns the names.
 const (
-	EnvGoogleServiceAccountJSON = "GOOGLE_SERVICE_ACCOUNT_JSON_KEY"
-	EnvGoogleProjectID          = "GOOGLE_PROJECT_ID"
-	EnvStorageEmulatorHost      = "STORAGE_EMULATOR_HOST"
-	EnvAWSAccessKeyID           = "AWS_ACCESS_KEY_ID"
-	EnvAWSSecretAccessKey       = "AWS_SECRET_ACCESS_KEY"
-	EnvAzureAccountName         = "AZURE_ACCOUNT_NAME"
-	EnvAzureAccountKey          = "AZURE_ACCOUNT_KEY"
-	EnvCACertData               = "CA_CERT_DATA"
+	EnvGoogleServiceAccountJSON = v1alpha1.SecretKeyGoogleServiceAccountJSON
+	EnvGoogleProjectID          = v1alpha1.SecretKeyGoogleProjectID
+	EnvStorageEmulatorHost      = v1alpha1.SecretKeyStorageEmulatorHost
+	EnvAWSAccessKeyID           = v1alpha1.SecretKeyAWSAccessKeyID
+	EnvAWSSecretAccessKey       = v1alpha1.SecretKeyAWSSecretAccessKey
+	EnvAzureAccountName         = v1alpha1.SecretKeyAzureAccountName
+	EnvAzureAccountKey          = v1alpha1.SecretKeyAzureAccountKey
+	EnvCACertData               = v1alpha1.SecretKeyCACertData
 )
 
 // Bucket is an opened repository location: the bucket and the key prefix inside it.
