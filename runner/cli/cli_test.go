@@ -327,3 +327,40 @@ func TestProgress(t *testing.T) {
 		t.Fatalf("no progress line on stderr: %q", errOut.String())
 	}
 }
+
+// TestWorkersAndDatabasesFlags: --workers outside 1..MaxWorkers is refused before anything is
+// allocated or connected, and a database named twice is dumped once, so that the snapshot
+// restores by replication (a server loading a duplicated key aborts).
+func TestWorkersAndDatabasesFlags(t *testing.T) {
+	ctx := context.Background()
+	src := redistest.Start(t)
+	src.Client.Do(ctx, "DEBUG", "POPULATE", 3000, "k", 10)
+	repoURL := "file://" + t.TempDir()
+	for _, w := range []string{"0", "-1", "65", "1000000000"} {
+		_, _, err := run(t, nil, "backup", "--redis", src.URL(), "--repository", repoURL, "--workers", w)
+		if err == nil || !strings.Contains(err.Error(), "--workers "+w+": must be between 1 and 64") {
+			t.Fatalf("backup --workers %s: %v", w, err)
+		}
+	}
+	if _, _, err := run(t, nil, "snapshots", "--repository", repoURL); err == nil || !strings.Contains(err.Error(), "not initialized") {
+		t.Fatalf("a refused backup touched the repository: snapshots says %v", err)
+	}
+	resultFile := filepath.Join(t.TempDir(), "result.json")
+	mustRun(t, nil, "backup", "--redis", src.URL(), "--repository", repoURL, "--databases", "0,0", "--workers", "64", "--result-file", resultFile)
+	var rf struct{ Result struct{ Keys int64 } }
+	b, err := os.ReadFile(resultFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rf); err != nil || rf.Result.Keys != 3000 {
+		t.Fatalf("backup --databases 0,0 wrote %d keys of 3000 (%v): %s", rf.Result.Keys, err, b)
+	}
+	if out := mustRun(t, nil, "check", "--repository", repoURL, "--read-data"); !strings.Contains(out, "no errors") {
+		t.Fatalf("check: %s", out)
+	}
+	dst := redistest.Start(t)
+	mustRun(t, nil, "restore", "--redis", dst.URL(), "--repository", repoURL, "--method", "replication", "--workers", "1")
+	if s, d := src.Digest(t), dst.Digest(t); s != d {
+		t.Fatalf("digest: source %s, restored %s", s, d)
+	}
+}

@@ -159,7 +159,7 @@ func (rf *redisFlags) bind(cmd *cobra.Command) {
 	f.StringVar(&rf.tls.ServerName, "tls-server-name", "", "server name to verify the Redis certificate against")
 	f.BoolVar(&rf.tls.InsecureSkipVerify, "insecure-skip-verify", false, "do not verify the Redis server certificate (insecure)")
 	f.IntSliceVar(&rf.databases, "databases", nil, "databases to include (default: all with keys)")
-	f.IntVar(&rf.workers, "workers", 0, "parallel Redis connections (default 4)")
+	f.IntVar(&rf.workers, "workers", redisconn.DefaultWorkers, fmt.Sprintf("parallel Redis connections, 1 to %d", redisconn.MaxWorkers))
 	f.StringVar(&rf.sentinelMaster, "sentinel-master", "", "--redis is a Sentinel: find the master of this set through it (Sentinel password from $REDIS_SENTINEL_PASSWORD, else $REDIS_PASSWORD). A cluster needs no flag: any node's address will do")
 }
 
@@ -199,12 +199,33 @@ func (rf *redisFlags) options(g *global) (redisconn.Options, error) {
 	if rf.tls.InsecureSkipVerify {
 		g.warn("--insecure-skip-verify: the Redis server certificate is NOT verified; anyone on the network path can impersonate the server and read the data")
 	}
-	for _, db := range rf.databases {
+	if rf.workers < 1 || rf.workers > redisconn.MaxWorkers {
+		return o, fmt.Errorf("--workers %d: must be between 1 and %d", rf.workers, redisconn.MaxWorkers)
+	}
+	dbs, err := uniqueDatabases(rf.databases)
+	if err != nil {
+		return o, err
+	}
+	rf.databases = dbs
+	return o, nil
+}
+
+// uniqueDatabases checks a --databases list and drops repeats, keeping the first occurrence:
+// "0,0" means db 0 once, never its keys twice in one snapshot (which a server loading the
+// snapshot by replication refuses as a duplicated key, and crashes on).
+func uniqueDatabases(dbs []int) ([]int, error) {
+	seen := make(map[int]bool, len(dbs))
+	out := dbs[:0:0]
+	for _, db := range dbs {
 		if db < 0 {
-			return o, fmt.Errorf("--databases: invalid database %d", db)
+			return nil, fmt.Errorf("--databases: invalid database %d", db)
+		}
+		if !seen[db] {
+			seen[db] = true
+			out = append(out, db)
 		}
 	}
-	return o, nil
+	return out, nil
 }
 
 // writeResult writes v as JSON to path atomically (temp file + rename), for a controller to read.

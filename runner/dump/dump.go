@@ -44,7 +44,7 @@ type Options struct {
 
 // Defaults, measured with bench/ on 2 cores: more connections keep Redis busy while we encode.
 const (
-	DefaultWorkers   = 4
+	DefaultWorkers   = redisconn.DefaultWorkers
 	DefaultScanCount = 1000
 )
 
@@ -97,9 +97,7 @@ const maxKeepBuffer = 16 << 20
 
 // Write dumps opts.Databases to w.
 func Write(ctx context.Context, opts Options, w io.Writer) (Stats, error) {
-	if opts.Workers <= 0 {
-		opts.Workers = DefaultWorkers
-	}
+	opts.Workers = redisconn.ClampWorkers(opts.Workers)
 	if opts.ScanCount <= 0 {
 		opts.ScanCount = DefaultScanCount
 	}
@@ -123,9 +121,7 @@ func Write(ctx context.Context, opts Options, w io.Writer) (Stats, error) {
 // which node a key came from, so it restores into any cluster layout or a standalone server.
 // It returns the combined stats and the stats of each node.
 func WriteShards(ctx context.Context, opts Options, nodes []redisconn.Options, w io.Writer) (Stats, []Stats, error) {
-	if opts.Workers <= 0 {
-		opts.Workers = DefaultWorkers
-	}
+	opts.Workers = redisconn.ClampWorkers(opts.Workers)
 	if opts.ScanCount <= 0 {
 		opts.ScanCount = DefaultScanCount
 	}

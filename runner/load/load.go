@@ -57,7 +57,7 @@ type Routing struct {
 }
 
 // DefaultWorkers is the number of RESTORE connections.
-const DefaultWorkers = 4
+const DefaultWorkers = redisconn.DefaultWorkers
 
 // batch limits: a batch is sent in one round trip.
 const (
@@ -104,9 +104,7 @@ type batch struct {
 
 // Run reads the stream from r and restores it.
 func Run(ctx context.Context, r io.Reader, opts Options) (Stats, error) {
-	if opts.Workers <= 0 {
-		opts.Workers = DefaultWorkers
-	}
+	opts.Workers = redisconn.ClampWorkers(opts.Workers)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
