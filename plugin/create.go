@@ -42,26 +42,12 @@ func newCmdCreateSecret(getter genericclioptions.RESTClientGetter, streams gener
 	return cmd
 }
 
-// Storage Secret keys, short local names for the API package's constants.
-const (
-	keyResticPassword     = v1alpha1.SecretKeyResticPassword
-	keyEncryptionPassword = v1alpha1.SecretKeyEncryptionPassword
-	keyGoogleProjectID    = v1alpha1.SecretKeyGoogleProjectID
-	keyGoogleSAKey        = v1alpha1.SecretKeyGoogleServiceAccountJSON
-	keyAWSAccessKeyID     = v1alpha1.SecretKeyAWSAccessKeyID
-	keyAWSSecretAccessKey = v1alpha1.SecretKeyAWSSecretAccessKey
-	keyAzureAccountName   = v1alpha1.SecretKeyAzureAccountName
-	keyAzureAccountKey    = v1alpha1.SecretKeyAzureAccountKey
-	keyCACertData         = v1alpha1.SecretKeyCACertData
-	keyStorageEmulator    = v1alpha1.SecretKeyStorageEmulatorHost
-)
-
 // storageKeys are the keys --from-env copies; secretKeys are never printed.
 var (
-	storageKeys = []string{keyResticPassword, keyEncryptionPassword, keyGoogleProjectID, keyGoogleSAKey,
-		keyAWSAccessKeyID, keyAWSSecretAccessKey, keyAzureAccountName, keyAzureAccountKey, keyCACertData, keyStorageEmulator}
-	secretKeys = map[string]bool{keyResticPassword: true, keyEncryptionPassword: true, keyGoogleSAKey: true,
-		keyAWSSecretAccessKey: true, keyAzureAccountKey: true}
+	storageKeys = []string{v1alpha1.SecretKeyResticPassword, v1alpha1.SecretKeyEncryptionPassword, v1alpha1.SecretKeyGoogleProjectID, v1alpha1.SecretKeyGoogleServiceAccountJSON,
+		v1alpha1.SecretKeyAWSAccessKeyID, v1alpha1.SecretKeyAWSSecretAccessKey, v1alpha1.SecretKeyAzureAccountName, v1alpha1.SecretKeyAzureAccountKey, v1alpha1.SecretKeyCACertData, v1alpha1.SecretKeyStorageEmulatorHost}
+	secretKeys = map[string]bool{v1alpha1.SecretKeyResticPassword: true, v1alpha1.SecretKeyEncryptionPassword: true, v1alpha1.SecretKeyGoogleServiceAccountJSON: true,
+		v1alpha1.SecretKeyAWSSecretAccessKey: true, v1alpha1.SecretKeyAzureAccountKey: true}
 )
 
 // redacted replaces secret values in printed Secrets.
@@ -150,7 +136,7 @@ func (o *CreateStorageSecretOptions) Complete(_ *cobra.Command, args []string) e
 			return fmt.Errorf("read password file: %w", err)
 		}
 		pw, _ := readFirstLine(strings.NewReader(string(b)))
-		o.data[keyResticPassword] = pw
+		o.data[v1alpha1.SecretKeyResticPassword] = pw
 	case o.passwordStdin:
 		if f, ok := o.In.(*os.File); ok {
 			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
@@ -161,9 +147,9 @@ func (o *CreateStorageSecretOptions) Complete(_ *cobra.Command, args []string) e
 		if err != nil {
 			return fmt.Errorf("read password from standard input: %w", err)
 		}
-		o.data[keyResticPassword] = pw
+		o.data[v1alpha1.SecretKeyResticPassword] = pw
 	}
-	for k, file := range map[string]string{keyGoogleSAKey: o.googleSAKeyFile, keyCACertData: o.caCertFile} {
+	for k, file := range map[string]string{v1alpha1.SecretKeyGoogleServiceAccountJSON: o.googleSAKeyFile, v1alpha1.SecretKeyCACertData: o.caCertFile} {
 		if file == "" {
 			continue
 		}
@@ -173,8 +159,8 @@ func (o *CreateStorageSecretOptions) Complete(_ *cobra.Command, args []string) e
 		}
 		o.data[k] = string(b)
 	}
-	for k, v := range map[string]string{keyGoogleProjectID: o.googleProjectID, keyAWSAccessKeyID: o.awsAccessKeyID,
-		keyAzureAccountName: o.azureAccountName, keyStorageEmulator: o.storageEmulator} {
+	for k, v := range map[string]string{v1alpha1.SecretKeyGoogleProjectID: o.googleProjectID, v1alpha1.SecretKeyAWSAccessKeyID: o.awsAccessKeyID,
+		v1alpha1.SecretKeyAzureAccountName: o.azureAccountName, v1alpha1.SecretKeyStorageEmulatorHost: o.storageEmulator} {
 		if v != "" {
 			o.data[k] = v
 		}
@@ -187,7 +173,7 @@ func (o *CreateStorageSecretOptions) Validate() error {
 	if o.passwordFile != "" && o.passwordStdin {
 		return errors.New("give the password with one of --password-file and --password-stdin, not both")
 	}
-	if o.data[keyResticPassword] == "" && o.data[keyEncryptionPassword] == "" {
+	if o.data[v1alpha1.SecretKeyResticPassword] == "" && o.data[v1alpha1.SecretKeyEncryptionPassword] == "" {
 		return errors.New("no repository password: use --password-file FILE, --password-stdin, or --from-env with RESTIC_PASSWORD set")
 	}
 	return nil

@@ -233,13 +233,13 @@ func TestConvertErrors(t *testing.T) {
 }
 
 func TestPrintableRedactsSecrets(t *testing.T) {
-	s := buildStorageSecret("s", "db", map[string]string{keyResticPassword: "pw", keyAWSSecretAccessKey: "key", keyAWSAccessKeyID: "id"})
+	s := buildStorageSecret("s", "db", map[string]string{v1alpha1.SecretKeyResticPassword: "pw", v1alpha1.SecretKeyAWSSecretAccessKey: "key", v1alpha1.SecretKeyAWSAccessKeyID: "id"})
 	got := printable(s).(*corev1.Secret)
-	want := map[string]string{keyResticPassword: redacted, keyAWSSecretAccessKey: redacted, keyAWSAccessKeyID: "id"}
+	want := map[string]string{v1alpha1.SecretKeyResticPassword: redacted, v1alpha1.SecretKeyAWSSecretAccessKey: redacted, v1alpha1.SecretKeyAWSAccessKeyID: "id"}
 	if diff := cmp.Diff(want, got.StringData); diff != "" || got.Data != nil {
 		t.Errorf("printed secret (-want +got):\n%s\ndata: %v", diff, got.Data)
 	}
-	if string(s.Data[keyResticPassword]) != "pw" {
+	if string(s.Data[v1alpha1.SecretKeyResticPassword]) != "pw" {
 		t.Error("printable changed the Secret it was given")
 	}
 }

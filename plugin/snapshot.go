@@ -91,9 +91,9 @@ func (a *repoAccess) open(ctx context.Context) (*repo.Repository, error) {
 	for key, v := range s.Data {
 		env[key] = string(v)
 	}
-	password := env[keyResticPassword]
+	password := env[v1alpha1.SecretKeyResticPassword]
 	if password == "" {
-		password = env[keyEncryptionPassword]
+		password = env[v1alpha1.SecretKeyEncryptionPassword]
 	}
 	bucket, err := store.Open(ctx, u, env)
 	if err != nil {
