@@ -322,7 +322,7 @@ func writeSessions(w io.Writer, sessions []v1alpha1.BackupSession, now time.Time
 	for _, s := range sessions {
 		size := "-"
 		if s.Status.Bytes > 0 {
-			size = humanBytes(s.Status.Bytes)
+			size = v1alpha1.HumanBytes(s.Status.Bytes)
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.Spec.Invoker.Name, orPending(s.Status.Phase),
 			sessionDuration(s.Status.SessionDuration, s.Status.StartTime, s.Status.CompletionTime), dash(s.Status.Snapshot),

@@ -68,13 +68,13 @@ func (s sessionState) line(now time.Time) string {
 		} else {
 			l += fmt.Sprintf("  %d keys", s.keys)
 		}
-		l += "  " + humanBytes(s.bytes)
+		l += "  " + v1alpha1.HumanBytes(s.bytes)
 		at := now
 		if s.updated != nil {
 			at = s.updated.Time
 		}
 		if s.start != nil && at.Sub(s.start.Time) > 0 {
-			l += "  " + humanBytes(int64(float64(s.bytes)/at.Sub(s.start.Time).Seconds())) + "/s"
+			l += "  " + v1alpha1.HumanBytes(int64(float64(s.bytes)/at.Sub(s.start.Time).Seconds())) + "/s"
 		}
 	}
 	return l
@@ -161,25 +161,12 @@ func summary(st sessionState) string {
 		s += ": snapshot " + st.snapshot
 	}
 	if st.keys > 0 || st.bytes > 0 {
-		s += fmt.Sprintf(", %d keys, %s", st.keys, humanBytes(st.bytes))
+		s += fmt.Sprintf(", %d keys, %s", st.keys, v1alpha1.HumanBytes(st.bytes))
 	}
 	if st.duration != "" {
 		s += " in " + st.duration
 	}
 	return s
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func lower(s string) string {

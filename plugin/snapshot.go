@@ -192,7 +192,7 @@ func (o *SnapshotsListOptions) Run(ctx context.Context) error {
 			dbs = append(dbs, fmt.Sprint(db))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", m.ID, m.Time.UTC().Format(time.RFC3339), m.Keys,
-			strings.Join(dbs, ","), humanBytes(m.StoredBytes), m.Duration.Round(time.Millisecond), m.RedisVersion)
+			strings.Join(dbs, ","), v1alpha1.HumanBytes(m.StoredBytes), m.Duration.Round(time.Millisecond), m.RedisVersion)
 	}
 	return tw.Flush()
 }
@@ -242,7 +242,7 @@ func (o *SnapshotsListOptions) fromCluster(ctx context.Context, r *v1alpha1.Repo
 	tw := tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSESSION\tKEYS\tSIZE")
 	for _, s := range found {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", s.Status.Snapshot, s.Name, s.Status.Keys, humanBytes(s.Status.Bytes))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", s.Status.Snapshot, s.Name, s.Status.Keys, v1alpha1.HumanBytes(s.Status.Bytes))
 	}
 	return tw.Flush()
 }

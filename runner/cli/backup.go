@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/backup"
 	"stash.dev/redis/runner/progress"
 )
@@ -93,7 +94,7 @@ func (o *BackupOptions) run(ctx context.Context) (backup.Result, error) {
 		return res, err
 	}
 	fmt.Fprintf(o.g.Out, "snapshot %s saved: %d keys in %d databases (%d skipped), %s RESP, %s stored, %s, by %s\n",
-		res.SnapshotID, res.Keys, len(res.Databases), res.Skipped, humanBytes(res.RawBytes), humanBytes(res.StoredBytes),
+		res.SnapshotID, res.Keys, len(res.Databases), res.Skipped, v1alpha1.HumanBytes(res.RawBytes), v1alpha1.HumanBytes(res.StoredBytes),
 		res.Duration.Round(time.Millisecond), res.Method)
 	return res, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/backup"
 	"stash.dev/redis/runner/progress"
 )
@@ -67,6 +68,6 @@ func (o *ImportOptions) run(ctx context.Context) (backup.Result, error) {
 		return res, err
 	}
 	fmt.Fprintf(o.g.Out, "snapshot %s saved from %s: %d keys in %d databases (%d expired skipped), %s stored, %s\n",
-		res.SnapshotID, o.file, res.Keys, len(res.Databases), res.Skipped, humanBytes(res.StoredBytes), res.Duration.Round(time.Millisecond))
+		res.SnapshotID, o.file, res.Keys, len(res.Databases), res.Skipped, v1alpha1.HumanBytes(res.StoredBytes), res.Duration.Round(time.Millisecond))
 	return res, nil
 }

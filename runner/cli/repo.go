@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/version"
 )
@@ -62,7 +63,7 @@ func printSnapshots(w io.Writer, all []repo.Manifest) {
 			dbs = append(dbs, fmt.Sprint(db))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", m.ID, m.Time.Format(time.RFC3339), m.Keys,
-			strings.Join(dbs, ","), humanBytes(m.StoredBytes), m.Source, m.RedisVersion)
+			strings.Join(dbs, ","), v1alpha1.HumanBytes(m.StoredBytes), m.Source, m.RedisVersion)
 	}
 	tw.Flush()
 }

@@ -285,7 +285,7 @@ func (r *BackupSessionReconciler) publishRepository(ctx context.Context, s *v1al
 	st.FirstBackupTime = stats.FirstSnapshotTime
 	st.SnapshotCount = stats.SnapshotCount
 	st.TotalSizeBytes = stats.TotalSizeBytes
-	st.TotalSize = humanBytes(stats.TotalSizeBytes)
+	st.TotalSize = v1alpha1.HumanBytes(stats.TotalSizeBytes)
 	st.SnapshotsRemovedOnLastCleanup = stats.SnapshotsRemoved
 	if r.Metrics != nil {
 		l := prometheus.Labels{"namespace": repo.Namespace, "repository": repo.Name, "backend": st.Backend}
@@ -358,20 +358,6 @@ func sessionDuration(measured string, start, end *metav1.Time) (time.Duration, b
 		return end.Sub(start.Time), true
 	}
 	return 0, false
-}
-
-// humanBytes renders a size the way people read it: 15.9 KiB, 1.2 GiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func b2f(b bool) float64 {
