@@ -61,15 +61,16 @@ func (b *Backend) Provider() string {
 
 // RequiredSecretKeys lists the keys the storage Secret of this backend must hold; each entry
 // lists alternatives, any one of which will do. The repository password may be under Stash's
-// name or ours. GCS credentials are optional: without GOOGLE_SERVICE_ACCOUNT_JSON_KEY the
-// runner uses the Pod's workload identity.
+// name or ours. Cloud keys are optional, so that the runner can use the Pod's workload
+// identity instead: GCS without GOOGLE_SERVICE_ACCOUNT_JSON_KEY uses Application Default
+// Credentials, S3 without AWS_ACCESS_KEY_ID the AWS SDK's default chain (IRSA's web identity
+// token, EKS Pod Identity), Azure without AZURE_ACCOUNT_KEY a Microsoft Entra token
+// (workload or managed identity). Azure still needs the account name, which no identity
+// implies.
 func (b *Backend) RequiredSecretKeys() [][]string {
 	keys := [][]string{PasswordSecretKeys}
-	switch {
-	case b.S3 != nil:
-		keys = append(keys, []string{SecretKeyAWSAccessKeyID}, []string{SecretKeyAWSSecretAccessKey})
-	case b.Azure != nil:
-		keys = append(keys, []string{SecretKeyAzureAccountName}, []string{SecretKeyAzureAccountKey})
+	if b.Azure != nil {
+		keys = append(keys, []string{SecretKeyAzureAccountName})
 	}
 	return keys
 }

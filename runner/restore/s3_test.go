@@ -50,7 +50,7 @@ func TestRoundTripS3(t *testing.T) {
 			[]string{"denied", "AWS_SECRET_ACCESS_KEY"}},
 		{"missing bucket", strings.Replace(s3.URL("x"), "stash-test", "no-such-bucket", 1), s3.Env(),
 			[]string{`"no-such-bucket" does not exist`}},
-		{"no credentials", s3.URL("x"), nil, []string{"needs AWS_ACCESS_KEY_ID"}},
+		{"no credentials", s3.URL("x"), nil, []string{"no credentials from the AWS default credential chain"}},
 		{"bad ca", s3.URL("x"), map[string]string{"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "CA_CERT_DATA": "junk"},
 			[]string{"CA_CERT_DATA"}},
 	}

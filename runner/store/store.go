@@ -11,15 +11,18 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"stash.dev/redis/api/v1alpha1"
+	"strconv"
 	"strings"
 	"time"
 
 	"cloud.google.com/go/storage"
+	gax "github.com/googleapis/gax-go/v2"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/gcsblob"
 	"google.golang.org/api/option"
+
+	"stash.dev/redis/api/v1alpha1"
 )
 
 // Storage Secret keys understood by Open; the API package owns the names.
@@ -45,18 +48,36 @@ type Bucket struct {
 	BeforeWrite func(asFunc func(any) bool) error
 }
 
+// DefaultAttempts is how often a storage request is tried before the operation fails, unless
+// the URL's max_attempts says otherwise. Without a bound the GCS client retries an unreachable
+// endpoint until the context ends, and a session would hang until its Job's deadline.
+const DefaultAttempts = 5
+
 // Open opens a repository URL: file:///dir, gs://bucket/prefix[?chunk_retry_deadline=30s],
 // s3://bucket/prefix[?endpoint=https://host:port&region=R&insecure_tls=true],
 // azblob://container/prefix[?domain=host:port&protocol=http&localemu=true].
 //
 // chunk_retry_deadline bounds how long one GCS upload chunk is retried (the client's default is
-// 32 s) before the backup fails.
-// env holds the storage credentials (the storage Secret's keys); it is never read from os.Getenv
-// here so that callers decide where secrets come from.
+// 32 s) before the backup fails. max_attempts (1..20, default DefaultAttempts) bounds the tries
+// of every request to gs, s3 and azblob, with backoff between them capped at a few seconds, so
+// that an unreachable or failing endpoint fails the operation in bounded time.
+//
+// env holds the storage Secret's keys. Cloud credentials come from it when it has them; without
+// them the cloud SDKs' default chains read the process environment (GCS Application Default
+// Credentials, AWS web identity and EKS Pod Identity, Azure workload and managed identity), which
+// is how a Pod's workload identity reaches the runner.
 func Open(ctx context.Context, rawURL string, env map[string]string) (*Bucket, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse repository url %q: %w", rawURL, err)
+	}
+	attempts := DefaultAttempts
+	if v := u.Query().Get("max_attempts"); v != "" && u.Scheme != "file" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 20 {
+			return nil, fmt.Errorf("repository url %q: max_attempts must be a number from 1 to 20, got %q", rawURL, v)
+		}
+		attempts = n
 	}
 	var b *blob.Bucket
 	var before func(func(any) bool) error
@@ -64,7 +85,7 @@ func Open(ctx context.Context, rawURL string, env map[string]string) (*Bucket, e
 	case "file":
 		b, err = openFile(u)
 	case "gs":
-		b, err = openGCS(ctx, u, env)
+		b, err = openGCS(ctx, u, env, attempts)
 		if d := u.Query().Get("chunk_retry_deadline"); d != "" && err == nil {
 			dl, perr := time.ParseDuration(d)
 			if perr != nil {
@@ -80,9 +101,9 @@ func Open(ctx context.Context, rawURL string, env map[string]string) (*Bucket, e
 			}
 		}
 	case "s3":
-		b, err = openS3(ctx, u, env)
+		b, err = openS3(ctx, u, env, attempts)
 	case "azblob":
-		b, err = openAzure(ctx, u, env)
+		b, err = openAzure(ctx, u, env, attempts)
 	case "":
 		return nil, fmt.Errorf("repository url %q has no scheme (use file:///path, gs://bucket/prefix, s3://bucket/prefix or azblob://container/prefix)", rawURL)
 	default:
@@ -118,7 +139,7 @@ func openFile(u *url.URL) (*blob.Bucket, error) {
 	return b, nil
 }
 
-func openGCS(ctx context.Context, u *url.URL, env map[string]string) (*blob.Bucket, error) {
+func openGCS(ctx context.Context, u *url.URL, env map[string]string, attempts int) (*blob.Bucket, error) {
 	if u.Host == "" {
 		return nil, errors.New("gs url has no bucket (use gs://bucket/prefix)")
 	}
@@ -139,6 +160,8 @@ func openGCS(ctx context.Context, u *url.URL, env map[string]string) (*blob.Buck
 	if err != nil {
 		return nil, fmt.Errorf("create gcs client: %w", err)
 	}
+	client.SetRetry(storage.WithMaxAttempts(attempts),
+		storage.WithBackoff(gax.Backoff{Initial: 250 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2}))
 	b, err := gcsblob.OpenBucket(ctx, nil, u.Host, &gcsblob.Options{Client: client})
 	if err != nil {
 		client.Close()
