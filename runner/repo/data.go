@@ -148,6 +148,13 @@ func (r *Repository) OpenSnapshot(ctx context.Context, m Manifest) (*SnapshotRea
 	if err != nil {
 		return nil, fmt.Errorf("open data of snapshot %s: %w", m.ID, err)
 	}
+	// The store knows the object's size before the first byte is read: a truncated object, or
+	// another snapshot's data copied over this one, is refused before a restore writes anything.
+	if size := br.Size(); size != m.StoredBytes {
+		br.Close()
+		return nil, fmt.Errorf("snapshot %s: %w: data object has %d bytes, manifest says %d (the object was truncated or replaced; restore another snapshot, and run check --read-data)",
+			m.ID, crypt.ErrIntegrity, size, m.StoredBytes)
+	}
 	sr := &SnapshotReader{m: m, br: br, hash: sha256.New()}
 	sr.stored.r = io.TeeReader(br, sr.hash)
 	sr.dec, err = crypt.Decrypt(&sr.stored, r.keys...)

@@ -40,6 +40,12 @@ const (
 // ErrNotInitialized is returned by Open when the repository has no key and Create is false.
 var ErrNotInitialized = errors.New("repository is not initialized")
 
+// ErrKeyMissing is returned by Open when the repository holds snapshot data but no key: its
+// keys/ objects were deleted or not copied. A new key could never decrypt the existing
+// snapshots, and backups encrypted with it would make every listing fail, so the repository is
+// not re-keyed; the old key files must be put back.
+var ErrKeyMissing = errors.New("repository has snapshots but no key")
+
 // ErrSnapshotNotFound is returned when a snapshot id does not resolve to a complete snapshot.
 var ErrSnapshotNotFound = errors.New("snapshot not found")
 
@@ -86,6 +92,13 @@ func Open(ctx context.Context, bucket *store.Bucket, opts Options) (*Repository,
 	if n > 0 {
 		return nil, fmt.Errorf("open repository %s: %w", bucket.URL, crypt.ErrWrongPassword)
 	}
+	if has, err := hasSnapshotData(ctx, bucket); err != nil {
+		return nil, err
+	} else if has {
+		return nil, fmt.Errorf("open repository %s: %w: %s is empty or missing, so the snapshots cannot be decrypted "+
+			"and a new key is not created (put back the %s objects from a copy of the repository, or back up into a new, empty repository)",
+			bucket.URL, ErrKeyMissing, keysPrefix, keysPrefix)
+	}
 	if !opts.Create {
 		return nil, fmt.Errorf("open repository %s: %w (run a backup first)", bucket.URL, ErrNotInitialized)
 	}
@@ -117,6 +130,28 @@ func Open(ctx context.Context, bucket *store.Bucket, opts Options) (*Repository,
 		return nil, err
 	}
 	return &Repository{bucket: bucket, keys: keys}, nil
+}
+
+// encryptedPrefixes hold objects encrypted to the repository key: snapshots and the journal of
+// continuous backup (runner/journal).
+var encryptedPrefixes = []string{snapshotsPrefix, "journal/"}
+
+// hasSnapshotData reports whether anything encrypted to a repository key, complete or orphaned,
+// is stored. Every backup writes its key before its data, so such objects in a repository
+// without a key mean the key was lost.
+func hasSnapshotData(ctx context.Context, bucket *store.Bucket) (bool, error) {
+	for _, prefix := range encryptedPrefixes {
+		it := bucket.List(&blob.ListOptions{Prefix: prefix})
+		_, err := it.Next(ctx)
+		switch {
+		case errors.Is(err, io.EOF):
+			continue
+		case err != nil:
+			return false, fmt.Errorf("list %s in %s: %w", prefix, bucket.URL, err)
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 // unlock returns the keys that the password opens, in key name order, and the number of key
