@@ -1,0 +1,174 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/klauspost/compress/zstd"
+	"gocloud.dev/blob"
+
+	"stash.dev/redis/runner/crypt"
+)
+
+// Objects beside snapshots (the journal of continuous backup, runner/journal) are stored the way
+// snapshots are: their data zstd-compressed and age-encrypted to the repository key, their
+// metadata as an encrypted, HMAC-authenticated JSON envelope. These functions give another
+// package that machinery for keys it names itself, so that one implementation encrypts and
+// verifies everything in a repository.
+
+// ErrObjectNotFound is returned by ReadSealed for a key that holds nothing.
+var ErrObjectNotFound = errors.New("object not found")
+
+// NewObjectWriter starts writing the data object key (relative to the repository), compressed
+// and encrypted as snapshot data is. The caller must call Commit or Abort; errors name the key.
+func (r *Repository) NewObjectWriter(ctx context.Context, key string) (*SnapshotWriter, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	bw, err := r.bucket.NewWriter(wctx, key, &blob.WriterOptions{ContentType: "application/octet-stream", BeforeWrite: r.bucket.BeforeWrite})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("create data object %s: %w", key, err)
+	}
+	w := &SnapshotWriter{id: key, cancel: cancel, bw: bw, hash: sha256.New()}
+	w.stored.w = io.MultiWriter(bw, w.hash)
+	w.enc, err = r.keys[0].Encrypt(&w.stored)
+	if err != nil {
+		w.Abort()
+		return nil, err
+	}
+	// One compression goroutine: a journal segment is small and the follower runs beside Redis.
+	w.zw, err = zstd.NewWriter(w.enc, zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
+	if err != nil {
+		w.Abort()
+		return nil, err
+	}
+	return w, nil
+}
+
+// OpenObject opens a data object written by NewObjectWriter for reading. The reader returns
+// io.EOF only after the whole object was read and its size and sha256 are storedBytes and
+// sha256Hex, which the caller read from an authenticated manifest. Close must be called.
+func (r *Repository) OpenObject(ctx context.Context, key string, storedBytes int64, sha256Hex string) (*SnapshotReader, error) {
+	br, err := r.bucket.NewReader(ctx, key, nil)
+	if isNotFound(err) {
+		return nil, fmt.Errorf("%s: %w: data object is missing", key, crypt.ErrIntegrity)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open data object %s: %w", key, err)
+	}
+	if size := br.Size(); size != storedBytes {
+		br.Close()
+		return nil, fmt.Errorf("%s: %w: data object has %d bytes, manifest says %d", key, crypt.ErrIntegrity, size, storedBytes)
+	}
+	sr := &SnapshotReader{m: Manifest{ID: key, StoredBytes: storedBytes, SHA256: sha256Hex}, br: br, hash: sha256.New()}
+	sr.stored.r = io.TeeReader(br, sr.hash)
+	sr.dec, err = crypt.Decrypt(&sr.stored, r.keys...)
+	if err != nil {
+		br.Close()
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	sr.zr, err = zstd.NewReader(sr.dec, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+	if err != nil {
+		br.Close()
+		return nil, err
+	}
+	return sr, nil
+}
+
+// WriteSealed stores v as JSON under key, encrypted and authenticated like a snapshot manifest.
+func (r *Repository) WriteSealed(ctx context.Context, key string, v any) error {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var enc bytes.Buffer
+	w, err := r.keys[0].Encrypt(&enc)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(plain); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(envelope{Version: 1, Data: enc.Bytes(), HMAC: r.keys[0].MAC(plain)})
+	if err != nil {
+		return err
+	}
+	if err := r.bucket.WriteAll(ctx, key, b, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}
+
+// ReadSealed reads what WriteSealed stored under key into v. A key that holds nothing is
+// ErrObjectNotFound; an envelope that does not decrypt or whose HMAC does not match is
+// crypt.ErrIntegrity.
+func (r *Repository) ReadSealed(ctx context.Context, key string, v any) error {
+	b, err := r.bucket.ReadAll(ctx, key)
+	if isNotFound(err) {
+		return fmt.Errorf("%s: %w", key, ErrObjectNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", key, err)
+	}
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return fmt.Errorf("%s: %w: not valid json: %w", key, crypt.ErrIntegrity, err)
+	}
+	pr, err := crypt.Decrypt(bytes.NewReader(env.Data), r.keys...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	plain, err := io.ReadAll(pr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	if !crypt.VerifyMAC(plain, env.HMAC, r.keys...) {
+		return fmt.Errorf("%s: %w: hmac does not match", key, crypt.ErrIntegrity)
+	}
+	if err := json.Unmarshal(plain, v); err != nil {
+		return fmt.Errorf("%s: %w: %w", key, crypt.ErrIntegrity, err)
+	}
+	return nil
+}
+
+// ListObjects returns the keys under prefix (relative to the repository), sorted. With
+// dirs, it returns the "directories" one level below prefix instead (keys ending in "/").
+func (r *Repository) ListObjects(ctx context.Context, prefix string, dirs bool) ([]string, error) {
+	opts := &blob.ListOptions{Prefix: prefix}
+	if dirs {
+		opts.Delimiter = "/"
+	}
+	var keys []string
+	it := r.bucket.List(opts)
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s in %s: %w", prefix, r.bucket.URL, err)
+		}
+		if obj.IsDir == dirs {
+			keys = append(keys, obj.Key)
+		}
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+// DeleteObject removes key; a key that holds nothing is not an error.
+func (r *Repository) DeleteObject(ctx context.Context, key string) error {
+	if err := r.bucket.Delete(ctx, key); err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
