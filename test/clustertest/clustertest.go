@@ -28,6 +28,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"stash.dev/redis/test/testproc"
 	stashwebhook "stash.dev/redis/webhook"
 )
 
@@ -132,12 +133,10 @@ func StartWith(o Options) (*Cluster, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel, c.done = cancel, make(chan error, 1)
 	go func() { c.done <- c.Manager.Start(ctx) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for c.Manager.GetWebhookServer().StartedChecker()(nil) != nil {
-		if time.Now().After(deadline) {
-			return fail(errors.New("webhook server did not start within 30s"))
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := testproc.Poll(30*time.Second, "the webhook server starts", func() error {
+		return c.Manager.GetWebhookServer().StartedChecker()(nil)
+	}); err != nil {
+		return fail(err)
 	}
 	if len(o.ControllerManager) > 0 {
 		if err := c.startControllerManager(o.ControllerManager); err != nil {
@@ -198,28 +197,21 @@ func (c *Cluster) CreateNamespace(ctx context.Context, name string, labels map[s
 	return c.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}})
 }
 
-// Kubectl runs the real kubectl against the cluster, with the plugin directory first on
-// PATH so that `kubectl stash` finds our kubectl-stash. It returns combined output.
+// KubectlFor is the real kubectl as the cluster's admin, with pluginDir first on PATH so
+// that `kubectl stash` finds our kubectl-stash.
+func (c *Cluster) AdminKubectl(pluginDir string) testproc.Kubectl {
+	return testproc.Kubectl{Kubeconfig: c.Kubeconfig, PluginDir: pluginDir}
+}
+
+// Kubectl runs AdminKubectl(pluginDir) with args and returns combined output.
 func (c *Cluster) Kubectl(ctx context.Context, pluginDir string, args ...string) (string, error) {
-	cmd, err := c.KubectlCommand(ctx, pluginDir, args...)
-	if err != nil {
-		return "", err
-	}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return c.AdminKubectl(pluginDir).Run(ctx, args...)
 }
 
 // KubectlCommand returns the command Kubectl runs, for callers that want stdout alone.
 func (c *Cluster) KubectlCommand(ctx context.Context, pluginDir string, args ...string) (*exec.Cmd, error) {
-	kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
-	if _, err := os.Stat(kubectl); err != nil {
-		if kubectl, err = exec.LookPath("kubectl"); err != nil {
-			return nil, errors.New("kubectl not found: run `make test`, which provides it")
-		}
-	}
-	cmd := exec.CommandContext(ctx, kubectl, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "PATH="+pluginDir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	return cmd, nil
+	cmd := c.AdminKubectl(pluginDir).Command(ctx, args...)
+	return cmd, cmd.Err
 }
 
 // BuildPlugin builds kubectl-stash into dir (or reuses the one `make build` wrote, named

@@ -20,9 +20,14 @@ import (
 	"stash.dev/redis/test/gcstest"
 	"stash.dev/redis/test/localcluster"
 	"stash.dev/redis/test/redistest"
+	"stash.dev/redis/test/testproc"
 )
 
-var cluster *localcluster.Cluster
+var (
+	cluster *localcluster.Cluster
+	// kubectl is the real kubectl as the cluster's admin, with our kubectl-stash.
+	kubectl testproc.Kubectl
+)
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
@@ -43,6 +48,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer cluster.Stop()
+	kubectl = cluster.AdminKubectl()
 	code := m.Run()
 	if code != 0 {
 		for _, f := range []string{"stash-webhook.log", "kube-controller-manager.log"} {
@@ -78,59 +84,20 @@ func binaries(dir string) (string, error) {
 	return dir, nil
 }
 
-func kubectl(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	return cluster.Kubectl(ctx, args...)
-}
-
-func mustKubectl(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := kubectl(t, args...)
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-// kubectlStdin runs kubectl with input on standard input (for passwords).
-func kubectlStdin(t *testing.T, stdin string, args ...string) {
-	t.Helper()
-	cmd := cluster.KubectlCommand(context.Background(), args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(time.Second)
-	}
-	t.Fatalf("%s: not within %s: %v", what, timeout, err)
-}
-
 // namespace creates a namespace with a storage Secret and a local Repository in a temp dir.
 func namespace(t *testing.T, ns, password string) string {
 	t.Helper()
-	mustKubectl(t, "create", "namespace", ns)
-	kubectlStdin(t, password+"\n", "stash", "create", "secret", "storage", "storage", "-n", ns, "--password-stdin")
+	kubectl.Must(t, "create", "namespace", ns)
+	kubectl.WithStdin(password+"\n").Must(t, "stash", "create", "secret", "storage", "storage", "-n", ns, "--password-stdin")
 	repo := t.TempDir()
-	mustKubectl(t, "stash", "create", "repository", "repo", "-n", ns, "--provider", "local", "--host-path", repo, "--mount-path", repo, "--secret", "storage")
+	kubectl.Must(t, "stash", "create", "repository", "repo", "-n", ns, "--provider", "local", "--host-path", repo, "--mount-path", repo, "--secret", "storage")
 	return repo
 }
 
 // sessions lists the phases of the BackupSessions in ns, by name.
 func sessions(t *testing.T, ns string) map[string]string {
 	t.Helper()
-	out := mustKubectl(t, "get", "backupsessions", "-n", ns, "-o", `jsonpath={range .items[*]}{.metadata.name}={.status.phase}{"\n"}{end}`)
+	out := kubectl.Must(t, "get", "backupsessions", "-n", ns, "-o", `jsonpath={range .items[*]}{.metadata.name}={.status.phase}{"\n"}{end}`)
 	m := map[string]string{}
 	for _, l := range strings.Fields(out) {
 		name, phase, _ := strings.Cut(l, "=")
@@ -171,11 +138,11 @@ func TestScheduledBackupTriggerAndRestore(t *testing.T) {
 	namespace(t, ns, "flow-password")
 	src := redistest.Start(t, redistest.WithPassword("redis-pw"))
 	loadSample(t, src)
-	mustKubectl(t, "create", "secret", "generic", "redis-auth", "-n", ns, "--from-literal=password=redis-pw")
-	mustKubectl(t, "stash", "create", "backupconfig", "flow", "-n", ns, "--repo", "repo", "--redis-address", src.Addr,
+	kubectl.Must(t, "create", "secret", "generic", "redis-auth", "-n", ns, "--from-literal=password=redis-pw")
+	kubectl.Must(t, "stash", "create", "backupconfig", "flow", "-n", ns, "--repo", "repo", "--redis-address", src.Addr,
 		"--auth-secret", "redis-auth", "--schedule", "* * * * *", "--keep-last", "5")
 
-	waitFor(t, 150*time.Second, "a scheduled backup succeeds", func() error {
+	testproc.Eventually(t, 150*time.Second, "a scheduled backup succeeds", func() error {
 		for name, phase := range sessions(t, ns) {
 			if phase == "Succeeded" {
 				t.Logf("scheduled session %s succeeded", name)
@@ -184,20 +151,20 @@ func TestScheduledBackupTriggerAndRestore(t *testing.T) {
 		}
 		return fmt.Errorf("sessions: %v", sessions(t, ns))
 	})
-	out := mustKubectl(t, "stash", "backup", "trigger", "flow", "-n", ns, "--wait", "--timeout", "2m")
+	out := kubectl.Must(t, "stash", "backup", "trigger", "flow", "-n", ns, "--wait", "--timeout", "2m")
 	if !strings.Contains(out, "succeeded") {
 		t.Errorf("trigger --wait output: %s", out)
 	}
 
 	dst := redistest.Start(t)
-	out = mustKubectl(t, "stash", "restore", "repo", "-n", ns, "--snapshot", "latest", "--to", dst.Addr, "--wait", "--wait-timeout", "2m")
+	out = kubectl.Must(t, "stash", "restore", "repo", "-n", ns, "--snapshot", "latest", "--to", dst.Addr, "--wait", "--wait-timeout", "2m")
 	if a, b := src.Digest(t), dst.Digest(t); a != b {
 		t.Fatalf("digest mismatch after restore: source %s, restored %s\n%s", a, b, out)
 	}
 	if ttl := dst.Client.PTTL(context.Background(), "session").Val(); ttl <= 0 {
 		t.Errorf("TTL of session lost: %v", ttl)
 	}
-	waitFor(t, 30*time.Second, "metrics", func() error {
+	testproc.Eventually(t, 30*time.Second, "metrics", func() error {
 		m, err := cluster.Metrics()
 		if err != nil {
 			return err
@@ -220,15 +187,15 @@ func TestGCSRepository(t *testing.T) {
 	t.Parallel()
 	ns := "e2e-gcs"
 	gcs := gcstest.Start(t, "stash-e2e")
-	mustKubectl(t, "create", "namespace", ns)
-	kubectlStdin(t, "gcs-password\n", "stash", "create", "secret", "storage", "gcs-storage", "-n", ns, "--password-stdin", "--storage-emulator-host", gcs.Host)
-	mustKubectl(t, "stash", "create", "repository", "gcs", "-n", ns, "--provider", "gcs", "--bucket", gcs.Bucket, "--prefix", "e2e/redis", "--secret", "gcs-storage")
+	kubectl.Must(t, "create", "namespace", ns)
+	kubectl.WithStdin("gcs-password\n").Must(t, "stash", "create", "secret", "storage", "gcs-storage", "-n", ns, "--password-stdin", "--storage-emulator-host", gcs.Host)
+	kubectl.Must(t, "stash", "create", "repository", "gcs", "-n", ns, "--provider", "gcs", "--bucket", gcs.Bucket, "--prefix", "e2e/redis", "--secret", "gcs-storage")
 	src := redistest.Start(t)
 	loadSample(t, src)
-	mustKubectl(t, "stash", "create", "backupconfig", "to-gcs", "-n", ns, "--repo", "gcs", "--redis-address", src.Addr, "--schedule", "@daily")
-	mustKubectl(t, "stash", "backup", "trigger", "to-gcs", "-n", ns, "--wait", "--timeout", "2m")
+	kubectl.Must(t, "stash", "create", "backupconfig", "to-gcs", "-n", ns, "--repo", "gcs", "--redis-address", src.Addr, "--schedule", "@daily")
+	kubectl.Must(t, "stash", "backup", "trigger", "to-gcs", "-n", ns, "--wait", "--timeout", "2m")
 	dst := redistest.Start(t)
-	mustKubectl(t, "stash", "restore", "gcs", "-n", ns, "--to", dst.Addr, "--wait", "--wait-timeout", "2m")
+	kubectl.Must(t, "stash", "restore", "gcs", "-n", ns, "--to", dst.Addr, "--wait", "--wait-timeout", "2m")
 	if a, b := src.Digest(t), dst.Digest(t); a != b {
 		t.Fatalf("digest mismatch through GCS: %s != %s", a, b)
 	}
@@ -242,14 +209,14 @@ func TestWrongPassword(t *testing.T) {
 	namespace(t, ns, "right-password")
 	src := redistest.Start(t)
 	loadSample(t, src)
-	mustKubectl(t, "stash", "create", "backupconfig", "pw", "-n", ns, "--repo", "repo", "--redis-address", src.Addr, "--schedule", "@daily")
-	mustKubectl(t, "stash", "backup", "trigger", "pw", "-n", ns, "--wait", "--timeout", "2m")
-	mustKubectl(t, "patch", "secret", "storage", "-n", ns, "--type=merge", "-p", `{"stringData":{"RESTIC_PASSWORD":"wrong-password"}}`)
-	out, err := kubectl(t, "stash", "backup", "trigger", "pw", "-n", ns, "--wait", "--timeout", "2m")
+	kubectl.Must(t, "stash", "create", "backupconfig", "pw", "-n", ns, "--repo", "repo", "--redis-address", src.Addr, "--schedule", "@daily")
+	kubectl.Must(t, "stash", "backup", "trigger", "pw", "-n", ns, "--wait", "--timeout", "2m")
+	kubectl.Must(t, "patch", "secret", "storage", "-n", ns, "--type=merge", "-p", `{"stringData":{"RESTIC_PASSWORD":"wrong-password"}}`)
+	out, err := kubectl.Try(t, "stash", "backup", "trigger", "pw", "-n", ns, "--wait", "--timeout", "2m")
 	if err == nil || !strings.Contains(out, "wrong repository password") {
 		t.Fatalf("want a failure naming the wrong password, got err=%v:\n%s", err, out)
 	}
-	desc := mustKubectl(t, "stash", "backup", "describe", "pw", "-n", ns)
+	desc := kubectl.Must(t, "stash", "backup", "describe", "pw", "-n", ns)
 	if !strings.Contains(desc, "wrong repository password") {
 		t.Errorf("backup describe does not show the reason:\n%s", desc)
 	}
@@ -261,13 +228,13 @@ func TestRedisDownThenBack(t *testing.T) {
 	t.Parallel()
 	ns := "e2e-down"
 	namespace(t, ns, "down-password")
-	port, err := redistest.FreePort()
+	port, err := testproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	mustKubectl(t, "stash", "create", "backupconfig", "down", "-n", ns, "--repo", "repo", "--redis-address", addr, "--schedule", "* * * * *")
-	waitFor(t, 150*time.Second, "a scheduled backup of the dead Redis fails", func() error {
+	kubectl.Must(t, "stash", "create", "backupconfig", "down", "-n", ns, "--repo", "repo", "--redis-address", addr, "--schedule", "* * * * *")
+	testproc.Eventually(t, 150*time.Second, "a scheduled backup of the dead Redis fails", func() error {
 		for _, phase := range sessions(t, ns) {
 			if phase == "Failed" {
 				return nil
@@ -281,7 +248,7 @@ func TestRedisDownThenBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	waitFor(t, 150*time.Second, "the next scheduled backup succeeds", func() error {
+	testproc.Eventually(t, 150*time.Second, "the next scheduled backup succeeds", func() error {
 		for _, phase := range sessions(t, ns) {
 			if phase == "Succeeded" {
 				return nil
@@ -311,12 +278,12 @@ func TestTimeOut(t *testing.T) {
 			defer c.Close() // hold the connection open, say nothing
 		}
 	}()
-	mustKubectl(t, "stash", "create", "backupconfig", "slow", "-n", ns, "--repo", "repo", "--redis-address", l.Addr().String(), "--schedule", "@daily", "--timeout", "3s")
-	out, err := kubectl(t, "stash", "backup", "trigger", "slow", "-n", ns, "--wait", "--timeout", "2m")
+	kubectl.Must(t, "stash", "create", "backupconfig", "slow", "-n", ns, "--repo", "repo", "--redis-address", l.Addr().String(), "--schedule", "@daily", "--timeout", "3s")
+	out, err := kubectl.Try(t, "stash", "backup", "trigger", "slow", "-n", ns, "--wait", "--timeout", "2m")
 	if err == nil || !strings.Contains(strings.ToLower(out), "deadline") {
 		t.Fatalf("want a deadline failure, got err=%v:\n%s", err, out)
 	}
-	conds := mustKubectl(t, "get", "backupsessions", "-n", ns, "-o", `jsonpath={.items[*].status.conditions[*].type}`)
+	conds := kubectl.Must(t, "get", "backupsessions", "-n", ns, "-o", `jsonpath={.items[*].status.conditions[*].type}`)
 	if !strings.Contains(conds, "DeadlineExceeded") {
 		t.Errorf("no DeadlineExceeded condition: %q", conds)
 	}
@@ -328,9 +295,9 @@ func TestPausedFiresNothing(t *testing.T) {
 	t.Parallel()
 	ns := "e2e-paused"
 	namespace(t, ns, "paused-password")
-	mustKubectl(t, "stash", "create", "backupconfig", "paused", "-n", ns, "--repo", "repo", "--redis-address", "127.0.0.1:1", "--schedule", "* * * * *", "--paused")
-	waitFor(t, 30*time.Second, "CronJob suspended", func() error {
-		out, err := kubectl(t, "get", "cronjob", "stash-trigger-paused", "-n", ns, "-o", "jsonpath={.spec.suspend}")
+	kubectl.Must(t, "stash", "create", "backupconfig", "paused", "-n", ns, "--repo", "repo", "--redis-address", "127.0.0.1:1", "--schedule", "* * * * *", "--paused")
+	testproc.Eventually(t, 30*time.Second, "CronJob suspended", func() error {
+		out, err := kubectl.Try(t, "get", "cronjob", "stash-trigger-paused", "-n", ns, "-o", "jsonpath={.spec.suspend}")
 		if err != nil || out != "true" {
 			return fmt.Errorf("suspend=%q err=%v", out, err)
 		}
@@ -347,14 +314,14 @@ func TestDeleteRemovesCronJob(t *testing.T) {
 	t.Parallel()
 	ns := "e2e-delete"
 	namespace(t, ns, "delete-password")
-	mustKubectl(t, "stash", "create", "backupconfig", "gone", "-n", ns, "--repo", "repo", "--redis-address", "127.0.0.1:1", "--schedule", "@daily")
-	waitFor(t, 30*time.Second, "CronJob created", func() error {
-		_, err := kubectl(t, "get", "cronjob", "stash-trigger-gone", "-n", ns)
+	kubectl.Must(t, "stash", "create", "backupconfig", "gone", "-n", ns, "--repo", "repo", "--redis-address", "127.0.0.1:1", "--schedule", "@daily")
+	testproc.Eventually(t, 30*time.Second, "CronJob created", func() error {
+		_, err := kubectl.Try(t, "get", "cronjob", "stash-trigger-gone", "-n", ns)
 		return err
 	})
-	mustKubectl(t, "delete", "backupconfiguration", "gone", "-n", ns)
-	waitFor(t, 60*time.Second, "CronJob removed", func() error {
-		out, err := kubectl(t, "get", "cronjob", "-n", ns, "-o", "name")
+	kubectl.Must(t, "delete", "backupconfiguration", "gone", "-n", ns)
+	testproc.Eventually(t, 60*time.Second, "CronJob removed", func() error {
+		out, err := kubectl.Try(t, "get", "cronjob", "-n", ns, "-o", "name")
 		if err != nil || strings.TrimSpace(out) != "" {
 			return fmt.Errorf("cronjobs: %q (%v)", out, err)
 		}
@@ -367,12 +334,12 @@ func TestDeleteRemovesCronJob(t *testing.T) {
 func TestGitOpsVerdict(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join(clustertest.RootDir(), "test", "fixtures", "invalid", "bc-bad-schedule.yaml")
-	mustKubectl(t, "create", "namespace", "demo")
-	server, err := kubectl(t, "apply", "--dry-run=server", "-f", file)
+	kubectl.Must(t, "create", "namespace", "demo")
+	server, err := kubectl.Try(t, "apply", "--dry-run=server", "-f", file)
 	if err == nil || !strings.Contains(server, "spec.schedule") {
 		t.Fatalf("the installed webhook admitted an invalid object (err=%v):\n%s", err, server)
 	}
-	offline, err := kubectl(t, "stash", "validate", "-f", file)
+	offline, err := kubectl.Try(t, "stash", "validate", "-f", file)
 	if err == nil || !strings.Contains(offline, "spec.schedule") {
 		t.Fatalf("kubectl stash validate disagrees (err=%v):\n%s", err, offline)
 	}

@@ -18,47 +18,30 @@ import (
 	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/test/miniotest"
 	"stash.dev/redis/test/realnode"
+	"stash.dev/redis/test/testproc"
 )
 
+// kubectl, mustKubectl and kubectlEnv run the real kubectl as the cluster's admin
+// (testproc.Kubectl); waitFor is testproc.Eventually.
 func kubectl(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	return cluster.Kubectl(ctx, args...)
+	return cluster.AdminKubectl().Try(t, args...)
 }
 
 func mustKubectl(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := kubectl(t, args...)
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
+	return cluster.AdminKubectl().Must(t, args...)
 }
 
 // kubectlEnv runs kubectl with extra environment (the storage keys of --from-env).
 func kubectlEnv(t *testing.T, env []string, args ...string) string {
 	t.Helper()
-	cmd := cluster.KubectlCommand(context.Background(), args...)
-	cmd.Env = append(cmd.Env, env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return cluster.AdminKubectl().WithEnv(env...).Must(t, args...)
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(time.Second)
-	}
-	t.Fatalf("%s: not within %s: %v", what, timeout, err)
+	testproc.Eventually(t, timeout, what, f)
 }
 
 // redisPod runs Debian's redis-server image in a Pod behind a Service of the same name and
@@ -106,11 +89,7 @@ func digest(t *testing.T, c *redis.Client) string {
 func namespace(t *testing.T, ns string) {
 	t.Helper()
 	mustKubectl(t, "create", "namespace", ns)
-	cmd := cluster.KubectlCommand(context.Background(), "stash", "create", "secret", "storage", "storage", "-n", ns, "--password-stdin")
-	cmd.Stdin = strings.NewReader(ns + "-password\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("create secret: %v\n%s", err, out)
-	}
+	cluster.AdminKubectl().WithStdin(ns+"-password\n").Must(t, "stash", "create", "secret", "storage", "storage", "-n", ns, "--password-stdin")
 	repo := t.TempDir()
 	if err := os.Chmod(repo, 0o777); err != nil {
 		t.Fatal(err)

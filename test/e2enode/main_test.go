@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"stash.dev/redis/test/realnode"
+	"stash.dev/redis/test/testproc"
 )
 
 var (
@@ -159,7 +160,12 @@ func setUp(ctx context.Context, work, bin string) error {
 		return err
 	}
 	redisImage = spec.Ref()
+	return install(ctx, work)
+}
 
+// install installs the controller the way a user does, with the suite's images, and waits
+// until the API server calls its admission webhook.
+func install(ctx context.Context, work string) error {
 	for _, args := range [][]string{
 		{"stash", "install", "--image", webhookImage, "--runner-image", runnerImage},
 		{"rollout", "status", "deployment/stash-webhook", "-n", "stash-system", "--timeout", "4m"},
@@ -182,17 +188,13 @@ spec:
 `), 0o644); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	return testproc.Poll(2*time.Minute, "the webhook answers", func() error {
 		out, err := cluster.Kubectl(ctx, "apply", "--dry-run=server", "-f", probe)
-		if err == nil {
-			return nil
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the webhook did not answer within 2m: %s", out)
-		}
-		time.Sleep(time.Second)
-	}
+		return nil
+	})
 }
 
 func dumpLogs(dir string) {

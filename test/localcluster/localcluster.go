@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"stash.dev/redis/test/nodeagent"
+	"stash.dev/redis/test/testproc"
 )
 
 // Options say where the binaries are and where to put state.
@@ -117,11 +117,11 @@ func Start(o Options) (*Cluster, error) {
 		}
 	}()
 
-	port, err := freePort()
+	port, err := testproc.FreePort()
 	if err != nil {
 		return fail(err)
 	}
-	metrics, err := freePort()
+	metrics, err := testproc.FreePort()
 	if err != nil {
 		return fail(err)
 	}
@@ -178,32 +178,32 @@ spec:
 `), 0o644); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	err := testproc.Poll(90*time.Second, "the webhook answers", func() error {
 		out, err := c.Kubectl(ctx, "apply", "--dry-run=server", "-f", probe)
-		if err == nil {
-			return nil
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the webhook did not answer within 90s: %s (see %s)", out, filepath.Join(c.Dir, "stash-webhook.log"))
-		}
-		time.Sleep(500 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w (see %s)", err, filepath.Join(c.Dir, "stash-webhook.log"))
 	}
+	return nil
+}
+
+// AdminKubectl is the real kubectl as the cluster's admin, with BinDir first on PATH.
+func (c *Cluster) AdminKubectl() testproc.Kubectl {
+	return testproc.Kubectl{Kubeconfig: c.Kubeconfig, PluginDir: c.BinDir}
 }
 
 // Kubectl runs the real kubectl against the cluster with kubectl-stash on PATH.
 func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
-	cmd := c.KubectlCommand(ctx, args...)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return c.AdminKubectl().Run(ctx, args...)
 }
 
 // KubectlCommand returns the command Kubectl runs.
 func (c *Cluster) KubectlCommand(ctx context.Context, args ...string) *exec.Cmd {
-	kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
-	cmd := exec.CommandContext(ctx, kubectl, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "PATH="+c.BinDir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	return cmd
+	return c.AdminKubectl().Command(ctx, args...)
 }
 
 // Metrics returns the controller's /metrics page.
@@ -238,13 +238,4 @@ func (c *Cluster) Stop() {
 	if c.env != nil {
 		_ = c.env.Stop()
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"stash.dev/redis/test/clustertest"
+	"stash.dev/redis/test/testproc"
 )
 
 // ImageSpec is an image for hack/image to pack from a binary of this machine's platform.
@@ -122,21 +123,18 @@ func (c *Cluster) ctr(ctx context.Context, args ...string) (string, error) {
 	return string(out), err
 }
 
-// Kubectl runs the real kubectl as the cluster's admin, with BinDir first on PATH (for the
+// AdminKubectl is the real kubectl as the cluster's admin, with BinDir first on PATH (for the
 // kubectl-stash plugin).
+func (c *Cluster) AdminKubectl() testproc.Kubectl {
+	return testproc.Kubectl{Kubeconfig: c.Kubeconfig, PluginDir: c.BinDir}
+}
+
+// Kubectl runs AdminKubectl with args and returns combined output.
 func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
-	out, err := c.KubectlCommand(ctx, args...).CombinedOutput()
-	return string(out), err
+	return c.AdminKubectl().Run(ctx, args...)
 }
 
 // KubectlCommand returns the command Kubectl runs.
 func (c *Cluster) KubectlCommand(ctx context.Context, args ...string) *exec.Cmd {
-	kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
-	cmd := exec.CommandContext(ctx, kubectl, args...)
-	path := os.Getenv("PATH")
-	if c.BinDir != "" {
-		path = c.BinDir + string(os.PathListSeparator) + path
-	}
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "PATH="+path)
-	return cmd
+	return c.AdminKubectl().Command(ctx, args...)
 }

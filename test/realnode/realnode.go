@@ -410,7 +410,7 @@ state = %[2]q
 	if err := c.startProcess("containerd", filepath.Join(c.assets, "containerd"), "--config", filepath.Join(dir, "config.toml")); err != nil {
 		return "", err
 	}
-	if err := waitFor(30*time.Second, "containerd", func() error {
+	if err := testproc.Poll(30*time.Second, "containerd answers", func() error {
 		_, err := c.ctr(context.Background(), "version")
 		return err
 	}); err != nil {
@@ -506,7 +506,7 @@ func (c *Cluster) startCoreDNS() error {
 }
 
 func (c *Cluster) waitNodeReady() error {
-	return waitFor(2*time.Minute, "node "+NodeName+" Ready", func() error {
+	return testproc.Poll(2*time.Minute, "node "+NodeName+" Ready", func() error {
 		out, err := c.Kubectl(context.Background(), "get", "node", NodeName, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
 		if err != nil || strings.TrimSpace(out) != "True" {
 			return fmt.Errorf("ready=%q %v (see %s)", out, err, filepath.Join(c.LogDir, "kubelet.log"))
@@ -559,19 +559,5 @@ func (c *Cluster) Stop() {
 	}
 	if c.lock != nil {
 		c.lock.Close()
-	}
-}
-
-func waitFor(timeout time.Duration, what string, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: not within %s: %w", what, timeout, err)
-		}
-		time.Sleep(300 * time.Millisecond)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"stash.dev/redis/test/testproc"
 )
 
 // TestNodeRunsAnImageBehindAService starts the node, runs Debian's redis-server from an image
@@ -29,6 +31,7 @@ func TestNodeRunsAnImageBehindAService(t *testing.T) {
 			c.Stop()
 		}
 	}()
+	kubectl := c.AdminKubectl()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	redis, err := exec.LookPath("redis-server")
@@ -46,18 +49,18 @@ func TestNodeRunsAnImageBehindAService(t *testing.T) {
 	if err := os.WriteFile(manifest, []byte(RedisManifest("default", "redis", spec.Ref(), "")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mustKubectl(t, c, "apply", "-f", manifest)
-	mustKubectl(t, c, "wait", "--for=condition=Ready", "pod/redis", "--timeout=2m")
-	ip := strings.TrimSpace(mustKubectl(t, c, "get", "service", "redis", "-o", "jsonpath={.spec.clusterIP}"))
+	kubectl.Must(t, "apply", "-f", manifest)
+	kubectl.Must(t, "wait", "--for=condition=Ready", "pod/redis", "--timeout=2m")
+	ip := strings.TrimSpace(kubectl.Must(t, "get", "service", "redis", "-o", "jsonpath={.spec.clusterIP}"))
 	var out []byte
-	if err := waitFor(30*time.Second, "PING through the Service from the host", func() error {
+	if err := testproc.Poll(30*time.Second, "PING through the Service from the host", func() error {
 		out, err = exec.Command("redis-cli", "-h", ip, "ping").CombinedOutput()
 		if err != nil || strings.TrimSpace(string(out)) != "PONG" {
 			return errorf("%s %v", out, err)
 		}
 		return nil
 	}); err != nil {
-		t.Fatal(err, "\n", mustKubectl(t, c, "logs", "redis"))
+		t.Fatal(err, "\n", kubectl.Must(t, "logs", "redis"))
 	}
 	c.Stop()
 	stopped = true
@@ -75,15 +78,6 @@ func TestNodeRunsAnImageBehindAService(t *testing.T) {
 	if _, err := os.Stat(c.Dir); err == nil {
 		t.Errorf("%s left behind", c.Dir)
 	}
-}
-
-func mustKubectl(t *testing.T, c *Cluster, args ...string) string {
-	t.Helper()
-	out, err := c.Kubectl(context.Background(), args...)
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
 }
 
 type testWriter struct{ t *testing.T }

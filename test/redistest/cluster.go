@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"stash.dev/redis/test/testproc"
 )
 
 // Cluster is a Redis Cluster of real redis-server processes on 127.0.0.1.
@@ -59,18 +61,20 @@ func startCluster(t testing.TB, masters, replicas int) *Cluster {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	ctx := context.Background()
+	// One deadline for the whole cluster to settle.
 	deadline := time.Now().Add(30 * time.Second)
+	settle := func(what string, cond func() error) {
+		t.Helper()
+		testproc.Eventually(t, time.Until(deadline), what, cond)
+	}
 	for _, s := range nodes {
-		for {
+		settle("cluster node "+s.Addr+" ready", func() error {
 			info, err := s.Client.ClusterInfo(ctx).Result()
-			if err == nil && strings.Contains(info, "cluster_state:ok") {
-				break
+			if err == nil && !strings.Contains(info, "cluster_state:ok") {
+				err = fmt.Errorf("CLUSTER INFO: %s", info)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("cluster node %s not ready: %v %s", s.Addr, err, info)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return err
+		})
 	}
 	c := &Cluster{}
 	for _, s := range nodes {
@@ -86,29 +90,17 @@ func startCluster(t testing.TB, masters, replicas int) *Cluster {
 	}
 	// Replicas must know every master before the cluster client can route through them.
 	for _, s := range c.Replicas {
-		for {
-			info, err := s.Client.Info(ctx, "replication").Result()
-			if err == nil && strings.Contains(info, "master_link_status:up") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("replica %s not in sync: %v", s.Addr, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		settle("replica "+s.Addr+" in sync", func() error { return linkUp(s) })
 	}
 	// Every node must know every replica (gossip takes a moment after CLUSTER REPLICATE).
 	for _, s := range nodes {
-		for {
+		settle(fmt.Sprintf("node %s sees %d replicas", s.Addr, len(c.Replicas)), func() error {
 			txt, err := s.Client.ClusterNodes(ctx).Result()
-			if err == nil && strings.Count(txt, "slave") == len(c.Replicas) {
-				break
+			if err == nil && strings.Count(txt, "slave") != len(c.Replicas) {
+				err = fmt.Errorf("CLUSTER NODES:\n%s", txt)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("node %s does not see %d replicas: %v\n%s", s.Addr, len(c.Replicas), err, txt)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return err
+		})
 	}
 	c.Client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Protocol: 2, DisableIdentity: true, ReadTimeout: 2 * time.Minute})
 	t.Cleanup(func() { c.Client.Close() })
@@ -120,7 +112,7 @@ func withClusterPort() Option { return optionFunc(func(c *config) { c.cluster = 
 
 func clusterPort() (int, error) {
 	for range 50 {
-		p, err := FreePort()
+		p, err := testproc.FreePort()
 		if err != nil {
 			return 0, err
 		}

@@ -8,6 +8,7 @@ package redistest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -140,7 +141,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 
 func start(t testing.TB, bin string, cfg *config) (*Server, error) {
 	dir := t.TempDir()
-	port, err := FreePort()
+	port, err := testproc.FreePort()
 	if cfg.cluster {
 		port, err = clusterPort()
 	}
@@ -172,7 +173,7 @@ func start(t testing.TB, bin string, cfg *config) (*Server, error) {
 		lines = append(lines, "unixsocket "+quote(s.Socket), "unixsocketperm 700")
 	}
 	if cfg.tls != nil {
-		tport, err := FreePort()
+		tport, err := testproc.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -200,25 +201,21 @@ func start(t testing.TB, bin string, cfg *config) (*Server, error) {
 
 	s.Client = redis.NewClient(&redis.Options{Addr: s.Addr, Password: cfg.password, Protocol: 2, DisableIdentity: true, MaxRetries: -1, ReadTimeout: 2 * time.Minute})
 	t.Cleanup(func() { s.Client.Close() })
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	err = testproc.Poll(15*time.Second, "redis-server on "+s.Addr+" answers PING", func() error {
 		select {
 		case <-s.done:
-			return nil, fmt.Errorf("redis-server exited during startup: %s", s.Log())
+			return testproc.Abort(errors.New("redis-server exited during startup"))
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := s.Client.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return s, nil
-		}
-		if time.Now().After(deadline) {
-			s.Stop()
-			return nil, fmt.Errorf("redis-server on %s not ready: %v; log: %s", s.Addr, err, s.Log())
-		}
-		time.Sleep(20 * time.Millisecond)
+		defer cancel()
+		return s.Client.Ping(ctx).Err()
+	})
+	if err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("%w; log: %s", err, s.Log())
 	}
+	return s, nil
 }
 
 // CLI returns the path of the command-line client that goes with the server (redis-cli,
@@ -278,9 +275,6 @@ func (s *Server) Alive() bool {
 		return true
 	}
 }
-
-// FreePort returns a TCP port that was free a moment ago.
-func FreePort() (int, error) { return testproc.FreePort() }
 
 func quote(s string) string { return strconv.Quote(s) }
 

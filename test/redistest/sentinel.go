@@ -2,6 +2,8 @@ package redistest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -9,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"stash.dev/redis/test/testproc"
 )
 
 // Sentinel is a running redis-sentinel.
@@ -29,10 +33,7 @@ func StartReplica(t testing.TB, master *Server, opts ...Option) *Server {
 		opts = append(opts, WithConfig("masterauth", master.Password), WithPassword(master.Password))
 	}
 	s := Start(t, opts...)
-	waitFor(t, 15*time.Second, "replica "+s.Addr+" in sync", func() bool {
-		info, err := s.Client.Info(context.Background(), "replication").Result()
-		return err == nil && strings.Contains(info, "master_link_status:up")
-	})
+	testproc.Eventually(t, 15*time.Second, "replica "+s.Addr+" in sync", func() error { return linkUp(s) })
 	return s
 }
 
@@ -51,22 +52,23 @@ func StartSentinel(t testing.TB, master *Server, name string, replicas int, opts
 	s := Start(t, opts...)
 	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Addr, Password: s.Password, Protocol: 2, DisableIdentity: true})
 	t.Cleanup(func() { sc.Close() })
-	waitFor(t, 30*time.Second, "sentinel to see "+strconv.Itoa(replicas)+" replicas", func() bool {
+	testproc.Eventually(t, 30*time.Second, "sentinel sees "+strconv.Itoa(replicas)+" replicas", func() error {
 		r, err := sc.Replicas(context.Background(), name).Result()
-		return err == nil && len(r) >= replicas
+		if err == nil && len(r) < replicas {
+			err = fmt.Errorf("it sees %d", len(r))
+		}
+		return err
 	})
 	return &Sentinel{Server: s, MasterName: name, Sentinel: sc}
 }
 
 func withSentinel() Option { return optionFunc(func(c *config) { c.sentinel = true }) }
 
-func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
+// linkUp says whether replica s has its master link up.
+func linkUp(s *Server) error {
+	info, err := s.Client.Info(context.Background(), "replication").Result()
+	if err == nil && !strings.Contains(info, "master_link_status:up") {
+		err = errors.New("master_link_status is not up")
 	}
+	return err
 }

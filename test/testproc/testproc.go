@@ -5,7 +5,6 @@
 package testproc
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -87,31 +86,22 @@ func Start(t testing.TB, name string, cmd *exec.Cmd, logPath string, timeout tim
 	p := &Process{name: name, cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); out.Close(); close(p.done) }()
 	t.Cleanup(p.Kill)
-	exited := func() error {
+	err = Poll(timeout, name+" ready", func() error {
+		err := ready()
+		// An answer while our process is gone came from another server on the port.
 		select {
 		case <-p.done:
 			b, _ := os.ReadFile(logPath)
-			return fmt.Errorf("%s exited during startup: %s", name, b)
+			return Abort(fmt.Errorf("%s exited during startup: %s", name, b))
 		default:
-			return nil
+			return err
 		}
+	})
+	if err != nil {
+		p.Kill()
+		return nil, err
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		err := ready()
-		// An answer while our process is gone came from another server on the port.
-		if xerr := exited(); xerr != nil {
-			return nil, xerr
-		}
-		if err == nil {
-			return p, nil
-		}
-		if time.Now().After(deadline) {
-			p.Kill()
-			return nil, errors.Join(fmt.Errorf("%s not ready within %s", name, timeout), err)
-		}
-		time.Sleep(30 * time.Millisecond)
-	}
+	return p, nil
 }
 
 // Kill stops the process with SIGKILL, as a crash or an outage would, and waits for it.
