@@ -3,6 +3,7 @@ package plugin_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/plugin"
+	"stash.dev/redis/test/testproc"
 )
 
 // TestGoldenCreateOutputIsAdmitted sends the plugin's golden `create -o yaml` output through
@@ -24,14 +26,14 @@ func TestGoldenCreateOutputIsAdmitted(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden files: %v", err)
 	}
-	out := mustKubectl(t, "stash", "validate", "--server-side", "-n", "demo", "-f", strings.Join(files, ","))
+	out := kubectl.Must(t, "stash", "validate", "--server-side", "-n", "demo", "-f", strings.Join(files, ","))
 	if strings.Count(out, "valid") < len(files)-2 {
 		t.Errorf("not every golden object was judged valid:\n%s", out)
 	}
 	// The Secrets too: apply them with the real kubectl's server dry run.
 	for _, f := range files {
 		if strings.Contains(filepath.Base(f), "secret-") {
-			mustKubectl(t, "apply", "--dry-run=server", "-f", f)
+			kubectl.Must(t, "apply", "--dry-run=server", "-f", f)
 		}
 	}
 }
@@ -39,7 +41,7 @@ func TestGoldenCreateOutputIsAdmitted(t *testing.T) {
 // TestConvertedStashExamplesAreAdmitted converts Stash's examples and sends the result
 // through the webhook with a server-side dry run.
 func TestConvertedStashExamplesAreAdmitted(t *testing.T) {
-	out, err := kubectl(t, "stash", "convert", "-f", filepath.Join(root, "plugin", "testdata", "convert", "stash.yaml"))
+	out, err := kubectl.Try(t, "stash", "convert", "-f", filepath.Join(root, "plugin", "testdata", "convert", "stash.yaml"))
 	if err != nil {
 		t.Fatalf("convert: %v\n%s", err, out)
 	}
@@ -57,7 +59,7 @@ func TestConvertedStashExamplesAreAdmitted(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "converted.yaml")
 	writeFile(t, file, strings.ReplaceAll(strings.Join(yaml, "\n"), "namespace: demo", "namespace: converted"))
-	out = mustKubectl(t, "stash", "validate", "--server-side", "-n", "converted", "-f", file)
+	out = kubectl.Must(t, "stash", "validate", "--server-side", "-n", "converted", "-f", file)
 	if strings.Count(out, ": valid") != 3 {
 		t.Errorf("want the Repository, BackupConfiguration and RestoreSession valid:\n%s", out)
 	}
@@ -66,18 +68,18 @@ func TestConvertedStashExamplesAreAdmitted(t *testing.T) {
 func TestCreateAppliesAndIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	for range 2 { // applying twice changes nothing and does not conflict
-		out := mustKubectl(t, "stash", "create", "repository", "created-repo", "-n", "demo", "--provider", "gcs",
+		out := kubectl.Must(t, "stash", "create", "repository", "created-repo", "-n", "demo", "--provider", "gcs",
 			"--bucket", "stash-backups", "--prefix", "/created/", "--secret", "gcs-secret")
 		if !strings.Contains(out, "repository.stash.dev/created-repo applied") {
 			t.Errorf("output: %s", out)
 		}
 	}
-	out := mustKubectl(t, "stash", "create", "backupconfig", "created-bc", "-n", "demo", "--redis-address", "redis.demo.svc:6379",
+	out := kubectl.Must(t, "stash", "create", "backupconfig", "created-bc", "-n", "demo", "--redis-address", "redis.demo.svc:6379",
 		"--repo", "created-repo", "--schedule", "@hourly", "--keep-last", "3", "-o", "name")
 	if strings.TrimSpace(out) != "backupconfiguration.stash.dev/created-bc" {
 		t.Errorf("-o name printed %q", out)
 	}
-	mustKubectl(t, "stash", "create", "restoresession", "created-rs", "-n", "demo", "--repo", "created-repo", "--target-appbinding", "sample-redis")
+	kubectl.Must(t, "stash", "create", "restoresession", "created-rs", "-n", "demo", "--repo", "created-repo", "--target-appbinding", "sample-redis")
 
 	var repo v1alpha1.Repository
 	if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: "demo", Name: "created-repo"}, &repo); err != nil {
@@ -102,7 +104,7 @@ func TestCreateAppliesAndIsIdempotent(t *testing.T) {
 	}
 
 	// A server dry run reaches the webhook and persists nothing.
-	out = mustKubectl(t, "stash", "create", "repository", "dry-repo", "-n", "demo", "--provider", "gcs", "--bucket", "stash-backups", "--secret", "gcs-secret", "--dry-run=server")
+	out = kubectl.Must(t, "stash", "create", "repository", "dry-repo", "-n", "demo", "--provider", "gcs", "--bucket", "stash-backups", "--secret", "gcs-secret", "--dry-run=server")
 	if !strings.Contains(out, "repository.stash.dev/dry-repo applied (server dry run)") {
 		t.Errorf("output: %s", out)
 	}
@@ -110,20 +112,15 @@ func TestCreateAppliesAndIsIdempotent(t *testing.T) {
 		t.Error("--dry-run=server persisted the repository")
 	}
 	// The storage Secret: created from the environment, never printed.
-	cmd, err := cluster.KubectlCommand(ctx, pluginDir, "stash", "create", "secret", "storage", "env-secret", "-n", "demo", "--from-env")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Env = append(cmd.Env, "RESTIC_PASSWORD=very-secret-pw", "GOOGLE_PROJECT_ID=p1")
-	b, err := cmd.CombinedOutput()
-	if err != nil || strings.Contains(string(b), "very-secret-pw") {
+	b, err := kubectl.WithEnv("RESTIC_PASSWORD=very-secret-pw", "GOOGLE_PROJECT_ID=p1").Try(t, "stash", "create", "secret", "storage", "env-secret", "-n", "demo", "--from-env")
+	if err != nil || strings.Contains(b, "very-secret-pw") {
 		t.Fatalf("create secret: %v\n%s", err, b)
 	}
 }
 
 func TestPauseResume(t *testing.T) {
 	ctx := context.Background()
-	mustKubectl(t, "stash", "create", "backupconfig", "pausable", "-n", "demo", "--target-appbinding", "sample-redis", "--repo", "gcs-repo", "--schedule", "@daily")
+	kubectl.Must(t, "stash", "create", "backupconfig", "pausable", "-n", "demo", "--target-appbinding", "sample-redis", "--repo", "gcs-repo", "--schedule", "@daily")
 	paused := func() bool {
 		var bc v1alpha1.BackupConfiguration
 		if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: "demo", Name: "pausable"}, &bc); err != nil {
@@ -131,10 +128,10 @@ func TestPauseResume(t *testing.T) {
 		}
 		return bc.Spec.Paused
 	}
-	if out := mustKubectl(t, "stash", "backup", "pause", "pausable", "-n", "demo"); !strings.Contains(out, "backupconfiguration.stash.dev/pausable paused") || !paused() {
+	if out := kubectl.Must(t, "stash", "backup", "pause", "pausable", "-n", "demo"); !strings.Contains(out, "backupconfiguration.stash.dev/pausable paused") || !paused() {
 		t.Errorf("pause: %s", out)
 	}
-	if out := mustKubectl(t, "stash", "backup", "resume", "pausable", "-n", "demo"); !strings.Contains(out, "resumed") || paused() {
+	if out := kubectl.Must(t, "stash", "backup", "resume", "pausable", "-n", "demo"); !strings.Contains(out, "resumed") || paused() {
 		t.Errorf("resume: %s", out)
 	}
 }
@@ -160,11 +157,12 @@ func (b *syncBuffer) String() string {
 // waitFor waits until the command's output contains s.
 func (b *syncBuffer) waitFor(t *testing.T, s string) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(b.String(), s); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("output never showed %q:\n%s", s, b.String())
+	testproc.Eventually(t, 30*time.Second, fmt.Sprintf("the output shows %q", s), func() error {
+		if out := b.String(); !strings.Contains(out, s) {
+			return fmt.Errorf("output:\n%s", out)
 		}
-	}
+		return nil
+	})
 }
 
 // startTrigger runs `kubectl stash backup trigger BC --wait` in the background.
@@ -172,10 +170,7 @@ func startTrigger(t *testing.T, bc string, extra ...string) (out *syncBuffer, wa
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	args := append([]string{"stash", "backup", "trigger", bc, "-n", "demo", "--wait", "--poll-interval", "100ms"}, extra...)
-	cmd, err := cluster.KubectlCommand(ctx, pluginDir, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cmd := kubectl.Command(ctx, args...)
 	out = &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -192,21 +187,21 @@ func startTrigger(t *testing.T, bc string, extra ...string) (out *syncBuffer, wa
 func newSession(t *testing.T, bc string) *v1alpha1.BackupSession {
 	t.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	var s *v1alpha1.BackupSession
+	testproc.Eventually(t, 30*time.Second, "a new BackupSession of "+bc, func() error {
 		var list v1alpha1.BackupSessionList
 		if err := cluster.Client.List(ctx, &list, client.InNamespace("demo"), client.MatchingLabels{v1alpha1.LabelInvokerName: bc}); err != nil {
 			t.Fatal(err)
 		}
 		for i := range list.Items {
 			if list.Items[i].Status.Phase == "" {
-				return &list.Items[i]
+				s = &list.Items[i]
+				return nil
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("no BackupSession of %s appeared", bc)
-	return nil
+		return fmt.Errorf("%d sessions, none new", len(list.Items))
+	})
+	return s
 }
 
 // setStatus moves a session's status, as the runner and the controller would.
@@ -219,7 +214,7 @@ func setStatus(t *testing.T, s *v1alpha1.BackupSession, st v1alpha1.BackupSessio
 }
 
 func TestTriggerWaitSucceeded(t *testing.T) {
-	mustKubectl(t, "stash", "create", "backupconfig", "wait-ok", "-n", "demo", "--target-appbinding", "sample-redis", "--repo", "gcs-repo", "--schedule", "@daily")
+	kubectl.Must(t, "stash", "create", "backupconfig", "wait-ok", "-n", "demo", "--target-appbinding", "sample-redis", "--repo", "gcs-repo", "--schedule", "@daily")
 	progress, wait := startTrigger(t, "wait-ok")
 	s := newSession(t, "wait-ok")
 	if s.Spec.Invoker.Name != "wait-ok" || s.Labels[v1alpha1.LabelInvokerKind] != "BackupConfiguration" || len(s.OwnerReferences) != 1 || !strings.HasPrefix(s.Name, "wait-ok-") {
@@ -243,29 +238,29 @@ func TestTriggerWaitSucceeded(t *testing.T) {
 	}
 
 	// list and describe show the session.
-	out = mustKubectl(t, "stash", "backup", "list", "-n", "demo")
+	out = kubectl.Must(t, "stash", "backup", "list", "-n", "demo")
 	if !strings.Contains(out, "wait-ok") || !regexpMatch(out, s.Name+`\s+wait-ok\s+Succeeded\s+2s\s+20261125T233500Z-3f9a1c\s+1000\s+6.0 MiB`) {
 		t.Errorf("backup list:\n%s", out)
 	}
-	out = mustKubectl(t, "stash", "backup", "describe", "wait-ok", "-n", "demo")
+	out = kubectl.Must(t, "stash", "backup", "describe", "wait-ok", "-n", "demo")
 	for _, want := range []string{"Schedule:", "@daily", "AppBinding sample-redis", s.Name, "Succeeded"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("describe lacks %q:\n%s", want, out)
 		}
 	}
-	out = mustKubectl(t, "stash", "backup", "list", "wait-ok", "-n", "demo", "-o", "name")
+	out = kubectl.Must(t, "stash", "backup", "list", "wait-ok", "-n", "demo", "-o", "name")
 	if strings.TrimSpace(out) != "backupsession.stash.dev/"+s.Name {
 		t.Errorf("list -o name: %q", out)
 	}
 	// logs: the session's Job has no pod here (no controller runs), and the error says where to look.
-	out, err = kubectl(t, "stash", "backup", "logs", s.Name, "-n", "demo")
+	out, err = kubectl.Try(t, "stash", "backup", "logs", s.Name, "-n", "demo")
 	if err == nil || !strings.Contains(out, "has no pod of job") || !strings.Contains(out, "see: kubectl describe job") {
 		t.Errorf("logs without a pod: %v\n%s", err, out)
 	}
 }
 
 func TestTriggerWaitFailed(t *testing.T) {
-	mustKubectl(t, "stash", "create", "backupconfig", "wait-fail", "-n", "demo", "--target-appbinding", "sample-redis", "--repo", "gcs-repo", "--schedule", "@daily")
+	kubectl.Must(t, "stash", "create", "backupconfig", "wait-fail", "-n", "demo", "--target-appbinding", "sample-redis", "--repo", "gcs-repo", "--schedule", "@daily")
 	_, wait := startTrigger(t, "wait-fail")
 	s := newSession(t, "wait-fail")
 	setStatus(t, s, v1alpha1.BackupSessionStatus{Phase: v1alpha1.SessionFailed, Job: v1alpha1.BackupJobName(s.Name),
@@ -292,17 +287,14 @@ func TestRestoreWait(t *testing.T) {
 	ctx := context.Background()
 	cmdCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	cmd, err := cluster.KubectlCommand(cmdCtx, pluginDir, "stash", "restore", "gcs-repo", "--to", "appbinding/sample-redis", "-n", "demo", "--wait", "--poll-interval", "100ms")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
+	cmd := kubectl.Command(cmdCtx, "stash", "restore", "gcs-repo", "--to", "appbinding/sample-redis", "-n", "demo", "--wait", "--poll-interval", "100ms")
+	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	var rs *v1alpha1.RestoreSession
-	for deadline := time.Now().Add(30 * time.Second); rs == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	testproc.Eventually(t, 30*time.Second, "a RestoreSession of gcs-repo", func() error {
 		var list v1alpha1.RestoreSessionList
 		if err := cluster.Client.List(ctx, &list, client.InNamespace("demo")); err != nil {
 			t.Fatal(err)
@@ -312,10 +304,11 @@ func TestRestoreWait(t *testing.T) {
 				rs = &list.Items[i]
 			}
 		}
-	}
-	if rs == nil {
-		t.Fatalf("no RestoreSession appeared:\n%s", out.String())
-	}
+		if rs == nil {
+			return fmt.Errorf("none; kubectl said:\n%s", out.String())
+		}
+		return nil
+	})
 	if rs.Spec.Snapshot != "latest" || rs.Spec.Target.Ref.Name != "sample-redis" {
 		t.Errorf("restore session: %+v", rs.Spec)
 	}
@@ -334,24 +327,24 @@ func TestRestoreWait(t *testing.T) {
 // TestPluginDiscovery checks that kubectl finds the plugin on PATH and passes flags after
 // its name through, and that flags before it are kubectl's error, as documented.
 func TestPluginDiscovery(t *testing.T) {
-	out := mustKubectl(t, "plugin", "list")
+	out := kubectl.Must(t, "plugin", "list")
 	if !strings.Contains(out, filepath.Join(pluginDir, "kubectl-stash")) {
 		t.Errorf("plugin list:\n%s", out)
 	}
-	out = mustKubectl(t, "stash", "version", "--server")
+	out = kubectl.Must(t, "stash", "version", "--server")
 	if !strings.Contains(out, "kubectl-stash ") || !strings.Contains(out, "kubernetes v") {
 		t.Errorf("version:\n%s", out)
 	}
 	// Completion: cobra's __complete, which kubectl_complete-stash scripts and shells call.
-	out = mustKubectl(t, "stash", "__complete", "backup", "trigger", "-n", "demo", "ni")
+	out = kubectl.Must(t, "stash", "__complete", "backup", "trigger", "-n", "demo", "ni")
 	if !strings.Contains(out, "nightly\n") || !strings.Contains(out, ":4") {
 		t.Errorf("completion of backupconfiguration names:\n%s", out)
 	}
-	out = mustKubectl(t, "stash", "__complete", "create", "repository", "r", "--provider", "")
+	out = kubectl.Must(t, "stash", "__complete", "create", "repository", "r", "--provider", "")
 	if !strings.Contains(out, "gcs\ns3\nazure\nlocal\n") {
 		t.Errorf("completion of --provider:\n%s", out)
 	}
-	out = mustKubectl(t, "stash", "completion", "bash")
+	out = kubectl.Must(t, "stash", "completion", "bash")
 	if !strings.Contains(out, "__start_kubectl") && !strings.Contains(out, "kubectl stash") && !strings.Contains(out, "bash completion") {
 		t.Errorf("completion:\n%.300s", out)
 	}

@@ -99,7 +99,7 @@ func TestChartRendersInstallObjects(t *testing.T) {
 			// rendered only when asked (helm install --create-namespace is the usual way).
 			chart := objectsByKey(t, "the chart", helm(t, append([]string{"template", "stash-redis", chartDir,
 				"--namespace", "stash-system", "--include-crds", "--set", "createNamespace=true"}, tc.helm...)...))
-			install := objectsByKey(t, "kubectl stash install", mustKubectl(t, append([]string{"stash", "install", "--dry-run=client", "-o", "yaml"}, tc.install...)...))
+			install := objectsByKey(t, "kubectl stash install", kubectl.Must(t, append([]string{"stash", "install", "--dry-run=client", "-o", "yaml"}, tc.install...)...))
 			if diff := cmp.Diff(keys(install), keys(chart)); diff != "" {
 				t.Fatalf("objects (-kubectl stash install +chart):\n%s", diff)
 			}
@@ -152,12 +152,12 @@ func TestChartLintAndServerDryRun(t *testing.T) {
 		t.Errorf("helm lint:\n%s", out)
 	}
 	ns := "stash-helm"
-	mustKubectl(t, "create", "namespace", ns)
-	t.Cleanup(func() { _, _ = kubectl(t, "delete", "namespace", ns, "--wait=false") })
+	kubectl.Must(t, "create", "namespace", ns)
+	t.Cleanup(func() { _, _ = kubectl.Try(t, "delete", "namespace", ns, "--wait=false") })
 	crds := filepath.Join(t.TempDir(), "monitoring-crds.yaml")
 	writeFile(t, crds, monitoringCRDs)
-	mustKubectl(t, "apply", "-f", crds)
-	mustKubectl(t, "wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com", "crd/prometheusrules.monitoring.coreos.com")
+	kubectl.Must(t, "apply", "-f", crds)
+	kubectl.Must(t, "wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com", "crd/prometheusrules.monitoring.coreos.com")
 
 	rendered := helm(t, append([]string{"template", "stash-redis", chartDir, "--namespace", ns}, all...)...)
 	for _, want := range []string{"kind: ServiceMonitor", "kind: PrometheusRule", "name: stash-redis-dashboard", "--pushgateway-url=http://pushgateway.monitoring:9091",
@@ -171,7 +171,7 @@ func TestChartLintAndServerDryRun(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "chart.yaml")
 	writeFile(t, file, rendered)
-	out = mustKubectl(t, "apply", "--dry-run=server", "-f", file)
+	out = kubectl.Must(t, "apply", "--dry-run=server", "-f", file)
 	for _, want := range []string{"deployment.apps/stash-webhook created (server dry run)", "servicemonitor.monitoring.coreos.com/stash-webhook created (server dry run)",
 		"prometheusrule.monitoring.coreos.com/stash-redis created (server dry run)", "validatingwebhookconfiguration.admissionregistration.k8s.io/stash-webhook created (server dry run)"} {
 		if !strings.Contains(out, want) {

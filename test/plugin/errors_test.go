@@ -31,15 +31,15 @@ current-context: c
 		args       []string
 		want       string
 	}{
-		{"unknown backupconfiguration", "", []string{"stash", "backup", "trigger", "nope", "-n", "demo"},
+		{"unknown backupconfiguration", cluster.Kubeconfig, []string{"stash", "backup", "trigger", "nope", "-n", "demo"},
 			`error: backupconfiguration "nope" not found in namespace "demo" (see: kubectl stash backup list -n demo)`},
-		{"pause unknown", "", []string{"stash", "backup", "pause", "nope", "-n", "demo"},
+		{"pause unknown", cluster.Kubeconfig, []string{"stash", "backup", "pause", "nope", "-n", "demo"},
 			`error: backupconfiguration "nope" not found in namespace "demo" (see: kubectl stash backup list -n demo)`},
-		{"missing repository", "", []string{"stash", "snapshots", "list", "nope", "-n", "demo"},
+		{"missing repository", cluster.Kubeconfig, []string{"stash", "snapshots", "list", "nope", "-n", "demo"},
 			`error: repository "nope" not found in namespace "demo" (see: kubectl get repositories.stash.dev -n demo)`},
-		{"restore from missing repository", "", []string{"stash", "restore", "nope", "--to", "appbinding/sample-redis", "-n", "demo"},
+		{"restore from missing repository", cluster.Kubeconfig, []string{"stash", "restore", "nope", "--to", "appbinding/sample-redis", "-n", "demo"},
 			`error: repository "nope" not found in namespace "demo" (see: kubectl get repositories.stash.dev -n demo)`},
-		{"missing namespace", "", []string{"stash", "create", "repository", "r", "-n", "nope", "--provider", "gcs", "--bucket", "bkt", "--secret", "s"},
+		{"missing namespace", cluster.Kubeconfig, []string{"stash", "create", "repository", "r", "-n", "nope", "--provider", "gcs", "--bucket", "bkt", "--secret", "s"},
 			`error: namespaces "nope" not found`},
 		{"no permission", nobody, []string{"stash", "backup", "trigger", "nightly", "-n", "demo"},
 			`error: backupconfigurations.stash.dev "nightly" is forbidden: User "nobody" cannot get resource "backupconfigurations" in API group "stash.dev" in the namespace "demo" (see: kubectl auth can-i --list -n demo, and ask a cluster admin for access)`},
@@ -51,12 +51,12 @@ current-context: c
 			`error: cannot reach the Kubernetes API server at https://127.0.0.1:1`},
 	}
 	// kubectl's flags after the plugin name are the plugin's: --kubeconfig wins over $KUBECONFIG.
-	if out, err := kubectlAs(t, unreachable, "stash", "--kubeconfig", cluster.Kubeconfig, "backup", "list", "-n", "demo"); err != nil || !strings.Contains(out, "nightly") {
+	if out, err := kubectl.As(unreachable).Try(t, "stash", "--kubeconfig", cluster.Kubeconfig, "backup", "list", "-n", "demo"); err != nil || !strings.Contains(out, "nightly") {
 		t.Errorf("--kubeconfig after the plugin name: %v\n%s", err, out)
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := kubectlAs(t, tc.kubeconfig, tc.args...)
+			out, err := kubectl.As(tc.kubeconfig).Try(t, tc.args...)
 			if exitCode(err) != 1 {
 				t.Errorf("exit %v, want 1", err)
 			}
@@ -84,7 +84,7 @@ func TestSnapshotsWithoutSecretAccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	viewer := addUser(t, cluster.Env, "viewer")
-	out, err := kubectlAs(t, viewer, "stash", "snapshots", "list", "gcs-repo", "-n", "demo")
+	out, err := kubectl.As(viewer).Try(t, "stash", "snapshots", "list", "gcs-repo", "-n", "demo")
 	if err != nil {
 		t.Fatalf("snapshots list: %v\n%s", err, out)
 	}

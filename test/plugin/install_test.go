@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"stash.dev/redis/test/testproc"
 )
 
 // TestInstallStatusUninstall installs into a fresh control plane without our CRDs, with the
@@ -24,34 +26,27 @@ func TestInstallStatusUninstall(t *testing.T) {
 	ca := filepath.Join(t.TempDir(), "ca.crt")
 	writeFile(t, ca, string(wo.LocalServingCAData))
 	url := fmt.Sprintf("https://%s:%d", wo.LocalServingHost, wo.LocalServingPort)
-	must := func(args ...string) string {
-		t.Helper()
-		out, err := kubectlAs(t, kc, args...)
-		if err != nil {
-			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	admin := kubectl.As(kc)
 
 	for range 2 { // a second install is an idempotent upgrade
-		out := must("stash", "install", "--webhook-url", url, "--ca-bundle-file", ca, "--image", "reg.example/stash-webhook:v9", "--runner-image", "reg.example/stash-runner:v9")
+		out := admin.Must(t, "stash", "install", "--webhook-url", url, "--ca-bundle-file", ca, "--image", "reg.example/stash-webhook:v9", "--runner-image", "reg.example/stash-runner:v9")
 		for _, want := range []string{"customresourcedefinition.apiextensions.k8s.io/repositories.stash.dev applied", "validatingwebhookconfiguration.admissionregistration.k8s.io/stash-webhook applied", "deployment.apps/stash-webhook applied"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("install output lacks %q:\n%s", want, out)
 			}
 		}
 	}
-	out := must("get", "crd", "-o", "name")
+	out := admin.Must(t, "get", "crd", "-o", "name")
 	for _, crd := range []string{"repositories.stash.dev", "backupconfigurations.stash.dev", "backupsessions.stash.dev", "restoresessions.stash.dev", "appbindings.appcatalog.appscode.com"} {
 		if !strings.Contains(out, crd) {
 			t.Errorf("CRD %s not installed:\n%s", crd, out)
 		}
 	}
-	out = must("get", "validatingwebhookconfiguration", "stash-webhook", "-o", "jsonpath={.webhooks[0].clientConfig.url}")
+	out = admin.Must(t, "get", "validatingwebhookconfiguration", "stash-webhook", "-o", "jsonpath={.webhooks[0].clientConfig.url}")
 	if !strings.HasPrefix(out, url+"/validate-stash-dev-v1alpha1-") {
 		t.Errorf("webhook url %q", out)
 	}
-	out = must("-n", "stash-system", "get", "deployment", "stash-webhook", "-o", "jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].args}")
+	out = admin.Must(t, "-n", "stash-system", "get", "deployment", "stash-webhook", "-o", "jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].args}")
 	if !strings.Contains(out, "reg.example/stash-webhook:v9") || !strings.Contains(out, "--runner-image=reg.example/stash-runner:v9") {
 		t.Errorf("deployment: %s", out)
 	}
@@ -59,42 +54,41 @@ func TestInstallStatusUninstall(t *testing.T) {
 	// status: the webhook answers (through the URL), the CRDs are there, and the
 	// Deployment never becomes ready because nothing runs pods here.
 	var statusOut string
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		statusOut, _ = kubectlAs(t, kc, "stash", "status")
-		if regexpMatch(statusOut, `webhook\s+ok`) || time.Now().After(deadline) {
-			break
+	testproc.Eventually(t, 20*time.Second, "kubectl stash status shows the webhook ok", func() error {
+		statusOut, _ = admin.Try(t, "stash", "status")
+		if !regexpMatch(statusOut, `webhook\s+ok`) {
+			return fmt.Errorf("status:\n%s", statusOut)
 		}
-	}
+		return nil
+	})
 	for _, want := range []string{`webhook\s+ok\s+admission dry run`, `controller\s+FAIL\s+0/2 replicas ready`, `crd repositories.stash.dev\s+ok\s+served v1alpha1, stored v1alpha1`} {
 		if !regexpMatch(statusOut, want) {
 			t.Errorf("status lacks %s:\n%s", want, statusOut)
 		}
 	}
-	if _, err := kubectlAs(t, kc, "stash", "status"); exitCode(err) != 1 {
+	if _, err := admin.Try(t, "stash", "status"); exitCode(err) != 1 {
 		t.Errorf("status with a controller that is not ready: exit %v, want 1", err)
 	}
 
-	out = must("stash", "uninstall")
+	out = admin.Must(t, "stash", "uninstall")
 	if !strings.Contains(out, "validatingwebhookconfiguration/stash-webhook deleted") || !strings.Contains(out, "customresourcedefinition/repositories.stash.dev deleted") {
 		t.Errorf("uninstall:\n%s", out)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		out = must("get", "crd,validatingwebhookconfiguration,mutatingwebhookconfiguration", "-o", "name")
-		if !strings.Contains(out, "stash") {
-			break
+	testproc.Eventually(t, 30*time.Second, "the stash CRDs and webhook configurations are gone after uninstall", func() error {
+		out = admin.Must(t, "get", "crd,validatingwebhookconfiguration,mutatingwebhookconfiguration", "-o", "name")
+		if strings.Contains(out, "stash") {
+			return fmt.Errorf("still there:\n%s", out)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still there after uninstall:\n%s", out)
-		}
-	}
+		return nil
+	})
 	if !strings.Contains(out, "appbindings.appcatalog.appscode.com") {
 		t.Errorf("uninstall removed the AppBinding CRD, which KubeDB may own:\n%s", out)
 	}
-	out, err := kubectlAs(t, kc, "stash", "backup", "trigger", "nightly")
+	out, err := admin.Try(t, "stash", "backup", "trigger", "nightly")
 	if exitCode(err) != 1 || strings.TrimSpace(out) != "error: the server has no backupconfigurations resource: the stash.dev CRDs are not installed (see: kubectl stash install)" {
 		t.Errorf("trigger without CRDs: %v\n%s", err, out)
 	}
-	if out := must("stash", "uninstall"); strings.Contains(out, "deleted") {
+	if out := admin.Must(t, "stash", "uninstall"); strings.Contains(out, "deleted") {
 		t.Errorf("second uninstall deleted something:\n%s", out)
 	}
 }

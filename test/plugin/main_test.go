@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,10 +17,13 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"stash.dev/redis/test/clustertest"
+	"stash.dev/redis/test/testproc"
 )
 
 var (
-	cluster   *clustertest.Cluster
+	cluster *clustertest.Cluster
+	// kubectl is the real kubectl as the cluster's admin, with our kubectl-stash on PATH.
+	kubectl   testproc.Kubectl
 	pluginDir string
 	tmpDir    string
 	root      = clustertest.RootDir()
@@ -48,6 +50,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer cluster.Stop()
+	kubectl = cluster.AdminKubectl(pluginDir)
+	kubectl.Timeout = 60 * time.Second
 	ctx := context.Background()
 	if err := cluster.CreateNamespace(ctx, "demo", nil); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -58,38 +62,6 @@ func run(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
-}
-
-// kubectl runs `kubectl ARGS` with our plugin on PATH and returns stdout and stderr together.
-func kubectl(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	return kubectlAs(t, "", args...)
-}
-
-// kubectlAs runs kubectl with another kubeconfig ("" for the admin's).
-func kubectlAs(t *testing.T, kubeconfig string, args ...string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd, err := cluster.KubectlCommand(ctx, pluginDir, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if kubeconfig != "" {
-		cmd.Env = append(cmd.Env, "KUBECONFIG="+kubeconfig) // the last value wins
-	}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-// mustKubectl fails the test when kubectl fails.
-func mustKubectl(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := kubectl(t, args...)
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
 }
 
 // addUser writes a kubeconfig for a user with the given groups and returns its path.

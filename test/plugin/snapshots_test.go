@@ -55,26 +55,26 @@ func TestSnapshotsListCheckDelete(t *testing.T) {
 
 	pw := dir + ".pw"
 	writeFile(t, pw, password+"\n")
-	mustKubectl(t, "stash", "create", "secret", "storage", "local-secret", "-n", "demo", "--password-file", pw)
-	mustKubectl(t, "stash", "create", "repository", "local-repo", "-n", "demo", "--provider", "local", "--host-path", dir, "--mount-path", "/repo", "--secret", "local-secret")
+	kubectl.Must(t, "stash", "create", "secret", "storage", "local-secret", "-n", "demo", "--password-file", pw)
+	kubectl.Must(t, "stash", "create", "repository", "local-repo", "-n", "demo", "--provider", "local", "--host-path", dir, "--mount-path", "/repo", "--secret", "local-secret")
 
-	out := mustKubectl(t, "stash", "snapshots", "list", "local-repo", "-n", "demo")
+	out := kubectl.Must(t, "stash", "snapshots", "list", "local-repo", "-n", "demo")
 	if !strings.Contains(out, older) || !strings.Contains(out, newer) || strings.Index(out, newer) > strings.Index(out, older) {
 		t.Errorf("snapshots list (newest first):\n%s", out)
 	}
-	out = mustKubectl(t, "stash", "check", "local-repo", "-n", "demo", "--read-data")
+	out = kubectl.Must(t, "stash", "check", "local-repo", "-n", "demo", "--read-data")
 	if !strings.Contains(out, "repository local-repo is healthy: 2 snapshots (manifests and all data verified)") {
 		t.Errorf("check:\n%s", out)
 	}
-	out = mustKubectl(t, "stash", "snapshot", "delete", "local-repo", older, "-n", "demo")
+	out = kubectl.Must(t, "stash", "snapshot", "delete", "local-repo", older, "-n", "demo")
 	if !strings.Contains(out, "snapshot "+older+" deleted") {
 		t.Errorf("delete:\n%s", out)
 	}
-	out = mustKubectl(t, "stash", "snapshots", "list", "local-repo", "-n", "demo", "-o", "json")
+	out = kubectl.Must(t, "stash", "snapshots", "list", "local-repo", "-n", "demo", "-o", "json")
 	if strings.Contains(out, older) || !strings.Contains(out, newer) {
 		t.Errorf("after delete:\n%s", out)
 	}
-	out, err := kubectl(t, "stash", "snapshot", "delete", "local-repo", older, "-n", "demo")
+	out, err := kubectl.Try(t, "stash", "snapshot", "delete", "local-repo", older, "-n", "demo")
 	if err == nil || !strings.Contains(out, `snapshot "`+older+`" not found in repository "local-repo" (see: kubectl stash snapshots list local-repo -n demo)`) {
 		t.Errorf("deleting twice: %v\n%s", err, out)
 	}
@@ -87,13 +87,13 @@ func TestSnapshotsListGCS(t *testing.T) {
 	id := writeSnapshot(t, "gs://"+gcs.Bucket+"/team/redis", "gcs-password", time.Now(), gcs.Env())
 	pw := filepath.Join(t.TempDir(), "pw")
 	writeFile(t, pw, "gcs-password")
-	mustKubectl(t, "stash", "create", "secret", "storage", "emulated-gcs", "-n", "demo", "--password-file", pw, "--storage-emulator-host", gcs.Host)
-	mustKubectl(t, "stash", "create", "repository", "emulated-gcs", "-n", "demo", "--provider", "gcs", "--bucket", gcs.Bucket, "--prefix", "/team/redis/", "--secret", "emulated-gcs")
-	out := mustKubectl(t, "stash", "snapshots", "list", "emulated-gcs", "-n", "demo")
+	kubectl.Must(t, "stash", "create", "secret", "storage", "emulated-gcs", "-n", "demo", "--password-file", pw, "--storage-emulator-host", gcs.Host)
+	kubectl.Must(t, "stash", "create", "repository", "emulated-gcs", "-n", "demo", "--provider", "gcs", "--bucket", gcs.Bucket, "--prefix", "/team/redis/", "--secret", "emulated-gcs")
+	out := kubectl.Must(t, "stash", "snapshots", "list", "emulated-gcs", "-n", "demo")
 	if !regexpMatch(out, id+`\s+\S+\s+1\s+0\s+`) {
 		t.Errorf("snapshots list:\n%s", out)
 	}
-	out = mustKubectl(t, "stash", "check", "emulated-gcs", "-n", "demo")
+	out = kubectl.Must(t, "stash", "check", "emulated-gcs", "-n", "demo")
 	if !strings.Contains(out, "healthy: 1 snapshots") {
 		t.Errorf("check:\n%s", out)
 	}
