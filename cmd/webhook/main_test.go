@@ -3,9 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +24,7 @@ import (
 
 	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/test/clustertest"
+	"stash.dev/redis/test/testproc"
 	stashwebhook "stash.dev/redis/webhook"
 )
 
@@ -70,12 +71,10 @@ func TestSelfManagedCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	installWebhooks(ctx, t, c, filepath.Join(root, "config", "deploy", "webhook.yaml"), fmt.Sprintf("https://localhost:%d", port))
 
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
@@ -91,25 +90,22 @@ func TestSelfManagedCertificates(t *testing.T) {
 	bad := &v1alpha1.BackupConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: "demo"}, Spec: v1alpha1.BackupConfigurationSpec{
 		Schedule: "every day", Repository: v1alpha1.RepositoryRef{Name: "r"}, Target: v1alpha1.Target{Ref: &v1alpha1.TargetRef{Name: "x"}},
 	}}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := c.Create(ctx, bad.DeepCopy())
-		if err != nil && strings.Contains(err.Error(), `spec.schedule: Invalid value: "every day": not a valid cron expression`) {
-			break
-		}
+	testproc.Eventually(t, 60*time.Second, "the webhook denies the invalid object", func() error {
 		select {
 		case rerr := <-done:
-			t.Fatalf("stash-webhook exited: %v", rerr)
+			return testproc.Abort(fmt.Errorf("stash-webhook exited: %v", rerr))
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the webhook never denied the invalid object; last result: %v", err)
+		err := c.Create(ctx, bad.DeepCopy())
+		if err != nil && strings.Contains(err.Error(), `spec.schedule: Invalid value: "every day": not a valid cron expression`) {
+			return nil
 		}
 		if err == nil {
 			_ = c.Delete(ctx, bad)
+			return errors.New("it admitted it")
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return err
+	})
 	// The mutating webhook answers too, with the same certificate.
 	repo := &v1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "demo"}, Spec: v1alpha1.RepositorySpec{Backend: v1alpha1.Backend{
 		StorageSecretName: "s", GCS: &v1alpha1.GCSSpec{Bucket: "stash-backups", Prefix: "/x/"}}}}

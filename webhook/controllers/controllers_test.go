@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ import (
 
 	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/test/clustertest"
+	"stash.dev/redis/test/testproc"
 	"stash.dev/redis/webhook/controllers"
 	"stash.dev/redis/webhook/jobs"
 )
@@ -44,13 +46,12 @@ const (
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testproc.FreePort()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	metricsAddr = l.Addr().String()
-	l.Close()
+	metricsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cluster, err = clustertest.StartWith(clustertest.Options{
 		MetricsAddr:       metricsAddr,
 		ControllerManager: []string{"garbage-collector-controller"},
@@ -121,18 +122,10 @@ func newSession(bc, name string) *v1alpha1.BackupSession {
 	return &v1alpha1.BackupSession{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: v1alpha1.BackupSessionSpec{Invoker: v1alpha1.BackupInvokerRef{Name: bc}}}
 }
 
-// eventually polls f until it returns nil or the time is up.
-func eventually(t *testing.T, what string, f func() error) {
+// eventually waits as long as a controller here may take to act (testproc.Eventually).
+func eventually(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: %v", what, err)
+	testproc.Eventually(t, 30*time.Second, what, cond)
 }
 
 func get(ctx context.Context, name string, obj client.Object) error {
