@@ -109,7 +109,7 @@ func (o *BackupTriggerOptions) Run(ctx context.Context) error {
 	if err := k.get(ctx, v1alpha1.KindBackupConfiguration, o.name, &bc); err != nil {
 		return k.explain(err, v1alpha1.KindBackupConfiguration, o.name, backupListHint(k.namespace))
 	}
-	s := buildBackupSession(&bc)
+	s := v1alpha1.NewBackupSession(&bc)
 	var created v1alpha1.BackupSession
 	if err := k.create(ctx, v1alpha1.KindBackupSession, s, &created); err != nil {
 		return k.explain(err, v1alpha1.KindBackupSession, "", backupListHint(k.namespace))
@@ -132,25 +132,6 @@ func (o *BackupTriggerOptions) Run(ctx context.Context) error {
 			return backupState(&s), nil
 		},
 	})
-}
-
-// buildBackupSession returns the session that runs bc once, made the way its CronJob makes it.
-func buildBackupSession(bc *v1alpha1.BackupConfiguration) *v1alpha1.BackupSession {
-	return &v1alpha1.BackupSession{
-		TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindBackupSession},
-		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: bc.Name + "-",
-			Namespace:    bc.Namespace,
-			Labels:       map[string]string{v1alpha1.LabelInvokerKind: v1alpha1.KindBackupConfiguration, v1alpha1.LabelInvokerName: bc.Name},
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindBackupConfiguration,
-				Name: bc.Name, UID: bc.UID, // an owner, not a controller, as stash-runner trigger sets it
-			}},
-		},
-		Spec: v1alpha1.BackupSessionSpec{Invoker: v1alpha1.BackupInvokerRef{
-			APIGroup: v1alpha1.GroupVersion.Group, Kind: v1alpha1.KindBackupConfiguration, Name: bc.Name,
-		}},
-	}
 }
 
 // BackupPauseOptions pauses or resumes the schedule of a BackupConfiguration.
@@ -446,9 +427,9 @@ func describeTarget(t v1alpha1.Target) string {
 
 func describeRetention(rp *v1alpha1.RetentionPolicy) string {
 	var parts []string
-	for i, v := range []*int32{rp.KeepLast, rp.KeepHourly, rp.KeepDaily, rp.KeepWeekly, rp.KeepMonthly, rp.KeepYearly} {
-		if v != nil {
-			parts = append(parts, fmt.Sprintf("keep-%s=%d", keepNames[i], *v))
+	for _, r := range rp.Rules() {
+		if v := r.Value(); v != nil {
+			parts = append(parts, fmt.Sprintf("%s=%d", r.Flag, *v))
 		}
 	}
 	if rp.Prune {

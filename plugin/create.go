@@ -87,15 +87,7 @@ taken from a flag's value and never printed: -o yaml shows them as <redacted>.`,
 		Example: `  RESTIC_PASSWORD=... AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... kubectl stash create secret storage s3-secret --from-env -n db
   kubectl stash create secret storage gcs-secret --password-file pw.txt --google-project-id my-proj --google-service-account-key-file sa.json -n db`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(o),
 	}
 	o.addFlags(cmd)
 	f := cmd.Flags()
@@ -249,15 +241,7 @@ func NewCmdCreateRepository(getter genericclioptions.RESTClientGetter, streams g
   kubectl stash create repository minio --provider s3 --endpoint https://minio:9000 --bucket backups --secret s3-secret -n db
   kubectl stash create repository nfs --provider local --pvc backups --mount-path /repo --secret repo-secret -n db -o yaml`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(o),
 	}
 	o.addFlags(cmd)
 	f := cmd.Flags()
@@ -281,12 +265,7 @@ func NewCmdCreateRepository(getter genericclioptions.RESTClientGetter, streams g
 
 // Complete reads the name and namespace.
 func (o *CreateRepositoryOptions) Complete(_ *cobra.Command, args []string) error {
-	o.spec.name = args[0]
-	if err := o.complete(); err != nil {
-		return err
-	}
-	o.spec.namespace = o.namespace()
-	return nil
+	return o.completeNamed(args, &o.spec.name, &o.spec.namespace)
 }
 
 // Validate checks the flags that the API cannot (it validates the rest).
@@ -374,7 +353,16 @@ func (t *targetFlags) addFlags(cmd *cobra.Command, databasesHelp string) {
 	if databasesHelp != "" {
 		f.Int32SliceVar(&t.databases, "databases", nil, databasesHelp)
 	}
-	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{"standalone", "cluster", "sentinel"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions(modeNames(), cobra.ShellCompDirectiveNoFileComp))
+}
+
+// modeNames are the API's Redis modes, for completion.
+func modeNames() []string {
+	names := make([]string, len(v1alpha1.RedisModes))
+	for i, m := range v1alpha1.RedisModes {
+		names[i] = string(m)
+	}
+	return names
 }
 
 // build returns the Target; the API validates the values.
@@ -424,14 +412,12 @@ type backupConfigFlags struct {
 	target          targetFlags
 	repo, repoNS    string
 	schedule        string
-	keep            [6]int32 // last, hourly, daily, weekly, monthly, yearly
+	keep            []int32 // one per rule of v1alpha1.RetentionPolicy.Rules, in its order
 	prune           bool
 	paused          bool
 	timeout         string
 	historyLimit    int32
 }
-
-var keepNames = [6]string{"last", "hourly", "daily", "weekly", "monthly", "yearly"}
 
 // NewCmdCreateBackupConfig returns `kubectl stash create backupconfig`.
 func NewCmdCreateBackupConfig(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams) *cobra.Command {
@@ -443,15 +429,7 @@ func NewCmdCreateBackupConfig(getter genericclioptions.RESTClientGetter, streams
 		Example: `  kubectl stash create backupconfig nightly --target-appbinding sample-redis --repo gcs-prod --schedule "0 2 * * *" --keep-last 7 -n db
   kubectl stash create backupconfig cache --redis-service redis:6379 --auth-secret redis-auth --repo gcs-prod --schedule "@hourly" --keep-hourly 24 -n db -o yaml`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(o),
 	}
 	o.addFlags(cmd)
 	f := cmd.Flags()
@@ -459,8 +437,10 @@ func NewCmdCreateBackupConfig(getter genericclioptions.RESTClientGetter, streams
 	f.StringVar(&o.spec.repo, "repo", "", "Repository to back up into")
 	f.StringVar(&o.spec.repoNS, "repo-namespace", "", "namespace of the Repository (default: the BackupConfiguration's)")
 	f.StringVar(&o.spec.schedule, "schedule", "", `cron schedule, e.g. "0 2 * * *" or "@daily"`)
-	for i, n := range keepNames {
-		f.Int32Var(&o.spec.keep[i], "keep-"+n, -1, fmt.Sprintf("retention: keep the newest snapshot of each of the last N %s", map[bool]string{true: "snapshots", false: n + " periods"}[n == "last"]))
+	rules := new(v1alpha1.RetentionPolicy).Rules()
+	o.spec.keep = make([]int32, len(rules))
+	for i, r := range rules {
+		f.Int32Var(&o.spec.keep[i], r.Flag, -1, "retention: "+r.Help)
 	}
 	f.BoolVar(&o.spec.prune, "prune", true, "retention: delete the snapshots that the keep-* rules do not keep")
 	f.BoolVar(&o.spec.paused, "paused", false, "create it paused (see: kubectl stash backup resume)")
@@ -471,12 +451,7 @@ func NewCmdCreateBackupConfig(getter genericclioptions.RESTClientGetter, streams
 
 // Complete reads the name and namespace.
 func (o *CreateBackupConfigOptions) Complete(_ *cobra.Command, args []string) error {
-	o.spec.name = args[0]
-	if err := o.complete(); err != nil {
-		return err
-	}
-	o.spec.namespace = o.namespace()
-	return nil
+	return o.completeNamed(args, &o.spec.name, &o.spec.namespace)
 }
 
 // Validate checks the flags; the API validates the values.
@@ -514,12 +489,11 @@ func buildBackupConfig(f backupConfigFlags) (*v1alpha1.BackupConfiguration, erro
 		},
 	}
 	var rp v1alpha1.RetentionPolicy
-	ptrs := [6]**int32{&rp.KeepLast, &rp.KeepHourly, &rp.KeepDaily, &rp.KeepWeekly, &rp.KeepMonthly, &rp.KeepYearly}
 	var parts []string
-	for i, v := range f.keep {
-		if v >= 0 {
-			*ptrs[i] = &v
-			parts = append(parts, fmt.Sprintf("keep-%s-%d", keepNames[i], v))
+	for i, r := range rp.Rules() {
+		if i < len(f.keep) && f.keep[i] >= 0 {
+			r.Set(f.keep[i])
+			parts = append(parts, fmt.Sprintf("%s-%d", r.Flag, f.keep[i]))
 		}
 	}
 	if len(parts) > 0 {
@@ -574,15 +548,7 @@ func NewCmdCreateRestoreSession(getter genericclioptions.RESTClientGetter, strea
 		Short:   "Create a RestoreSession: restore a snapshot into a Redis",
 		Example: `  kubectl stash create restoresession restore-1 --repo gcs-prod --snapshot latest --target-appbinding sample-redis -n db`,
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    runE(o),
 	}
 	o.addFlags(cmd)
 	o.spec.target.addFlags(cmd, "")
@@ -594,12 +560,7 @@ func NewCmdCreateRestoreSession(getter genericclioptions.RESTClientGetter, strea
 
 // Complete reads the name and namespace.
 func (o *CreateRestoreSessionOptions) Complete(_ *cobra.Command, args []string) error {
-	o.spec.name = args[0]
-	if err := o.complete(); err != nil {
-		return err
-	}
-	o.spec.namespace = o.namespace()
-	return nil
+	return o.completeNamed(args, &o.spec.name, &o.spec.namespace)
 }
 
 // Validate checks the flags; the API validates the values.

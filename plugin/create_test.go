@@ -177,9 +177,12 @@ func TestBuildRepository(t *testing.T) {
 }
 
 func TestBuildBackupConfig(t *testing.T) {
-	keep := func(vals ...int32) [6]int32 {
-		k := [6]int32{-1, -1, -1, -1, -1, -1}
-		copy(k[:], vals)
+	keep := func(vals ...int32) []int32 {
+		k := make([]int32, len(new(v1alpha1.RetentionPolicy).Rules()))
+		for i := range k {
+			k[i] = -1
+		}
+		copy(k, vals)
 		return k
 	}
 	i32 := func(v int32) *int32 { return &v }
@@ -222,27 +225,6 @@ func TestBuildBackupConfig(t *testing.T) {
 				t.Errorf("spec (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-func TestBuildBackupSession(t *testing.T) {
-	bc := &v1alpha1.BackupConfiguration{}
-	bc.Name, bc.Namespace, bc.UID = "nightly", "db", "uid-1"
-	s := buildBackupSession(bc)
-	if s.GenerateName != "nightly-" || s.Namespace != "db" || s.Name != "" {
-		t.Errorf("name: %q/%q generateName %q", s.Namespace, s.Name, s.GenerateName)
-	}
-	if diff := cmp.Diff(map[string]string{v1alpha1.LabelInvokerKind: "BackupConfiguration", v1alpha1.LabelInvokerName: "nightly"}, s.Labels); diff != "" {
-		t.Errorf("labels (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff(v1alpha1.BackupInvokerRef{APIGroup: "stash.dev", Kind: "BackupConfiguration", Name: "nightly"}, s.Spec.Invoker); diff != "" {
-		t.Errorf("invoker (-want +got):\n%s", diff)
-	}
-	if len(s.OwnerReferences) != 1 || s.OwnerReferences[0].UID != "uid-1" || s.OwnerReferences[0].Kind != "BackupConfiguration" {
-		t.Errorf("owner references: %+v", s.OwnerReferences)
-	}
-	if errs := s.Validate(); len(errs) > 0 {
-		t.Errorf("invalid: %v", errs)
 	}
 }
 

@@ -80,6 +80,17 @@ func (w *writeOptions) complete() error {
 	return err
 }
 
+// completeNamed is the Complete of the commands that create one named object: the name from
+// the only argument, then the output flags and the namespace.
+func (w *writeOptions) completeNamed(args []string, name, namespace *string) error {
+	*name = args[0]
+	if err := w.complete(); err != nil {
+		return err
+	}
+	*namespace = w.namespace()
+	return nil
+}
+
 // namespace is the namespace of the command: -n, or the kubeconfig context's.
 func (w *writeOptions) namespace() string { return w.ns }
 

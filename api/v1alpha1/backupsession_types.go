@@ -22,6 +22,26 @@ type BackupSession struct {
 	Status BackupSessionStatus `json:"status,omitempty"`
 }
 
+// NewBackupSession returns a session that runs bc once, the one way every BackupSession is
+// made: by the CronJob's tick (stash-runner trigger) and by `kubectl stash backup trigger`.
+// The API server names it (bc's name and a random suffix). bc is an owner, so deleting bc
+// deletes its sessions, but not the controller: nothing reconciles sessions through their
+// configuration. The invoker labels are those Default sets.
+func NewBackupSession(bc *BackupConfiguration) *BackupSession {
+	return &BackupSession{
+		TypeMeta: metav1.TypeMeta{APIVersion: GroupVersion.String(), Kind: KindBackupSession},
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: bc.Name + "-",
+			Namespace:    bc.Namespace,
+			Labels:       map[string]string{LabelInvokerKind: KindBackupConfiguration, LabelInvokerName: bc.Name},
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: GroupVersion.String(), Kind: KindBackupConfiguration, Name: bc.Name, UID: bc.UID,
+			}},
+		},
+		Spec: BackupSessionSpec{Invoker: BackupInvokerRef{APIGroup: GroupVersion.Group, Kind: KindBackupConfiguration, Name: bc.Name}},
+	}
+}
+
 // BackupSessionSpec names the BackupConfiguration this session runs. It cannot change.
 type BackupSessionSpec struct {
 	// Invoker is the BackupConfiguration that this session runs.

@@ -43,6 +43,9 @@ const (
 	RedisModeSentinel   RedisMode = "sentinel"
 )
 
+// RedisModes are the supported modes, for messages and shell completion.
+var RedisModes = []RedisMode{RedisModeStandalone, RedisModeCluster, RedisModeSentinel}
+
 // RedisTarget is a Redis endpoint given inline.
 type RedisTarget struct {
 	// Address is host:port, or a unix socket path starting with "/". Exactly one of Address

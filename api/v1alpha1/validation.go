@@ -275,26 +275,23 @@ func validateRepositoryRef(r *RepositoryRef, p *field.Path) field.ErrorList {
 
 func validateRetention(r *RetentionPolicy, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	rules := 0
-	for _, k := range []struct {
-		name string
-		v    *int32
-	}{
-		{"keepLast", r.KeepLast}, {"keepHourly", r.KeepHourly}, {"keepDaily", r.KeepDaily},
-		{"keepWeekly", r.KeepWeekly}, {"keepMonthly", r.KeepMonthly}, {"keepYearly", r.KeepYearly},
-	} {
-		if k.v == nil {
+	rules := r.Rules()
+	kept, names := 0, make([]string, len(rules))
+	for i, rule := range rules {
+		names[i] = rule.Field
+		v := rule.Value()
+		if v == nil {
 			continue
 		}
-		if *k.v < 0 {
-			errs = append(errs, field.Invalid(p.Child(k.name), *k.v, "must be greater than or equal to 0"))
-		} else if *k.v > 0 {
-			rules++
+		if *v < 0 {
+			errs = append(errs, field.Invalid(p.Child(rule.Field), *v, "must be greater than or equal to 0"))
+		} else if *v > 0 {
+			kept++
 		}
 	}
-	if rules == 0 && len(errs) == 0 {
+	if kept == 0 && len(errs) == 0 {
 		errs = append(errs, field.Required(p,
-			"must keep something: set at least one of keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly above 0 (a policy that keeps nothing would delete every snapshot)"))
+			"must keep something: set at least one of "+strings.Join(names, ", ")+" above 0 (a policy that keeps nothing would delete every snapshot)"))
 	}
 	return errs
 }
@@ -391,7 +388,7 @@ func (r *RedisTarget) validate(p *field.Path) field.ErrorList {
 			errs = append(errs, field.Required(p.Child("masterName"), "the Sentinel master set name (sentinel monitor <name> ...)"))
 		}
 	default:
-		errs = append(errs, field.NotSupported(p.Child("mode"), r.Mode, []RedisMode{RedisModeStandalone, RedisModeCluster, RedisModeSentinel}))
+		errs = append(errs, field.NotSupported(p.Child("mode"), r.Mode, RedisModes))
 	}
 	errs = append(errs, validateDatabases(r.Databases, p.Child("databases"))...)
 	if r.Mode == RedisModeCluster {

@@ -1,0 +1,37 @@
+package v1alpha1
+
+// RetentionRule is one keep-* rule of a RetentionPolicy. RetentionPolicy.Rules is the one
+// list of the rules: validation, the flags of `kubectl stash create backupconfig` and of
+// `stash-runner forget`, `kubectl stash backup describe` and the runner's forget all iterate
+// over it, so a new rule is added to the type and to Rules and nowhere else.
+//
+// +kubebuilder:object:generate=false
+type RetentionRule struct {
+	// Field is the rule's field in the API ("keepLast"), for field paths and messages.
+	Field string
+	// Flag is the rule's command-line flag in kubectl stash and stash-runner ("keep-last").
+	Flag string
+	// Help says what the rule keeps, for the flags' help.
+	Help string
+
+	value **int32 // the field of the policy Rules was called on
+}
+
+// Value is the rule's value in the policy; nil when the rule is not set.
+func (r RetentionRule) Value() *int32 { return *r.value }
+
+// Set sets the rule's value in the policy that Rules was called on.
+func (r RetentionRule) Set(n int32) { *r.value = &n }
+
+// Rules lists the policy's keep-* rules, always all six and in this order: last, hourly,
+// daily, weekly, monthly, yearly. Each reads and writes the policy's own field.
+func (p *RetentionPolicy) Rules() []RetentionRule {
+	return []RetentionRule{
+		{Field: "keepLast", Flag: "keep-last", Help: "keep the newest N snapshots", value: &p.KeepLast},
+		{Field: "keepHourly", Flag: "keep-hourly", Help: "keep the newest snapshot of each of the last N hours that have one", value: &p.KeepHourly},
+		{Field: "keepDaily", Flag: "keep-daily", Help: "keep the newest snapshot of each of the last N days that have one", value: &p.KeepDaily},
+		{Field: "keepWeekly", Flag: "keep-weekly", Help: "keep the newest snapshot of each of the last N weeks that have one", value: &p.KeepWeekly},
+		{Field: "keepMonthly", Flag: "keep-monthly", Help: "keep the newest snapshot of each of the last N months that have one", value: &p.KeepMonthly},
+		{Field: "keepYearly", Flag: "keep-yearly", Help: "keep the newest snapshot of each of the last N years that have one", value: &p.KeepYearly},
+	}
+}
