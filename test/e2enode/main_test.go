@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"stash.dev/redis/test/realnode"
-	"stash.dev/redis/test/testproc"
 )
 
 var (
@@ -177,24 +176,10 @@ func install(ctx context.Context, work string) error {
 	return waitWebhook(ctx, filepath.Join(work, "probe.yaml"))
 }
 
-// waitWebhook waits until the API server reaches the webhook through its Service (the
-// certificate is made and its CA injected): a valid object passes a server-side dry run.
+// waitWebhook waits until the API server reaches the webhook through its Service; probe's
+// directory receives the probe's manifest.
 func waitWebhook(ctx context.Context, probe string) error {
-	if err := os.WriteFile(probe, []byte(`apiVersion: stash.dev/v1alpha1
-kind: Repository
-metadata: {name: probe, namespace: default}
-spec:
-  backend: {storageSecretName: probe, gcs: {bucket: probe-bucket}}
-`), 0o644); err != nil {
-		return err
-	}
-	return testproc.Poll(2*time.Minute, "the webhook answers", func() error {
-		out, err := cluster.Kubectl(ctx, "apply", "--dry-run=server", "-f", probe)
-		if err != nil {
-			return fmt.Errorf("%w: %s", err, out)
-		}
-		return nil
-	})
+	return cluster.AdminKubectl().WaitForWebhook(ctx, filepath.Dir(probe), 2*time.Minute)
 }
 
 func dumpLogs(dir string) {

@@ -127,7 +127,7 @@ func Start(o Options) (*Cluster, error) {
 	}
 	webhookURL := "https://localhost:" + strconv.Itoa(port)
 	c.say("kubectl stash install --skip-deployment --webhook-url %s", webhookURL)
-	if out, err := c.Kubectl(ctx, "stash", "install", "--skip-deployment", "--webhook-url", webhookURL); err != nil {
+	if out, err := c.AdminKubectl().Run(ctx, "stash", "install", "--skip-deployment", "--webhook-url", webhookURL); err != nil {
 		return fail(fmt.Errorf("kubectl stash install: %w\n%s", err, out))
 	}
 	c.MetricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics)
@@ -139,8 +139,8 @@ func Start(o Options) (*Cluster, error) {
 		"--runner-image", "stash-runner"); err != nil {
 		return fail(err)
 	}
-	if err := c.waitForWebhook(ctx); err != nil {
-		return fail(err)
+	if err := c.AdminKubectl().WaitForWebhook(ctx, o.Dir, 90*time.Second); err != nil {
+		return fail(fmt.Errorf("%w (see %s)", err, filepath.Join(o.Dir, "stash-webhook.log")))
 	}
 	c.say("cluster ready: export KUBECONFIG=%s", c.Kubeconfig)
 	return c, nil
@@ -166,44 +166,9 @@ func (c *Cluster) startProcess(name, bin string, args ...string) error {
 	return nil
 }
 
-// waitForWebhook waits until the admission webhook answers (the certificate is made and
-// its CA injected) by sending a valid object through a server-side dry run.
-func (c *Cluster) waitForWebhook(ctx context.Context) error {
-	probe := filepath.Join(c.Dir, "probe.yaml")
-	if err := os.WriteFile(probe, []byte(`apiVersion: stash.dev/v1alpha1
-kind: Repository
-metadata: {name: probe, namespace: default}
-spec:
-  backend: {storageSecretName: probe, gcs: {bucket: probe-bucket}}
-`), 0o644); err != nil {
-		return err
-	}
-	err := testproc.Poll(90*time.Second, "the webhook answers", func() error {
-		out, err := c.Kubectl(ctx, "apply", "--dry-run=server", "-f", probe)
-		if err != nil {
-			return fmt.Errorf("%w: %s", err, out)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("%w (see %s)", err, filepath.Join(c.Dir, "stash-webhook.log"))
-	}
-	return nil
-}
-
 // AdminKubectl is the real kubectl as the cluster's admin, with BinDir first on PATH.
 func (c *Cluster) AdminKubectl() testproc.Kubectl {
 	return testproc.Kubectl{Kubeconfig: c.Kubeconfig, PluginDir: c.BinDir}
-}
-
-// Kubectl runs the real kubectl against the cluster with kubectl-stash on PATH.
-func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
-	return c.AdminKubectl().Run(ctx, args...)
-}
-
-// KubectlCommand returns the command Kubectl runs.
-func (c *Cluster) KubectlCommand(ctx context.Context, args ...string) *exec.Cmd {
-	return c.AdminKubectl().Command(ctx, args...)
 }
 
 // Metrics returns the controller's /metrics page.
@@ -224,16 +189,7 @@ func (c *Cluster) Stop() {
 		c.agentWG.Wait()
 	}
 	for i := len(c.procs) - 1; i >= 0; i-- {
-		p := c.procs[i]
-		_ = p.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = p.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = p.Process.Kill()
-			<-done
-		}
+		testproc.Interrupt(c.procs[i], 10*time.Second)
 	}
 	if c.env != nil {
 		_ = c.env.Stop()

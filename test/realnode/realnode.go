@@ -540,16 +540,7 @@ func (c *Cluster) startProcess(name, bin string, args ...string) error {
 // Stop stops everything Start started and removes what it created on the host.
 func (c *Cluster) Stop() {
 	for i := len(c.procs) - 1; i >= 0; i-- {
-		p := c.procs[i]
-		_ = p.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = p.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = p.Process.Kill()
-			<-done
-		}
+		testproc.Interrupt(c.procs[i], 10*time.Second)
 	}
 	if c.env != nil {
 		_ = c.env.Stop()

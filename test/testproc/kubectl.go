@@ -107,3 +107,25 @@ func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
+
+// WaitForWebhook waits until the API server reaches our admission webhook (its certificate
+// made and its CA injected): a valid Repository passes a server-side dry run. dir receives
+// the probe's manifest.
+func (k Kubectl) WaitForWebhook(ctx context.Context, dir string, timeout time.Duration) error {
+	probe := filepath.Join(dir, "webhook-probe.yaml")
+	if err := os.WriteFile(probe, []byte(`apiVersion: stash.dev/v1alpha1
+kind: Repository
+metadata: {name: probe, namespace: default}
+spec:
+  backend: {storageSecretName: probe, gcs: {bucket: probe-bucket}}
+`), 0o644); err != nil {
+		return err
+	}
+	return Poll(timeout, "the webhook answers", func() error {
+		out, err := k.Run(ctx, "apply", "--dry-run=server", "-f", probe)
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	})
+}

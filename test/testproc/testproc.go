@@ -111,3 +111,17 @@ func (p *Process) Kill() {
 		<-p.done
 	})
 }
+
+// Interrupt stops a process that the caller started and nobody waits for yet: SIGINT, so that
+// it can clean up, then SIGKILL after grace. It returns when the process has exited.
+func Interrupt(cmd *exec.Cmd, grace time.Duration) {
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
