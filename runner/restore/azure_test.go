@@ -5,36 +5,15 @@ import (
 	"strings"
 	"testing"
 
-	"stash.dev/redis/runner/backup"
-	"stash.dev/redis/runner/restore"
 	"stash.dev/redis/runner/store"
 	"stash.dev/redis/test/azuritetest"
-	"stash.dev/redis/test/redistest"
 )
 
 func TestRoundTripAzure(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	az := azuritetest.Start(t, "stash-test")
-	src := redistest.Start(t)
-	fill(t, src, 50_000)
-	r := openRepo(t, az.URL("redis/prod"), az.Env())
-	res, err := backup.Run(ctx, backup.Options{Redis: conn(t, src), Repository: r})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r2 := openRepo(t, az.URL("redis/prod"), az.Env())
-	dst := redistest.Start(t)
-	if _, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r2, Snapshot: res.SnapshotID}); err != nil {
-		t.Fatal(err)
-	}
-	if s, d := src.Digest(t), dst.Digest(t); s != d {
-		t.Fatalf("digest: source %s, restored %s", s, d)
-	}
-	other := openRepo(t, az.URL("redis/other"), az.Env())
-	if all, err := other.List(ctx); err != nil || len(all) != 0 {
-		t.Fatalf("other prefix lists %v, %v", all, err)
-	}
+	roundTripThrough(t, az, 50_000)
 
 	wrongKey := az.Env()
 	wrongKey["AZURE_ACCOUNT_KEY"] = "d3Jvbmc=" // valid base64, wrong key

@@ -19,6 +19,7 @@ import (
 	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/restore"
 	"stash.dev/redis/test/redistest"
+	"stash.dev/redis/test/testproc"
 )
 
 // fillCluster writes n keys of every type through the cluster client, a third with expiry, and
@@ -56,6 +57,16 @@ func fillCluster(t *testing.T, c *redistest.Cluster, n int) {
 	if _, err := p.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// nodeID is the cluster node ID of s.
+func nodeID(t *testing.T, s *redistest.Server) string {
+	t.Helper()
+	id, err := s.Client.Do(context.Background(), "CLUSTER", "MYID").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 func nodeConn(t *testing.T, s *redistest.Server) redisconn.Options {
@@ -346,17 +357,10 @@ func TestClusterRestoreDuringMigration(t *testing.T) {
 	if from == nil {
 		t.Fatal("no owner found for the slot")
 	}
-	id := func(s *redistest.Server) string {
-		v, err := s.Client.Do(ctx, "CLUSTER", "MYID").Text()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	if err := to.Client.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", id(from)).Err(); err != nil {
+	if err := to.Client.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", nodeID(t, from)).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := from.Client.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", id(to)).Err(); err != nil {
+	if err := from.Client.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", nodeID(t, to)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	res, err := restore.Run(ctx, restore.Options{Redis: nodeConn(t, dst.Masters[0]), Repository: r})
@@ -370,7 +374,7 @@ func TestClusterRestoreDuringMigration(t *testing.T) {
 		t.Errorf("the importing node holds %d keys of the migrating slot, want 2000 (ASK not followed?)", n)
 	}
 	for _, m := range dst.Masters { // finish the migration so that every key can be read
-		if err := m.Client.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", id(to)).Err(); err != nil {
+		if err := m.Client.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", nodeID(t, to)).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -400,23 +404,13 @@ func TestClusterReshardDuringBackup(t *testing.T) {
 			from, to = m, src.Masters[(i+1)%len(src.Masters)]
 		}
 	}
-	id := func(s *redistest.Server) string {
-		v, err := s.Client.Do(ctx, "CLUSTER", "MYID").Text()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
 	r := openRepo(t, "file://"+t.TempDir(), nil)
 	pc := &progress.Counter{}
-	moved := make(chan error, 1)
-	go func() {
-		for pc.Keys.Load() < 1000 {
-			time.Sleep(time.Millisecond)
-		}
-		err := to.Client.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", id(from)).Err()
+	fromID, toID := nodeID(t, from), nodeID(t, to)
+	testproc.When(t, time.Minute, "the backup dumps 1000 keys", func() bool { return pc.Keys.Load() >= 1000 }, func() error {
+		err := to.Client.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromID).Err()
 		if err == nil {
-			err = from.Client.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", id(to)).Err()
+			err = from.Client.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", toID).Err()
 		}
 		if err == nil {
 			keys, _ := from.Client.ClusterGetKeysInSlot(ctx, slot, 250).Result()
@@ -426,12 +420,9 @@ func TestClusterReshardDuringBackup(t *testing.T) {
 			}
 			err = from.Client.Do(ctx, args...).Err()
 		}
-		moved <- err
-	}()
+		return err
+	})
 	_, err := backup.Run(ctx, backup.Options{Redis: nodeConn(t, src.Masters[0]), Repository: r, ScanCount: 50, Workers: 1, Progress: pc})
-	if merr := <-moved; merr != nil {
-		t.Fatal(merr)
-	}
 	if err == nil || !strings.Contains(err.Error(), "run the backup again") {
 		t.Fatalf("backup during a resharding: %v, want an error asking to run it again", err)
 	}

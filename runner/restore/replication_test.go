@@ -3,6 +3,7 @@ package restore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"stash.dev/redis/runner/replication"
 	"stash.dev/redis/runner/restore"
 	"stash.dev/redis/test/redistest"
+	"stash.dev/redis/test/testproc"
 )
 
 // TestReplicationFallsBack: a target that refuses REPLICAOF is restored with RESTORE commands
@@ -117,23 +119,18 @@ func TestReplicationCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pc := &progress.Counter{}
-	go func() {
-		for pc.Keys.Load() < 100 {
-			time.Sleep(time.Millisecond)
-		}
-		cancel()
-	}()
+	testproc.When(t, time.Minute, "the target has loaded 100 keys", func() bool { return pc.Keys.Load() >= 100 },
+		func() error { cancel(); return nil })
 	_, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Method: restore.MethodReplication, Progress: pc})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled restore: %v", err)
 	}
 	// The target may need a moment to drop what it received.
-	deadline := time.Now().Add(10 * time.Second)
-	for dst.Client.DBSize(context.Background()).Val() != 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n := dst.Client.DBSize(context.Background()).Val(); n != 0 {
-		t.Fatalf("cancelled restore left %d keys", n)
-	}
+	testproc.Eventually(t, 10*time.Second, "the cancelled restore leaves no keys", func() error {
+		if n, err := dst.Client.DBSize(context.Background()).Result(); err != nil || n != 0 {
+			return fmt.Errorf("%d keys (%v)", n, err)
+		}
+		return nil
+	})
 	assertPromoted(t, dst, "", "disabled")
 }

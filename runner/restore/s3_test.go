@@ -2,16 +2,10 @@ package restore_test
 
 import (
 	"context"
-	"crypto/rand"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"stash.dev/redis/runner/backup"
-	"stash.dev/redis/runner/progress"
-	"stash.dev/redis/runner/restore"
 	"stash.dev/redis/runner/store"
 	"stash.dev/redis/test/miniotest"
 	"stash.dev/redis/test/redistest"
@@ -21,25 +15,7 @@ func TestRoundTripS3(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s3 := miniotest.Start(t, "stash-test")
-	src := redistest.Start(t)
-	fill(t, src, 100_000)
-	r := openRepo(t, s3.URL("redis/prod"), s3.Env())
-	res, err := backup.Run(ctx, backup.Options{Redis: conn(t, src), Repository: r})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r2 := openRepo(t, s3.URL("redis/prod"), s3.Env())
-	dst := redistest.Start(t)
-	if _, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r2, Snapshot: res.SnapshotID}); err != nil {
-		t.Fatal(err)
-	}
-	if s, d := src.Digest(t), dst.Digest(t); s != d {
-		t.Fatalf("digest: source %s, restored %s", s, d)
-	}
-	other := openRepo(t, s3.URL("redis/other"), s3.Env())
-	if all, err := other.List(ctx); err != nil || len(all) != 0 {
-		t.Fatalf("other prefix lists %v, %v", all, err)
-	}
+	roundTripThrough(t, s3, 100_000)
 
 	tests := []struct {
 		name, url string
@@ -64,39 +40,6 @@ func TestRoundTripS3(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestS3KilledMidUpload(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s3 := miniotest.Start(t, "stash-fail")
-	src := redistest.Start(t)
-	p := src.Client.Pipeline()
-	for i := range 2000 {
-		v := make([]byte, 20000)
-		rand.Read(v)
-		p.Set(ctx, "rnd:"+strconv.Itoa(i), v, 0)
-	}
-	if _, err := p.Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r := openRepo(t, s3.URL("fail"), s3.Env())
-	pc := &progress.Counter{}
-	go func() {
-		for pc.Bytes.Load() < 20<<20 {
-			time.Sleep(time.Millisecond)
-		}
-		s3.Kill()
-	}()
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	_, err := backup.Run(cctx, backup.Options{Redis: conn(t, src), Repository: r, Progress: pc})
-	if err == nil {
-		t.Fatal("backup succeeded although storage was killed")
-	}
-	t.Logf("backup error: %v", err)
-	s3.Restart(t)
-	assertNoSnapshot(t, openRepo(t, s3.URL("fail"), s3.Env()))
 }
 
 // TestS3TLS: a private CA is trusted through CA_CERT_DATA, an unknown one fails, and

@@ -2,6 +2,7 @@ package restore_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/restore"
 	"stash.dev/redis/test/redistest"
+	"stash.dev/redis/test/testproc"
 )
 
 // TestSentinel backs up through Sentinel, from the master and from the replica, fails over, and
@@ -55,19 +57,16 @@ func TestSentinel(t *testing.T) {
 	if err := sen.Sentinel.Failover(ctx, "mymaster").Err(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testproc.Eventually(t, 30*time.Second, "failover to "+replica.Addr, func() error {
 		hp, err := sen.Sentinel.GetMasterAddrByName(ctx, "mymaster").Result()
-		if err == nil && len(hp) == 2 && strings.HasSuffix(replica.Addr, ":"+hp[1]) {
-			if role, _ := replica.Client.Do(ctx, "ROLE").Slice(); len(role) > 0 && role[0] == "master" {
-				break
-			}
+		if err != nil || len(hp) != 2 || !strings.HasSuffix(replica.Addr, ":"+hp[1]) {
+			return fmt.Errorf("the sentinel names %v (%v)", hp, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no failover to %s: %v %v", replica.Addr, hp, err)
+		if role, err := replica.Client.Do(ctx, "ROLE").Slice(); err != nil || len(role) == 0 || role[0] != "master" {
+			return fmt.Errorf("%s has role %v (%v)", replica.Addr, role, err)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	if got := backupVia(false); got != replica.Addr {
 		t.Errorf("after the failover the backup read %s, want the new master %s", got, replica.Addr)
 	}

@@ -1,4 +1,4 @@
-package restore_test
+package backup_test
 
 import (
 	"context"
