@@ -9,8 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"stash.dev/redis/runner/dump"
 	"stash.dev/redis/runner/progress"
 	"stash.dev/redis/runner/redisconn"
@@ -74,12 +72,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
-	var client *redis.Client
-	var info redisconn.ServerInfo
-	var err error
-	if opts.Redis, client, info, err = redisconn.Connect(ctx, opts.Redis, opts.Sentinel, opts.ReadFromReplica, opts.Mode); err != nil {
+	node, err := redisconn.Connect(ctx, redisconn.ConnectOptions{Redis: opts.Redis, Sentinel: opts.Sentinel, Replica: opts.ReadFromReplica, Mode: opts.Mode})
+	if err != nil {
 		return Result{}, err
 	}
+	opts.Redis = node.Redis
+	client, info := node.Client, node.Info
 	defer client.Close()
 	var plan *clusterPlan
 	if info.Mode == "cluster" {

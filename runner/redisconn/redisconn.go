@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -50,8 +51,10 @@ type Options struct {
 	Addr     string
 	Username string
 	Password string
-	// DB is the database selected by the URL path; the runner selects databases itself.
-	DB int
+	// DB is the database the URL names (redis://host:port/N, unix:///path?db=N); DBInURL says
+	// that it named one. The runner selects databases itself: the CLI turns it into --databases N.
+	DB      int
+	DBInURL bool
 	// TLS is nil for plain connections.
 	TLS *tls.Config
 	// ServerNameFixed says that TLS.ServerName was given explicitly; otherwise it is the host of
@@ -59,6 +62,11 @@ type Options struct {
 	ServerNameFixed bool
 	// DialTimeout bounds connecting and authenticating; 0 means 10 s.
 	DialTimeout time.Duration
+	// ReadTimeout bounds every wait for a reply: a control command's, and each read of a bulk
+	// transfer (while bytes keep arriving a transfer of any size goes on). A stalled server (a
+	// stopped process, a dead link without a reset) is then detected instead of hanging the
+	// runner. 0 means DefaultReadTimeout.
+	ReadTimeout time.Duration
 	// ReadOnly sends READONLY after connecting, so that a cluster replica serves reads of its
 	// master's keys instead of redirecting them.
 	ReadOnly bool
@@ -71,26 +79,69 @@ type TLSOptions struct {
 	InsecureSkipVerify bool
 }
 
+// DefaultReadTimeout is how long the runner waits for a reply before it calls the server
+// stalled. It is long because Redis is single-threaded: a DUMP or RESTORE of a huge key, or a
+// FLUSHDB of a big database, keeps the server silent for as long as it runs. Redis' own
+// repl-timeout is 60 s.
+const DefaultReadTimeout = 2 * time.Minute
+
 // ParseURL parses redis://[user:pass@]host:port[/db], rediss://... (TLS) and unix:///path[?db=N].
 // userPassInURL reports whether the URL carried a password, so the caller can warn that it is
-// visible in the process arguments.
+// visible in the process arguments. Errors never contain the URL's user information: a URL that
+// does not parse is shown with it replaced by "redacted".
 func ParseURL(raw string) (o Options, passwordInURL bool, err error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return Options{}, false, fmt.Errorf("parse redis url: %w", err)
+		return Options{}, false, parseError(raw)
 	}
 	if u.User != nil {
 		_, passwordInURL = u.User.Password()
 	}
+	switch u.Scheme {
+	case "redis", "rediss", "unix":
+	default:
+		// Without "://" the scheme may be a user name ("alice:pass@host"): it is not repeated.
+		return Options{}, false, fmt.Errorf("parse redis url %s: it must start with redis://, rediss:// or unix://", RedactURL(raw))
+	}
 	ro, err := redis.ParseURL(raw)
 	if err != nil {
-		return Options{}, false, fmt.Errorf("parse redis url: %w", err)
+		// go-redis' own errors name the path or the query, never the user information.
+		return Options{}, false, fmt.Errorf("parse redis url %s: %w", RedactURL(raw), err)
 	}
 	o = Options{Network: ro.Network, Addr: ro.Addr, Username: ro.Username, Password: ro.Password, DB: ro.DB}
+	o.DBInURL = strings.Trim(u.Path, "/") != "" && u.Scheme != "unix" || u.Query().Has("db")
 	if u.Scheme == "rediss" {
 		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
 	}
 	return o, passwordInURL, nil
+}
+
+// parseError explains why raw is not a URL without repeating its user information: url.Parse's
+// error quotes the whole URL, and its reason can quote part of a password (an "invalid port"
+// after "user:pass" without "@", a bad escape inside the password).
+func parseError(raw string) error {
+	red := RedactURL(raw)
+	if _, err := url.Parse(red); err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("parse redis url %s: %w", red, err)
+	}
+	return fmt.Errorf("parse redis url %s: the user or password part is not valid in a URL (percent-encode special characters, or pass the password in $REDIS_PASSWORD)", red)
+}
+
+// RedactURL replaces everything between "scheme://" and the last "@" of raw with "redacted",
+// whether or not raw parses; it is for showing a URL that may carry credentials.
+func RedactURL(raw string) string {
+	rest, prefix := raw, ""
+	if i := strings.Index(raw, "://"); i >= 0 {
+		prefix, rest = raw[:i+3], raw[i+3:]
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		rest = "redacted" + rest[at:]
+	}
+	return prefix + rest
 }
 
 // WithAddr returns o pointed at another TCP address with the same credentials and TLS settings;
@@ -151,13 +202,124 @@ func (o Options) dialTimeout() time.Duration {
 	return 10 * time.Second
 }
 
-// Client returns a go-redis client for control commands (INFO, DBSIZE, FLUSHDB, ...).
+func (o Options) readTimeout() time.Duration {
+	if o.ReadTimeout > 0 {
+		return o.ReadTimeout
+	}
+	return DefaultReadTimeout
+}
+
+// Client returns a go-redis client for control commands (INFO, DBSIZE, FLUSHDB, ...). It dials
+// through the same path as Dial, so a rediss:// URL to a plain-text server fails the same way.
 func (o Options) Client(db int) *redis.Client {
 	return redis.NewClient(&redis.Options{
 		Network: o.Network, Addr: o.Addr, Username: o.Username, Password: o.Password, DB: db,
-		TLSConfig: o.TLS, DialTimeout: o.dialTimeout(), PoolSize: 2,
-		ReadTimeout: -1, WriteTimeout: -1, Protocol: 2, DisableIdentity: true,
+		Dialer: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return o.dialNet(ctx, false)
+		},
+		DialTimeout: o.dialTimeout(), PoolSize: 2,
+		ReadTimeout: o.readTimeout(), WriteTimeout: -1, Protocol: 2, DisableIdentity: true,
 	})
+}
+
+// dialNet connects and, for TLS, completes the handshake. With idleReads every Read of the
+// returned connection fails after ReadTimeout without a byte (go-redis sets its own deadlines).
+func (o Options) dialNet(ctx context.Context, idleReads bool) (net.Conn, error) {
+	d := net.Dialer{Timeout: o.dialTimeout(), KeepAlive: 30 * time.Second}
+	nc, err := d.DialContext(ctx, o.Network, o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect to redis %s: %w", o.Addr, err)
+	}
+	if idleReads {
+		nc = &idleConn{Conn: nc, timeout: o.readTimeout(), ctx: ctx}
+	}
+	if o.TLS == nil {
+		return nc, nil
+	}
+	tc := tls.Client(nc, o.TLS)
+	if err := o.handshake(ctx, tc); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("tls handshake with redis %s: %w", o.Addr, err)
+	}
+	return tc, nil
+}
+
+// plainProbeAfter is how long a TLS handshake may wait for the server's first reply before the
+// runner checks, on a second connection, whether the server speaks plain text.
+const plainProbeAfter = 300 * time.Millisecond
+
+// ErrPlainText is returned when a TLS connection was asked for and the server speaks plain RESP.
+var ErrPlainText = errors.New("the server answers in plain text, not TLS")
+
+// handshake runs the TLS handshake. A plain-text Redis reads a ClientHello as the start of an
+// inline command and never answers, so a handshake that has no answer after plainProbeAfter is
+// raced against a PING on a plain connection: a RESP reply to it ends the wait at once.
+func (o Options) handshake(ctx context.Context, tc *tls.Conn) error {
+	pctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	hctx, cancel := context.WithTimeout(pctx, o.dialTimeout())
+	defer cancel()
+	probe := time.AfterFunc(plainProbeAfter, func() {
+		if speaksPlainText(hctx, o) {
+			stop(ErrPlainText)
+		}
+	})
+	err := tc.HandshakeContext(hctx)
+	probe.Stop()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(context.Cause(pctx), ErrPlainText):
+		return fmt.Errorf("%w (use redis:// instead of rediss://, or point the URL at the server's TLS port)", ErrPlainText)
+	}
+	return ExplainTLS(err)
+}
+
+// speaksPlainText sends PING on a plain connection to the server and reports whether a RESP
+// reply (+PONG, or an error such as -NOAUTH) comes back. A TLS server answers with an alert
+// record or closes the connection instead.
+func speaksPlainText(ctx context.Context, o Options) bool {
+	d := net.Dialer{Timeout: o.dialTimeout()}
+	nc, err := d.DialContext(ctx, o.Network, o.Addr)
+	if err != nil {
+		return false
+	}
+	defer nc.Close()
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if _, err := io.WriteString(nc, "PING\r\n"); err != nil {
+		return false
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(nc, b[:]); err != nil {
+		return false
+	}
+	return b[0] == '+' || b[0] == '-'
+}
+
+// idleConn fails a Read that waits longer than timeout for its first byte. The deadline is set
+// at each Read, so time spent elsewhere (compressing, uploading) never counts, and a transfer
+// of any size goes on while bytes arrive.
+type idleConn struct {
+	net.Conn
+	timeout time.Duration
+	// ctx is the connection's context: once it is done, the deadline in the past that
+	// cancellation set must not be pushed into the future again.
+	ctx context.Context
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	if c.ctx.Err() != nil {
+		_ = c.Conn.SetReadDeadline(time.Unix(1, 0))
+	}
+	n, err := c.Conn.Read(p)
+	if err != nil && c.ctx.Err() == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, fmt.Errorf("no reply from redis %s in %s (the server or the link to it stalled): %w", c.RemoteAddr(), c.timeout, err)
+	}
+	return n, err
 }
 
 // Conn is a raw RESP connection used for pipelined bulk transfers.
@@ -172,22 +334,12 @@ type Conn struct {
 
 // Dial connects, authenticates and selects db. The connection is closed when ctx is cancelled,
 // which unblocks any read or write in progress.
+//
+// Every read waits at most ReadTimeout for a byte, so a stalled server fails the transfer.
 func (o Options) Dial(ctx context.Context, db int) (*Conn, error) {
-	d := net.Dialer{Timeout: o.dialTimeout(), KeepAlive: 30 * time.Second}
-	nc, err := d.DialContext(ctx, o.Network, o.Addr)
+	nc, err := o.dialNet(ctx, true)
 	if err != nil {
-		return nil, fmt.Errorf("connect to redis %s: %w", o.Addr, err)
-	}
-	if o.TLS != nil {
-		tc := tls.Client(nc, o.TLS)
-		hctx, cancel := context.WithTimeout(ctx, o.dialTimeout())
-		err := tc.HandshakeContext(hctx)
-		cancel()
-		if err != nil {
-			nc.Close()
-			return nil, fmt.Errorf("tls handshake with redis %s: %w", o.Addr, ExplainTLS(err))
-		}
-		nc = tc
+		return nil, err
 	}
 	c := &Conn{
 		nc:  nc,
@@ -273,6 +425,8 @@ func ExplainTLS(err error) error {
 // ServerInfo is what the runner needs to know about a server.
 type ServerInfo struct {
 	Version string
+	// ValkeyVersion is set for Valkey, which also reports a redis_version (7.2.4) for clients.
+	ValkeyVersion string
 	// Mode is standalone, cluster or sentinel.
 	Mode string
 	// Keys per database from INFO keyspace.
@@ -299,26 +453,48 @@ func Inspect(ctx context.Context, c *redis.Client) (ServerInfo, error) {
 	return si, nil
 }
 
-// Connect opens a client on database 0 of the data node: o itself, or the master (a replica if
-// replica is set) that the Sentinel s names. It reads the node's INFO and fails if its mode is
-// not mode (see CheckMode). It returns the data node's options with the client; the caller closes it.
-func Connect(ctx context.Context, o Options, s *Sentinel, replica bool, mode string) (Options, *redis.Client, ServerInfo, error) {
-	if s != nil {
+// ConnectOptions say which server Connect reaches and what it must be.
+type ConnectOptions struct {
+	Redis Options
+	// Sentinel, when set, names the master set whose master (or replica) is the data node;
+	// Redis then carries the data nodes' credentials and TLS settings.
+	Sentinel *Sentinel
+	// Replica asks the Sentinel for a healthy replica instead of the master.
+	Replica bool
+	// Mode is what the server must run as: "" (anything but a Sentinel), "standalone" or
+	// "cluster" (see CheckMode).
+	Mode string
+}
+
+// Node is a connected data node: the options that reach it (after Sentinel resolution), a client
+// on its database 0, and its INFO. The caller closes Client.
+type Node struct {
+	Redis  Options
+	Client *redis.Client
+	Info   ServerInfo
+}
+
+// Connect opens a client on database 0 of the data node: opts.Redis itself, or the master (a
+// replica if opts.Replica) that opts.Sentinel names. It reads the node's INFO and fails if its
+// mode is not opts.Mode.
+func Connect(ctx context.Context, opts ConnectOptions) (Node, error) {
+	o := opts.Redis
+	if opts.Sentinel != nil {
 		var err error
-		if o, err = o.ResolveSentinel(ctx, *s, replica); err != nil {
-			return o, nil, ServerInfo{}, err
+		if o, err = o.ResolveSentinel(ctx, *opts.Sentinel, opts.Replica); err != nil {
+			return Node{Redis: o}, err
 		}
 	}
 	c := o.Client(0)
 	info, err := Inspect(ctx, c)
 	if err == nil {
-		err = info.CheckMode(o.Addr, mode)
+		err = info.CheckMode(o.Addr, opts.Mode)
 	}
 	if err != nil {
 		c.Close()
-		return o, nil, ServerInfo{}, err
+		return Node{Redis: o}, err
 	}
-	return o, c, info, nil
+	return Node{Redis: o, Client: c, Info: info}, nil
 }
 
 // ParseInfo extracts version, mode and keyspace from an INFO reply.
@@ -333,6 +509,8 @@ func ParseInfo(txt string) ServerInfo {
 		switch {
 		case k == "redis_version":
 			si.Version = v
+		case k == "valkey_version":
+			si.ValkeyVersion = v
 		case k == "redis_mode":
 			si.Mode = v
 		case strings.HasPrefix(k, "db"):

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -126,11 +127,22 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			return Result{}, fmt.Errorf("verify snapshot %s before restoring: %w", m.ID, err)
 		}
 	}
-	var client *redis.Client
-	var info redisconn.ServerInfo
-	if opts.Redis, client, info, err = redisconn.Connect(ctx, opts.Redis, opts.Sentinel, false, opts.Mode); err != nil {
+	if err := checkDatabases(m, opts.Databases); err != nil {
 		return Result{}, err
 	}
+	// Opened before anything is written or flushed: a data object that does not match its
+	// manifest is refused with the target untouched.
+	sr, err := opts.Repository.OpenSnapshot(ctx, m)
+	if err != nil {
+		return Result{}, err
+	}
+	defer sr.Close()
+	node, err := redisconn.Connect(ctx, redisconn.ConnectOptions{Redis: opts.Redis, Sentinel: opts.Sentinel, Mode: opts.Mode})
+	if err != nil {
+		return Result{}, err
+	}
+	opts.Redis = node.Redis
+	client, info := node.Client, node.Info
 	defer client.Close()
 	targets := []redisconn.Options{opts.Redis} // the servers whose databases are counted
 	var routing *load.Routing
@@ -204,11 +216,6 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		}
 	}
 
-	sr, err := opts.Repository.OpenSnapshot(ctx, m)
-	if err != nil {
-		return Result{}, err
-	}
-	defer sr.Close()
 	sel := load.Selection{Databases: opts.Databases, KeyPattern: opts.KeyPattern}
 	var st load.Stats
 	if method == MethodReplication {
@@ -260,6 +267,34 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		SnapshotID: m.ID, Keys: st.Total, Databases: st.Keys, Expired: st.Expired, Filtered: st.Filtered,
 		Bytes: st.Bytes, Method: method, Duration: time.Since(start),
 	}, nil
+}
+
+// checkDatabases refuses a --databases list that names a database the snapshot does not have:
+// restoring nothing and calling it a success would hide a typo or a wrong snapshot.
+func checkDatabases(m repo.Manifest, want []int) error {
+	var missing []int
+	for _, db := range want {
+		if _, ok := m.Databases[db]; !ok {
+			missing = append(missing, db)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	have := slices.Sorted(maps.Keys(m.Databases))
+	return fmt.Errorf("snapshot %s has no database %s: it has %s (fix --databases, or pick another snapshot: see stash-runner snapshots)",
+		m.ID, joinInts(missing), joinInts(have))
+}
+
+func joinInts(v []int) string {
+	if len(v) == 0 {
+		return "none"
+	}
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
 }
 
 // replicationBlocker returns why MethodReplication cannot restore into the target, or "" if it
