@@ -81,6 +81,10 @@ type Stats struct {
 	ExpiringBy map[int]map[int64]int64
 	// Bytes of RESP read.
 	Bytes int64
+	// Dropped keys were skipped because the target cannot hold their values
+	// (Selection.DropLossy); DroppedKeys lists the first MaxDroppedListed of them.
+	Dropped     int64
+	DroppedKeys []DroppedKey
 }
 
 // ExpiringBefore returns how many restored keys of db expire before t.
@@ -230,14 +234,29 @@ func parse(ctx context.Context, r io.Reader, opts Options, st *Stats, free, work
 		b.buf = append(b.buf, rec.Key...)
 		b.buf = append(b.buf, '\r', '\n')
 		b.buf = resp.AppendBulkInt(b.buf, rec.ExpireAt)
-		plen := rec.PayloadLen
-		b.buf = appendBulkHeader(b.buf, plen)
-		p := len(b.buf)
-		b.buf = resp.Grow(b.buf, plen+32)
-		if err := sc.dec.ReadPayload(b.buf[p : p+plen]); err != nil {
-			return err
+		if opts.Target != nil {
+			// A payload converted for the target may change size: convert it first, then copy.
+			payload, keep, err := sc.Converted()
+			if err != nil {
+				return err
+			}
+			if !keep {
+				b.buf = b.buf[:mark]
+				continue
+			}
+			b.buf = appendBulkHeader(b.buf, len(payload))
+			b.buf = append(b.buf, payload...)
+			b.buf = append(b.buf, '\r', '\n')
+		} else {
+			plen := rec.PayloadLen
+			b.buf = appendBulkHeader(b.buf, plen)
+			p := len(b.buf)
+			b.buf = resp.Grow(b.buf, plen+32)
+			if err := sc.dec.ReadPayload(b.buf[p : p+plen]); err != nil {
+				return err
+			}
+			b.buf = append(b.buf[:p+plen], '\r', '\n')
 		}
-		b.buf = append(b.buf[:p+plen], '\r', '\n')
 		if opts.Replace {
 			b.buf = resp.AppendBulkString(b.buf, "REPLACE")
 		}

@@ -1,10 +1,13 @@
 package load
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"time"
 
+	"stash.dev/redis/runner/rdb"
 	"stash.dev/redis/runner/stream"
 )
 
@@ -17,6 +20,23 @@ type Selection struct {
 	// Now returns the current time; nil means time.Now. Keys whose absolute expiry is not after
 	// Now are skipped, as Redis would not create them.
 	Now func() time.Time
+	// Target, if set, is what the target server reads: each payload is converted for it
+	// (rdb.Target.Convert), so that a snapshot of a newer server restores into an older one or
+	// into Valkey. A value the target cannot hold fails the load, unless DropLossy.
+	Target *rdb.Target
+	// DropLossy skips the values the target cannot hold, counting and listing them in
+	// Stats.Dropped, instead of failing.
+	DropLossy bool
+}
+
+// MaxDroppedListed bounds the keys Stats.DroppedKeys lists; Stats.Dropped counts them all.
+const MaxDroppedListed = 100
+
+// DroppedKey is a key a load skipped because the target cannot hold its value.
+type DroppedKey struct {
+	DB     int    `json:"db"`
+	Key    string `json:"key"`
+	Reason string `json:"reason"`
 }
 
 // NewKeys returns a Keys that reads r and counts into st (whose maps must be set, as by
@@ -40,9 +60,32 @@ func (sc *Keys) Next() (stream.Record, error) { err := sc.next(); return sc.rec,
 // if not.
 func (sc *Keys) Keep() bool { return sc.keep() }
 
-// Payload reads the current record's payload into a buffer of the decoder's (see
-// stream.Decoder.Payload).
-func (sc *Keys) Payload() ([]byte, error) { return sc.dec.Payload() }
+
+// Converted reads the current record's payload and converts it for the target (see
+// Selection.Target). keep is false for a value the target cannot hold that DropLossy skips;
+// it is then counted in Stats.Dropped. The payload is in a buffer of the decoder's or of Keys',
+// valid until the next call.
+func (sc *Keys) Converted() (payload []byte, keep bool, err error) {
+	p, err := sc.dec.Payload()
+	if err != nil || sc.opts.Target == nil {
+		return p, err == nil, err
+	}
+	out, err := sc.opts.Target.Convert(sc.converted[:0], p)
+	switch {
+	case err == nil:
+		if &out[0] != &p[0] { // re-encoded into (a grown copy of) Keys' own buffer
+			sc.converted = out
+		}
+		return out, true, nil
+	case errors.Is(err, rdb.ErrLossy) && sc.opts.DropLossy:
+		sc.st.Dropped++
+		if len(sc.st.DroppedKeys) < MaxDroppedListed {
+			sc.st.DroppedKeys = append(sc.st.DroppedKeys, DroppedKey{DB: sc.rec.DB, Key: string(sc.rec.Key), Reason: err.Error()})
+		}
+		return nil, false, nil
+	}
+	return nil, false, fmt.Errorf("db %d key %q: %w", sc.rec.DB, sc.rec.Key, err)
+}
 
 // Keys reads the RESTORE records of a snapshot stream (see runner/stream) and decides which of
 // them are loaded, keeping the statistics both loaders (Run here and runner/replication) report.
@@ -56,6 +99,9 @@ type Keys struct {
 	startSec int64
 	nowMs    int64
 	n        int
+
+	// converted holds the last payload re-encoded for the target.
+	converted []byte
 
 	// rec is the current key; dbWanted says whether its database is restored.
 	rec      stream.Record

@@ -37,7 +37,8 @@ type ServeOptions struct {
 	Redis redisconn.Options
 	// Selection says which keys are loaded, as for load.Run.
 	load.Selection
-	// RDBVersion of the snapshot: the RDB file is written in it.
+	// RDBVersion of the snapshot: the RDB file is written in it, or in the newest version
+	// Selection.Target reads when that is older.
 	RDBVersion int
 	// Progress, if set, is updated as keys are loaded.
 	Progress *progress.Counter
@@ -271,7 +272,11 @@ func sendRDB(ctx context.Context, r io.Reader, conn net.Conn, opts ServeOptions,
 	if _, err := bw.WriteString("$EOF:" + mark + "\r\n"); err != nil {
 		return fmt.Errorf("send to replica: %w", err)
 	}
-	w, err := rdb.NewWriter(bw, opts.RDBVersion)
+	version := opts.RDBVersion
+	if opts.Target != nil && !opts.Target.Reads(version) {
+		version = opts.Target.WriteVersion() // the payloads are converted to it (load.Keys.Converted)
+	}
+	w, err := rdb.NewWriter(bw, version)
 	if err != nil {
 		return err
 	}
@@ -300,9 +305,12 @@ func sendRDB(ctx context.Context, r io.Reader, conn net.Conn, opts ServeOptions,
 		// The decoder's buffer grows exactly, not doubled: after a key of 20 MB a doubling
 		// buffer would hold 50 MB for the next big key, which is what the runner's memory
 		// limit is about.
-		payload, err := keys.Payload()
+		payload, keep, err := keys.Converted()
 		if err != nil {
 			return err
+		}
+		if !keep {
+			continue // the target cannot hold it, and DropLossy said to skip such values
 		}
 		if rec.DB != db {
 			db = rec.DB
