@@ -59,6 +59,30 @@ func fillCluster(t *testing.T, c *redistest.Cluster, n int) {
 	}
 }
 
+// fillSlot writes n keys with hash tag tag and returns their slot, the master that owns it and
+// the next master, where a test may move it.
+func fillSlot(t *testing.T, c *redistest.Cluster, tag string, n int) (slot int, owner, next *redistest.Server) {
+	t.Helper()
+	ctx := context.Background()
+	p := c.Client.Pipeline()
+	for i := range n {
+		p.Set(ctx, tag+strconv.Itoa(i), i, 0)
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	slot = cluster.Slot([]byte(tag))
+	for i, m := range c.Masters {
+		if k, _ := m.Client.ClusterCountKeysInSlot(ctx, slot).Result(); k > 0 {
+			owner, next = m, c.Masters[(i+1)%len(c.Masters)]
+		}
+	}
+	if owner == nil {
+		t.Fatalf("no master owns the keys of %s", tag)
+	}
+	return slot, owner, next
+}
+
 // nodeID is the cluster node ID of s.
 func nodeID(t *testing.T, s *redistest.Server) string {
 	t.Helper()
@@ -200,26 +224,10 @@ func TestClusterBackupDuringMigration(t *testing.T) {
 	src := redistest.StartCluster(t, 3)
 	fillCluster(t, src, 20000)
 	// 3000 keys in one slot, which moves from its owner to the next master.
-	const tag = "{mig}"
-	p := src.Client.Pipeline()
-	for i := range 3000 {
-		p.Set(ctx, tag+strconv.Itoa(i), i, 0)
-	}
-	if _, err := p.Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
-	slot := cluster.Slot([]byte(tag))
-	var from, to *redistest.Server
+	slot, from, to := fillSlot(t, src, "{mig}", 3000)
 	ids := map[*redistest.Server]string{}
-	for i, m := range src.Masters {
-		id, err := m.Client.Do(ctx, "CLUSTER", "MYID").Text()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids[m] = id
-		if n, _ := m.Client.ClusterCountKeysInSlot(ctx, slot).Result(); n > 0 {
-			from, to = m, src.Masters[(i+1)%len(src.Masters)]
-		}
+	for _, m := range src.Masters {
+		ids[m] = nodeID(t, m)
 	}
 	want := src.Contents(t)
 	must := func(c *redis.Client, args ...any) {
@@ -390,20 +398,7 @@ func TestClusterReshardDuringBackup(t *testing.T) {
 	ctx := context.Background()
 	src := redistest.StartCluster(t, 3)
 	fillCluster(t, src, 30000)
-	p := src.Client.Pipeline()
-	for i := range 500 {
-		p.Set(ctx, "{late}"+strconv.Itoa(i), i, 0)
-	}
-	if _, err := p.Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
-	slot := cluster.Slot([]byte("{late}"))
-	var from, to *redistest.Server
-	for i, m := range src.Masters {
-		if n, _ := m.Client.ClusterCountKeysInSlot(ctx, slot).Result(); n > 0 {
-			from, to = m, src.Masters[(i+1)%len(src.Masters)]
-		}
-	}
+	slot, from, to := fillSlot(t, src, "{late}", 500)
 	r := openRepo(t, "file://"+t.TempDir(), nil)
 	pc := &progress.Counter{}
 	fromID, toID := nodeID(t, from), nodeID(t, to)
