@@ -16,6 +16,7 @@ import (
 
 	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/repo"
+	"stash.dev/redis/runner/session"
 	"stash.dev/redis/version"
 )
 
@@ -69,7 +70,9 @@ func printSnapshots(w io.Writer, all []repo.Manifest) {
 }
 
 func newForgetCommand(g *global) *cobra.Command {
-	var p repo.Policy
+	var rp v1alpha1.RetentionPolicy
+	rules := rp.Rules()
+	keep := make([]int32, len(rules))
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "forget --repository URL --keep-last N [--keep-daily N ...] [--dry-run]",
@@ -79,6 +82,12 @@ func newForgetCommand(g *global) *cobra.Command {
 			if err := g.validateRepository(); err != nil {
 				return err
 			}
+			for i, r := range rules {
+				if keep[i] != 0 {
+					r.Set(keep[i])
+				}
+			}
+			p := session.ForgetPolicy(&rp)
 			if p.Empty() {
 				return errors.New("give at least one --keep-* flag; forget refuses to remove every snapshot")
 			}
@@ -106,12 +115,9 @@ func newForgetCommand(g *global) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&p.Last, "keep-last", 0, "keep the newest N snapshots")
-	f.IntVar(&p.Hourly, "keep-hourly", 0, "keep the newest snapshot of each of the last N hours that have one")
-	f.IntVar(&p.Daily, "keep-daily", 0, "keep the newest snapshot of each of the last N days that have one")
-	f.IntVar(&p.Weekly, "keep-weekly", 0, "keep the newest snapshot of each of the last N weeks that have one")
-	f.IntVar(&p.Monthly, "keep-monthly", 0, "keep the newest snapshot of each of the last N months that have one")
-	f.IntVar(&p.Yearly, "keep-yearly", 0, "keep the newest snapshot of each of the last N years that have one")
+	for i, r := range rules {
+		f.Int32Var(&keep[i], r.Flag, 0, r.Help)
+	}
 	f.BoolVar(&dryRun, "dry-run", false, "only print what would be removed")
 	return cmd
 }

@@ -98,27 +98,17 @@ type Target struct {
 	Sentinel *redisconn.Sentinel
 	// Mode is "standalone" or "cluster" when the target names one, for the runner to check.
 	Mode string
-	// ReadFromReplica backs up from replicas (spec.target.readFromReplica).
-	ReadFromReplica bool
 }
 
 // ResolveTarget turns a Target (an AppBinding or an inline endpoint) into connection options.
 func ResolveTarget(ctx context.Context, c client.Reader, ns string, t *v1alpha1.Target) (*Target, error) {
-	var out *Target
-	var err error
 	switch {
 	case t.Redis != nil:
-		out, err = resolveInline(ctx, c, ns, t.Redis)
+		return resolveInline(ctx, c, ns, t.Redis)
 	case t.Ref != nil:
-		out, err = resolveAppBinding(ctx, c, ns, t.Ref.Name)
-	default:
-		return nil, errors.New("the target names neither an AppBinding nor an inline Redis")
+		return resolveAppBinding(ctx, c, ns, t.Ref.Name)
 	}
-	if err != nil {
-		return nil, err
-	}
-	out.ReadFromReplica = t.ReadFromReplica
-	return out, nil
+	return nil, errors.New("the target names neither an AppBinding nor an inline Redis")
 }
 
 // SentinelPasswordKey is the key of the Redis auth Secret that holds the Sentinel's password, if

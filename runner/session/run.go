@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/backup"
@@ -61,7 +60,8 @@ func RunBackup(ctx context.Context, c client.Client, ns, name string, o Options)
 		return fmt.Errorf("read BackupSession %s/%s: %w", ns, name, err)
 	}
 	start := o.now()
-	res, stats, retention, err := runBackup(ctx, c, s, o)
+	out, err := runBackup(ctx, c, s, o)
+	res := out.result
 	status := func(st *v1alpha1.BackupSessionStatus) {
 		end := metav1.NewTime(o.now())
 		st.CompletionTime = &end
@@ -73,62 +73,67 @@ func RunBackup(ctx context.Context, c client.Client, ns, name string, o Options)
 		}
 		st.Phase, st.Error = v1alpha1.SessionSucceeded, ""
 		st.Snapshot, st.Keys, st.Bytes, st.DataBytes = res.SnapshotID, res.Keys, res.StoredBytes, res.RawBytes
-		st.Repository = stats
-		if retention != nil {
-			meta.SetStatusCondition(&st.Conditions, *retention)
+		st.Repository = out.stats
+		if out.retention != nil {
+			meta.SetStatusCondition(&st.Conditions, *out.retention)
 		}
 	}
 	if perr := patchBackupStatus(ctx, c, s, status); perr != nil {
 		err = errors.Join(err, perr)
 	}
-	if o.PushgatewayURL != "" {
-		if perr := pushMetrics(o.PushgatewayURL, "stash-backup", s.Namespace, v1alpha1.KindBackupConfiguration, s.Spec.Invoker.Name, err == nil, o.now().Sub(start), res.Keys); perr != nil {
-			o.log("warning: push metrics to %s: %v", o.PushgatewayURL, perr)
-		}
-	}
+	o.pushMetrics(runMetrics{job: "stash-backup", namespace: s.Namespace, kind: v1alpha1.KindBackupConfiguration, invoker: s.Spec.Invoker.Name,
+		succeeded: err == nil, duration: o.now().Sub(start), keys: res.Keys})
 	return err
 }
 
-func runBackup(ctx context.Context, c client.Client, s *v1alpha1.BackupSession, o Options) (backup.Result, *v1alpha1.RepositoryStats, *metav1.Condition, error) {
-	var res backup.Result
+// backupOutcome is what a backup run leaves for the session's status.
+type backupOutcome struct {
+	result backup.Result
+	// stats describe the repository after the run; nil when it could not be listed.
+	stats *v1alpha1.RepositoryStats
+	// retention is the RetentionPolicyApplied condition; nil without a retention policy.
+	retention *metav1.Condition
+}
+
+func runBackup(ctx context.Context, c client.Client, s *v1alpha1.BackupSession, o Options) (backupOutcome, error) {
+	var out backupOutcome
 	bc := &v1alpha1.BackupConfiguration{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: s.Spec.Invoker.Name}, bc); err != nil {
-		return res, nil, nil, fmt.Errorf("read BackupConfiguration %s/%s: %w", s.Namespace, s.Spec.Invoker.Name, err)
+		return out, fmt.Errorf("read BackupConfiguration %s/%s: %w", s.Namespace, s.Spec.Invoker.Name, err)
 	}
 	st, err := ResolveRepository(ctx, c, s.Namespace, bc.Spec.Repository)
 	if err != nil {
-		return res, nil, nil, err
+		return out, err
 	}
 	target, err := ResolveTarget(ctx, c, s.Namespace, &bc.Spec.Target)
 	if err != nil {
-		return res, nil, nil, err
+		return out, err
 	}
 	for _, w := range target.Warnings {
 		o.log("%s", w)
 	}
 	r, err := openRepository(ctx, st, true, o)
 	if err != nil {
-		return res, nil, nil, err
+		return out, err
 	}
 	defer r.Close()
 	counter := &progress.Counter{}
 	stop := o.reportProgress(ctx, "backup", counter, func(p *v1alpha1.Progress) {
 		_ = patchBackupStatus(ctx, c, s, func(st *v1alpha1.BackupSessionStatus) { st.Progress = p })
 	})
-	res, err = backup.Run(ctx, backup.Options{Redis: target.Redis, Repository: r, Databases: target.Databases,
-		Hostname: o.Hostname, RunnerVersion: o.RunnerVersion, Progress: counter, Sentinel: target.Sentinel, Mode: target.Mode,
-		ReadFromReplica: target.ReadFromReplica})
+	res, err := backup.Run(ctx, backup.Options{Redis: target.Redis, Repository: r, Databases: target.Databases,
+		Hostname: o.Hostname, RunnerVersion: o.RunnerVersion, Progress: counter, Sentinel: target.Sentinel, Mode: target.Mode})
 	stop()
+	out.result = res
 	if err != nil {
-		return res, nil, nil, fmt.Errorf("backup %s into %s: %w", target.Redis.Addr, st.URL, err)
+		return out, fmt.Errorf("backup %s into %s: %w", target.Redis.Addr, st.URL, err)
 	}
 	o.log("snapshot %s: %d keys, %d bytes stored", res.SnapshotID, res.Keys, res.StoredBytes)
 
 	var cond *metav1.Condition
 	removed := int64(0)
 	if p := bc.Spec.RetentionPolicy; p != nil {
-		policy := repo.Policy{Last: val(p.KeepLast), Hourly: val(p.KeepHourly), Daily: val(p.KeepDaily), Weekly: val(p.KeepWeekly), Monthly: val(p.KeepMonthly), Yearly: val(p.KeepYearly)}
-		fr, ferr := r.Forget(ctx, policy, p.DryRun)
+		fr, ferr := r.Forget(ctx, ForgetPolicy(p), p.DryRun)
 		if ferr != nil {
 			// The snapshot is safe; a failed cleanup is reported, not fatal.
 			cond = &metav1.Condition{Type: v1alpha1.ConditionRetentionPolicyApplied, Status: metav1.ConditionFalse, Reason: "Error", Message: ferr.Error()}
@@ -144,20 +149,31 @@ func runBackup(ctx context.Context, c client.Client, s *v1alpha1.BackupSession, 
 			o.log("retention policy: %s", msg)
 		}
 	}
+	out.retention = cond
 	stats, err := repositoryStats(ctx, r)
 	if err != nil {
 		o.log("warning: list repository: %v", err)
-		return res, nil, cond, nil
+		return out, nil
 	}
 	stats.SnapshotsRemoved = removed
-	return res, stats, cond, nil
+	out.stats = stats
+	return out, nil
 }
 
-func val(p *int32) int {
-	if p == nil {
-		return 0
+// ForgetPolicy is the repository's form of the API's retention rules: the one place where
+// v1alpha1.RetentionPolicy.Rules meet repo.Policy's fields. An unset rule keeps nothing.
+func ForgetPolicy(p *v1alpha1.RetentionPolicy) repo.Policy {
+	var policy repo.Policy
+	count := map[string]*int{
+		"keepLast": &policy.Last, "keepHourly": &policy.Hourly, "keepDaily": &policy.Daily,
+		"keepWeekly": &policy.Weekly, "keepMonthly": &policy.Monthly, "keepYearly": &policy.Yearly,
 	}
-	return int(*p)
+	for _, r := range p.Rules() {
+		if v := r.Value(); v != nil {
+			*count[r.Field] = int(*v)
+		}
+	}
+	return policy
 }
 
 func repositoryStats(ctx context.Context, r *repo.Repository) (*v1alpha1.RepositoryStats, error) {
@@ -261,11 +277,8 @@ func RunRestore(ctx context.Context, c client.Client, ns, name string, o Options
 	}); perr != nil {
 		err = errors.Join(err, perr)
 	}
-	if o.PushgatewayURL != "" {
-		if perr := pushMetrics(o.PushgatewayURL, "stash-restore", rs.Namespace, v1alpha1.KindRestoreSession, rs.Name, err == nil, o.now().Sub(start), res.Keys); perr != nil {
-			o.log("warning: push metrics to %s: %v", o.PushgatewayURL, perr)
-		}
-	}
+	o.pushMetrics(runMetrics{job: "stash-restore", namespace: rs.Namespace, kind: v1alpha1.KindRestoreSession, invoker: rs.Name,
+		succeeded: err == nil, duration: o.now().Sub(start), keys: res.Keys})
 	return err
 }
 
@@ -320,27 +333,40 @@ func Trigger(ctx context.Context, c client.Client, ns, name string, force bool) 
 	if bc.Spec.Paused && !force {
 		return nil, nil
 	}
-	s := &v1alpha1.BackupSession{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: name + "-", Namespace: ns},
-		Spec:       v1alpha1.BackupSessionSpec{Invoker: v1alpha1.BackupInvokerRef{APIGroup: v1alpha1.GroupVersion.Group, Kind: v1alpha1.KindBackupConfiguration, Name: name}},
-	}
-	s.Default()
-	if err := controllerutil.SetOwnerReference(bc, s, c.Scheme()); err != nil {
-		return nil, err
-	}
+	s := v1alpha1.NewBackupSession(bc)
 	if err := c.Create(ctx, s); err != nil {
 		return nil, fmt.Errorf("create BackupSession for %s/%s: %w", ns, name, err)
 	}
 	return s, nil
 }
 
-// pushMetrics sends a run's outcome to a Prometheus Pushgateway, under Stash's names.
-func pushMetrics(url, job, ns, kind, name string, ok bool, d time.Duration, keys int64) error {
+// runMetrics is one session run's outcome, as the Pushgateway receives it.
+type runMetrics struct {
+	job                      string // the Pushgateway job: stash-backup or stash-restore
+	namespace, kind, invoker string // the session's namespace and invoker (a RestoreSession invokes itself)
+	succeeded                bool
+	duration                 time.Duration
+	keys                     int64
+}
+
+// pushMetrics sends m to the Pushgateway, when one is configured. A failed push is logged:
+// the session's result is already in its status.
+func (o *Options) pushMetrics(m runMetrics) {
+	if o.PushgatewayURL == "" {
+		return
+	}
+	if err := pushRunMetrics(o.PushgatewayURL, m); err != nil {
+		o.log("warning: push metrics to %s: %v", o.PushgatewayURL, err)
+	}
+}
+
+// pushRunMetrics sends a run's outcome to a Prometheus Pushgateway, under Stash's names.
+func pushRunMetrics(url string, m runMetrics) error {
 	reg := prometheus.NewRegistry()
 	// namespace and invoker_name come from the grouping key, which the Pushgateway adds.
-	labels := prometheus.Labels{"invoker_kind": kind}
+	labels := prometheus.Labels{"invoker_kind": m.kind}
 	prefix := "stash_appscode_com_backupsession_"
-	if kind == v1alpha1.KindRestoreSession {
+	if m.kind == v1alpha1.KindRestoreSession {
 		prefix = "stash_appscode_com_restoresession_"
 	}
 	gauge := func(n, help string, v float64) {
@@ -349,13 +375,13 @@ func pushMetrics(url, job, ns, kind, name string, ok bool, d time.Duration, keys
 		reg.MustRegister(g)
 	}
 	success := 0.0
-	if ok {
+	if m.succeeded {
 		success = 1
 		gauge("last_success_time_seconds", "Unix time of the last successful session.", float64(time.Now().Unix()))
 	}
 	gauge("success", "1 when the session succeeded, 0 when it failed.", success)
-	gauge("duration_seconds", "Time the session took.", d.Seconds())
-	gauge("keys_total", "Keys processed by the session.", float64(keys))
+	gauge("duration_seconds", "Time the session took.", m.duration.Seconds())
+	gauge("keys_total", "Keys processed by the session.", float64(m.keys))
 	host, _ := os.Hostname()
-	return push.New(url, job).Gatherer(reg).Grouping("namespace", ns).Grouping("invoker_name", name).Grouping("instance", host).Push()
+	return push.New(url, m.job).Gatherer(reg).Grouping("namespace", m.namespace).Grouping("invoker_name", m.invoker).Grouping("instance", host).Push()
 }
