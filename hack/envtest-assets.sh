@@ -37,14 +37,17 @@ build_etcd_from_proxy() {
     go build -trimpath -ldflags "-s -w" -o "$ASSETS/etcd.tmp.$$" go.etcd.io/etcd/server/v3 && mv "$ASSETS/etcd.tmp.$$" "$ASSETS/etcd"
 }
 
-build_kube "$K8S" kube-apiserver "$ASSETS" "$WORK"
-[[ "${WITH_CONTROLLER_MANAGER:-0}" == 1 ]] && build_kube "$K8S" kube-controller-manager "$ASSETS" "$WORK"
+# One line per command built; go's download and build output goes to the log (hack/lib/quiet.sh).
+for cmd in kube-apiserver kube-controller-manager; do
+  [[ $cmd == kube-controller-manager && "${WITH_CONTROLLER_MANAGER:-0}" != 1 ]] && continue
+  [[ -x "$ASSETS/$cmd" ]] || quietly "$cmd-v$K8S" build_kube "$K8S" "$cmd" "$ASSETS" "$WORK"
+done
 
 [[ -x "$ASSETS/etcd" ]] || quietly "etcd-v$ETCD" build_etcd_from_proxy
 # The tests drive the real kubectl; build one when the machine has none.
 if command -v kubectl >/dev/null; then
   ln -sf "$(command -v kubectl)" "$ASSETS/kubectl"
 elif [[ ! -x "$ASSETS/kubectl" ]]; then
-  build_kube "$K8S" kubectl "$ASSETS" "$WORK"
+  quietly "kubectl-v$K8S" build_kube "$K8S" kubectl "$ASSETS" "$WORK"
 fi
 echo "$ASSETS"

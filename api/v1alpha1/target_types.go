@@ -11,6 +11,12 @@ type Target struct {
 	// Redis describes the Redis endpoint directly.
 	// +optional
 	Redis *RedisTarget `json:"redis,omitempty"`
+	// ReadFromReplica backs up from replicas instead of masters, sparing them the work: a
+	// replica of each master of a Redis Cluster, or a replica that the Sentinel reports
+	// healthy. Only for backups of cluster and sentinel targets (an AppBinding's mode is known
+	// only at run time, when a standalone server fails the backup with the reason).
+	// +optional
+	ReadFromReplica bool `json:"readFromReplica,omitempty"`
 }
 
 // TargetRef points to an AppBinding (appcatalog.appscode.com/v1alpha1).

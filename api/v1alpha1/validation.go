@@ -216,6 +216,10 @@ func (b *BackupConfiguration) Validate() field.ErrorList {
 	errs = append(errs, validateSchedule(s.Schedule, sp.Child("schedule"))...)
 	errs = append(errs, validateRepositoryRef(&s.Repository, sp.Child("repository"))...)
 	errs = append(errs, s.Target.validate(sp.Child("target"))...)
+	if r := s.Target.Redis; s.Target.ReadFromReplica && r != nil && r.Mode != RedisModeCluster && r.Mode != RedisModeSentinel {
+		errs = append(errs, field.Invalid(sp.Child("target", "readFromReplica"), true,
+			"needs target.redis.mode cluster or sentinel: a standalone server has no replicas to find (point the target at a replica instead)"))
+	}
 	if s.RetentionPolicy != nil {
 		errs = append(errs, validateRetention(s.RetentionPolicy, sp.Child("retentionPolicy"))...)
 	}
@@ -513,6 +517,9 @@ func (r *RestoreSession) Validate() field.ErrorList {
 	errs := validateName(&r.ObjectMeta, MaxRestoreSessionName)
 	errs = append(errs, validateRepositoryRef(&s.Repository, sp.Child("repository"))...)
 	errs = append(errs, s.Target.validate(sp.Child("target"))...)
+	if s.Target.ReadFromReplica {
+		errs = append(errs, field.Forbidden(sp.Child("target", "readFromReplica"), "a restore writes to the masters; readFromReplica is for backups"))
+	}
 	if s.Snapshot != "" && s.Snapshot != SnapshotLatest && !SnapshotIDPattern.MatchString(s.Snapshot) {
 		errs = append(errs, field.Invalid(sp.Child("snapshot"), s.Snapshot,
 			`must be "latest" or a snapshot id such as 20261125T233500Z-3f9a1c (see: kubectl stash snapshots list REPOSITORY)`))

@@ -30,11 +30,13 @@ func newRestoreCommand(g *global) *cobra.Command {
 			if o.cluster.session != "" {
 				return o.cluster.runRestore(cmd.Context(), o.g)
 			}
+			// A run refused for its flags still writes the result file it promises.
+			start := time.Now()
 			if err := o.Validate(); err != nil {
-				return err
+				return finish(o.resultFile, "restore", start, nil, err)
 			}
 			if err := o.Complete(); err != nil {
-				return err
+				return finish(o.resultFile, "restore", start, nil, err)
 			}
 			return o.Run(cmd.Context())
 		},
@@ -50,6 +52,7 @@ func newRestoreCommand(g *global) *cobra.Command {
 	f.StringVar(&o.opts.Method, "method", restore.MethodAuto, "how keys are written: "+restore.MethodReplication+
 		" (the target loads the snapshot as a replica of the runner: fast, all or nothing; needs an empty standalone target that can connect to the runner), "+
 		restore.MethodRestore+" (pipelined RESTORE commands: any target), or "+restore.MethodAuto+" (replication when the target allows it)")
+	f.BoolVar(&o.opts.AllowLossy, "allow-lossy", false, "into a server that cannot hold some values (hash field TTLs or vector sets into Valkey or an older Redis), restore the other keys and list the ones left out (default: refuse before writing anything)")
 	f.StringVar(&o.opts.ListenHost, "listen-host", "", "address the target connects to for --method replication (default: the runner's address on its connection to the target)")
 	f.StringVar(&o.resultFile, "result-file", "", "write the result as JSON to this file")
 	return cmd
@@ -96,7 +99,13 @@ func (o *RestoreOptions) run(ctx context.Context) (restore.Result, error) {
 	if err != nil {
 		return res, err
 	}
-	fmt.Fprintf(o.g.Out, "snapshot %s restored and verified: %d keys in %d databases (%d expired, %d filtered) by %s, %s\n",
-		res.SnapshotID, res.Keys, len(res.Databases), res.Expired, res.Filtered, res.Method, res.Duration.Round(time.Millisecond))
+	for _, d := range res.DroppedKeys {
+		o.g.warn(fmt.Sprintf("left out db %d key %q: %s", d.DB, d.Key, d.Reason))
+	}
+	if n := res.Dropped - int64(len(res.DroppedKeys)); n > 0 {
+		o.g.warn(fmt.Sprintf("left out %d more keys the target cannot hold", n))
+	}
+	fmt.Fprintf(o.g.Out, "snapshot %s restored and verified: %d keys in %d databases (%d expired, %d filtered, %d left out) by %s, %s\n",
+		res.SnapshotID, res.Keys, len(res.Databases), res.Expired, res.Filtered, res.Dropped, res.Method, res.Duration.Round(time.Millisecond))
 	return res, nil
 }

@@ -86,6 +86,7 @@ func NewRootCommand(s Streams, getenv func(string) string, version string) *cobr
 		newImportCommand(g),
 		newVersionCommand(g),
 		newTriggerCommand(g),
+		newFollowCommand(g),
 	)
 	return root
 }
@@ -146,19 +147,22 @@ type redisFlags struct {
 	tls       redisconn.TLSOptions
 	databases []int
 	workers   int
+	// readTimeout bounds every wait for a reply from Redis (redisconn.Options.ReadTimeout).
+	readTimeout time.Duration
 	// sentinelMaster makes --redis a Sentinel that names the master of this set.
 	sentinelMaster string
 }
 
 func (rf *redisFlags) bind(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&rf.url, "redis", "", "Redis URL: redis://host:port[/db], rediss://host:port (TLS) or unix:///path; credentials from $REDIS_USERNAME/$REDIS_PASSWORD")
+	f.StringVar(&rf.url, "redis", "", "Redis URL: redis://host:port[/db], rediss://host:port (TLS) or unix:///path[?db=N]; credentials from $REDIS_USERNAME/$REDIS_PASSWORD; a /db in the URL means --databases db")
 	f.StringVar(&rf.tls.CAFile, "tls-ca-file", "", "CA certificate that signed the Redis server certificate")
 	f.StringVar(&rf.tls.CertFile, "tls-cert-file", "", "client certificate for TLS client authentication")
 	f.StringVar(&rf.tls.KeyFile, "tls-key-file", "", "client key for TLS client authentication")
 	f.StringVar(&rf.tls.ServerName, "tls-server-name", "", "server name to verify the Redis certificate against")
 	f.BoolVar(&rf.tls.InsecureSkipVerify, "insecure-skip-verify", false, "do not verify the Redis server certificate (insecure)")
 	f.IntSliceVar(&rf.databases, "databases", nil, "databases to include (default: all with keys)")
+	f.DurationVar(&rf.readTimeout, "redis-read-timeout", redisconn.DefaultReadTimeout, "how long to wait for any reply from Redis before calling it stalled and failing; raise it if a single key takes longer to DUMP or RESTORE")
 	f.IntVar(&rf.workers, "workers", redisconn.DefaultWorkers, fmt.Sprintf("parallel Redis connections, 1 to %d", redisconn.MaxWorkers))
 	f.StringVar(&rf.sentinelMaster, "sentinel-master", "", "--redis is a Sentinel: find the master of this set through it (Sentinel password from $REDIS_SENTINEL_PASSWORD, else $REDIS_PASSWORD). A cluster needs no flag: any node's address will do")
 }
@@ -202,9 +206,24 @@ func (rf *redisFlags) options(g *global) (redisconn.Options, error) {
 	if rf.workers < 1 || rf.workers > redisconn.MaxWorkers {
 		return o, fmt.Errorf("--workers %d: must be between 1 and %d", rf.workers, redisconn.MaxWorkers)
 	}
+	if rf.readTimeout <= 0 {
+		return o, fmt.Errorf("--redis-read-timeout %s: must be positive", rf.readTimeout)
+	}
+	o.ReadTimeout = rf.readTimeout
 	dbs, err := uniqueDatabases(rf.databases)
 	if err != nil {
 		return o, err
+	}
+	// The runner selects databases itself; a database named in the URL is taken at its word,
+	// as --databases, rather than ignored.
+	if o.DBInURL {
+		switch {
+		case len(dbs) == 0:
+			dbs = []int{o.DB}
+		case len(dbs) != 1 || dbs[0] != o.DB:
+			return o, fmt.Errorf("--redis names database %d and --databases names %s: give the databases in one place", o.DB, joinInts(dbs))
+		}
+		o.DB, o.DBInURL = 0, false
 	}
 	rf.databases = dbs
 	return o, nil
@@ -226,6 +245,14 @@ func uniqueDatabases(dbs []int) ([]int, error) {
 		}
 	}
 	return out, nil
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
 }
 
 // writeResult writes v as JSON to path atomically (temp file + rename), for a controller to read.

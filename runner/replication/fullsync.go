@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"stash.dev/redis/runner/redisconn"
@@ -45,11 +46,17 @@ type SyncOptions struct {
 
 // FullSync is a full resynchronization in progress: the source has forked and is sending the
 // RDB file of its dataset as it was at the instant of the fork, the replication ID and offset of
-// which are ReplID and Offset.
+// which are ReplID and Offset. After the RDB, Stream reads the replication stream that follows.
+// A FullSync from Resume may instead be a partial resynchronization (Continued).
 type FullSync struct {
 	// ReplID and Offset name the instant the RDB represents in the source's replication history.
+	// For a continued link, they are where the stream continues: Stream's first byte is the one
+	// after Offset, and ReplID is the id the source continues under (a new one after a failover).
 	ReplID string
 	Offset int64
+	// Continued says the source accepted PSYNC <replid> <offset+1> (+CONTINUE): there is no RDB
+	// (RDB is nil) and the stream continues where the caller's copy of it ended.
+	Continued bool
 	// Diskless says the source streams the RDB as it serializes it (an EOF-marked transfer);
 	// otherwise it wrote the file to its disk first and Size is the file's length.
 	Diskless bool
@@ -60,6 +67,7 @@ type FullSync struct {
 
 	conn    *redisconn.Conn
 	wmu     sync.Mutex
+	ackOff  atomic.Int64
 	stopAck chan struct{}
 	ackDone chan struct{}
 	once    sync.Once
@@ -73,6 +81,25 @@ type FullSync struct {
 // While the link is open the runner acknowledges the offset every AckInterval, as a replica does,
 // so the source does not time the link out while the runner is slower than the transfer.
 func StartFullSync(ctx context.Context, opts SyncOptions) (*FullSync, error) {
+	return startSync(ctx, opts, "", 0)
+}
+
+// Resume asks the source to continue its replication stream after offset of replID, the end of
+// what the caller has of it: PSYNC <replid> <offset+1>, as a replica does after it lost its link.
+// If the source still has the bytes that follow in its backlog (and replID is in its history),
+// it answers +CONTINUE and the FullSync returned has Continued set, no RDB, and Stream reads
+// the stream from the byte after offset. Otherwise (backlog too small, another server, a
+// restart) the source answers +FULLRESYNC and the FullSync is a full resynchronization, as from
+// StartFullSync.
+func Resume(ctx context.Context, opts SyncOptions, replID string, offset int64) (*FullSync, error) {
+	if len(replID) != 40 || offset < 0 {
+		return nil, fmt.Errorf("resume replication: invalid position %q %d", replID, offset)
+	}
+	return startSync(ctx, opts, replID, offset)
+}
+
+// startSync sends PSYNC ? -1, or PSYNC replID offset+1 when replID is set.
+func startSync(ctx context.Context, opts SyncOptions, replID string, offset int64) (*FullSync, error) {
 	if opts.AckInterval <= 0 {
 		opts.AckInterval = time.Second
 	}
@@ -107,7 +134,11 @@ func StartFullSync(ctx context.Context, opts SyncOptions) (*FullSync, error) {
 			defer restore()
 		}
 	}
-	if _, err := c.W.WriteString("*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n"); err != nil {
+	psync := resp.AppendCommand(nil, "PSYNC", "?", "-1")
+	if replID != "" {
+		psync = resp.AppendCommand(nil, "PSYNC", replID, strconv.FormatInt(offset+1, 10))
+	}
+	if _, err := c.W.Write(psync); err != nil {
 		return nil, c.Err(err)
 	}
 	if err := c.W.Flush(); err != nil {
@@ -121,12 +152,17 @@ func StartFullSync(ctx context.Context, opts SyncOptions) (*FullSync, error) {
 		}
 		return nil, fmt.Errorf("psync to %s: %w", opts.Redis.Addr, c.Err(err))
 	}
-	if fs.ReplID, fs.Offset, err = parseFullResync(line); err != nil {
-		return nil, fmt.Errorf("psync to %s: %w", opts.Redis.Addr, err)
+	if id, ok := parseContinue(line, replID); ok {
+		fs.ReplID, fs.Offset, fs.Continued = id, offset, true
+	} else {
+		if fs.ReplID, fs.Offset, err = parseFullResync(line); err != nil {
+			return nil, fmt.Errorf("psync to %s: %w", opts.Redis.Addr, err)
+		}
+		if fs.RDB, fs.Diskless, fs.Size, err = transferReader(c.R.Buffered()); err != nil {
+			return nil, fmt.Errorf("full resync from %s: %w", opts.Redis.Addr, c.Err(err))
+		}
 	}
-	if fs.RDB, fs.Diskless, fs.Size, err = transferReader(c.R.Buffered()); err != nil {
-		return nil, fmt.Errorf("full resync from %s: %w", opts.Redis.Addr, c.Err(err))
-	}
+	fs.ackOff.Store(fs.Offset)
 	fs.stopAck, fs.ackDone = make(chan struct{}), make(chan struct{})
 	go fs.ack(opts.AckInterval)
 	ok = true
@@ -168,12 +204,25 @@ func zeroSyncDelay(ctx context.Context, o redisconn.Options) (func(), error) {
 	}, nil
 }
 
+// parseContinue reads "CONTINUE [<replid>]", the answer to PSYNC <replid> <offset> of a
+// source that continues the stream; without an id (an old source) it continues under asked.
+func parseContinue(line, asked string) (string, bool) {
+	f := strings.Fields(line)
+	if asked == "" || len(f) == 0 || f[0] != "CONTINUE" {
+		return "", false
+	}
+	if len(f) == 2 && len(f[1]) == 40 {
+		return f[1], true
+	}
+	return asked, len(f) == 1
+}
+
 // parseFullResync reads "FULLRESYNC <replid> <offset>". A CONTINUE (partial resync) cannot
 // answer PSYNC ? -1.
 func parseFullResync(line string) (string, int64, error) {
 	f := strings.Fields(line)
 	if len(f) != 3 || f[0] != "FULLRESYNC" || len(f[1]) != 40 {
-		return "", 0, fmt.Errorf("%w: unexpected reply %q to PSYNC ? -1", resp.ErrProtocol, line)
+		return "", 0, fmt.Errorf("%w: unexpected reply %q to PSYNC", resp.ErrProtocol, line)
 	}
 	off, err := strconv.ParseInt(f[2], 10, 64)
 	if err != nil || off < 0 {
@@ -288,23 +337,50 @@ func (fs *FullSync) ack(every time.Duration) {
 	defer close(fs.ackDone)
 	t := time.NewTicker(every)
 	defer t.Stop()
-	cmd := resp.AppendCommand(nil, "REPLCONF", "ACK", strconv.FormatInt(fs.Offset, 10))
 	for {
 		select {
 		case <-fs.stopAck:
 			return
 		case <-t.C:
-			fs.wmu.Lock()
-			_, err := fs.conn.W.Write(cmd)
-			if err == nil {
-				err = fs.conn.W.Flush()
-			}
-			fs.wmu.Unlock()
-			if err != nil {
+			if fs.AckNow() != nil {
 				return // the reader sees the broken link
 			}
 		}
 	}
+}
+
+// Stream returns the replication stream that follows the RDB: the commands the source
+// propagates, from the byte after Offset on. Call it after RDB returned io.EOF (or, for a
+// continued link, at once); it consumes what is left of the transfer (a diskless transfer's
+// closing mark). The caller reads the stream alone and reports its progress with Acknowledge.
+func (fs *FullSync) Stream() (*bufio.Reader, error) {
+	if fs.RDB != nil {
+		n, err := io.Copy(io.Discard, fs.RDB)
+		if err != nil {
+			return nil, fmt.Errorf("end of the RDB transfer: %w", err)
+		}
+		if n > 0 {
+			return nil, fmt.Errorf("%w: %d bytes of the RDB transfer after the end of the file", resp.ErrProtocol, n)
+		}
+	}
+	return fs.conn.R.Buffered(), nil
+}
+
+// Acknowledge sets the offset that REPLCONF ACK reports from now on: the end of the stream the
+// caller has processed. Without it the runner acknowledges Offset, the RDB's instant.
+func (fs *FullSync) Acknowledge(offset int64) { fs.ackOff.Store(offset) }
+
+// AckNow sends REPLCONF ACK with the acknowledged offset at once, as a replica answers the
+// source's REPLCONF GETACK.
+func (fs *FullSync) AckNow() error {
+	cmd := resp.AppendCommand(make([]byte, 0, 64), "REPLCONF", "ACK", strconv.FormatInt(fs.ackOff.Load(), 10))
+	fs.wmu.Lock()
+	defer fs.wmu.Unlock()
+	_, err := fs.conn.W.Write(cmd)
+	if err == nil {
+		err = fs.conn.W.Flush()
+	}
+	return err
 }
 
 // Close drops the replica link; the source then forgets the runner as a replica.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"stash.dev/redis/runner/cluster"
 	"stash.dev/redis/runner/load"
 	"stash.dev/redis/runner/progress"
+	"stash.dev/redis/runner/rdb"
 	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/replication"
 	"stash.dev/redis/runner/repo"
@@ -57,6 +59,11 @@ type Options struct {
 	// ListenHost is the runner's address as the target sees it, for MethodReplication; empty
 	// means the runner's side of a connection to the target.
 	ListenHost string
+	// AllowLossy restores a snapshot into a server that cannot hold some of its values (hash
+	// field TTLs or vector sets into Valkey or an older Redis): those keys are skipped and
+	// listed in Result.DroppedKeys. Without it such a restore is refused before anything is
+	// written.
+	AllowLossy bool
 }
 
 // Methods of writing the keys into the target.
@@ -96,8 +103,12 @@ type Result struct {
 	Filtered   int64         `json:"filtered"`
 	Bytes      int64         `json:"bytes"`
 	// Method is how the keys were written: MethodRestore or MethodReplication.
-	Method   string        `json:"method"`
-	Duration time.Duration `json:"-"`
+	Method string `json:"method"`
+	// Dropped keys were not restored because the target cannot hold their values
+	// (Options.AllowLossy); DroppedKeys lists the first load.MaxDroppedListed of them.
+	Dropped     int64             `json:"dropped,omitempty"`
+	DroppedKeys []load.DroppedKey `json:"droppedKeys,omitempty"`
+	Duration    time.Duration     `json:"-"`
 }
 
 // Run restores the snapshot. Success is reported only after the whole data object was read and
@@ -162,9 +173,18 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		targets = routing.Nodes
 		info.Databases = 1
 	}
-	if ma, mi := majorMinor(m.RedisVersion); ma > 0 && info.Version != "" && !redisconn.VersionAtLeast(info.Version, ma, mi) {
-		warn(fmt.Sprintf("snapshot %s was taken from Redis %s but the target runs %s: restore fails if the target cannot read RDB format %d",
-			m.ID, m.RedisVersion, info.Version, m.RDBVersion))
+	sel := load.Selection{Databases: opts.Databases, KeyPattern: opts.KeyPattern}
+	if target := rdb.TargetOf(info.Version, info.ValkeyVersion); m.RDBVersion > 0 && !target.Reads(m.RDBVersion) {
+		// The target refuses the snapshot's payloads as they are: convert them, and find
+		// out before anything is written whether every value can be converted.
+		sel.Target, sel.DropLossy = &target, opts.AllowLossy
+		if !opts.AllowLossy {
+			if err := checkLossless(ctx, opts.Repository, m, sel, target); err != nil {
+				return Result{}, err
+			}
+		}
+		warn(fmt.Sprintf("snapshot %s is in RDB format %d, which %s does not read: its values are converted to format %d",
+			m.ID, m.RDBVersion, target.Name, target.WriteVersion()))
 	}
 	var dbs []int
 	for _, db := range slices.Sorted(maps.Keys(m.Databases)) {
@@ -205,7 +225,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	method := MethodRestore
 	// An empty snapshot has nothing to load: RESTORE then writes nothing and changes nothing.
 	if opts.Method != MethodRestore && m.Keys > 0 && m.RDBVersion > 0 {
-		reason, err := replicationBlocker(ctx, client, opts, m.RedisVersion, routing != nil)
+		reason, err := replicationBlocker(ctx, client, opts, routing != nil)
 		switch {
 		case err != nil:
 			return Result{}, err
@@ -216,7 +236,6 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		}
 	}
 
-	sel := load.Selection{Databases: opts.Databases, KeyPattern: opts.KeyPattern}
 	var st load.Stats
 	if method == MethodReplication {
 		st, err = replication.Serve(ctx, sr, replication.ServeOptions{
@@ -243,7 +262,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		}
 		return Result{}, fmt.Errorf("restore snapshot %s into %s: %w", m.ID, opts.Redis.Addr, err)
 	}
-	if got := st.Total + st.Expired + st.Filtered; got != m.Keys {
+	if got := st.Total + st.Expired + st.Filtered + st.Dropped; got != m.Keys {
 		return Result{}, fmt.Errorf("restore snapshot %s: %w: the data holds %d keys, the manifest says %d", m.ID, ErrKeyCount, got, m.Keys)
 	}
 	// Keys can expire while the restore runs; allow for those that expire before the check.
@@ -265,7 +284,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	return Result{
 		SnapshotID: m.ID, Keys: st.Total, Databases: st.Keys, Expired: st.Expired, Filtered: st.Filtered,
-		Bytes: st.Bytes, Method: method, Duration: time.Since(start),
+		Bytes: st.Bytes, Method: method, Duration: time.Since(start), Dropped: st.Dropped, DroppedKeys: st.DroppedKeys,
 	}, nil
 }
 
@@ -303,7 +322,7 @@ func joinInts(v []int) string {
 // TLS (the replication link would carry the data in the clear) and not watched by Sentinel,
 // running a Redis at least as new as the snapshot's source. It is called after the optional
 // flush, so --flush empties the restored databases first.
-func replicationBlocker(ctx context.Context, c *redis.Client, opts Options, sourceVersion string, cluster bool) (string, error) {
+func replicationBlocker(ctx context.Context, c *redis.Client, opts Options, cluster bool) (string, error) {
 	switch {
 	case cluster:
 		return "the target is a Redis Cluster", nil
@@ -317,9 +336,6 @@ func replicationBlocker(ctx context.Context, c *redis.Client, opts Options, sour
 		return "", fmt.Errorf("read redis info: %w", err)
 	}
 	info := redisconn.ParseInfo(txt)
-	if ma, mi := majorMinor(sourceVersion); ma == 0 || !redisconn.VersionAtLeast(info.Version, ma, mi) {
-		return fmt.Sprintf("the target runs Redis %s, older than the snapshot's %s", info.Version, sourceVersion), nil
-	}
 	if !strings.Contains(txt, "role:master") {
 		return "the target is a replica", nil
 	}
@@ -362,8 +378,56 @@ func flushDB(ctx context.Context, targets []redisconn.Options, db int) error {
 	return nil
 }
 
-func majorMinor(v string) (int, int) {
-	var ma, mi int
-	_, _ = fmt.Sscanf(v, "%d.%d", &ma, &mi)
-	return ma, mi
+// ErrLossy is returned when the target cannot hold some of the snapshot's values and
+// Options.AllowLossy is not set. Nothing has been written to the target then.
+var ErrLossy = errors.New("the target cannot hold every value of the snapshot")
+
+// checkLossless reads the selected keys of the snapshot and converts each for the target,
+// failing with ErrLossy, a count per reason and the first keys, if any cannot be converted.
+// It costs one more read of the snapshot, and only restores into an older server pay it.
+func checkLossless(ctx context.Context, r *repo.Repository, m repo.Manifest, sel load.Selection, target rdb.Target) error {
+	sr, err := r.OpenSnapshot(ctx, m)
+	if err != nil {
+		return err
+	}
+	defer sr.Close()
+	sel.DropLossy = true
+	st := load.NewStats()
+	keys := load.NewKeys(sr, sel, &st)
+	for n := 0; ; n++ {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if _, err := keys.Next(); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return fmt.Errorf("read snapshot %s: %w", m.ID, err)
+		}
+		if !keys.Keep() {
+			continue
+		}
+		if _, _, err := keys.Converted(); err != nil {
+			return fmt.Errorf("read snapshot %s: %w", m.ID, err)
+		}
+	}
+	if st.Dropped == 0 {
+		return nil
+	}
+	reasons := map[string]int{}
+	var examples []string
+	for _, d := range st.DroppedKeys {
+		reason := strings.TrimPrefix(d.Reason, rdb.ErrLossy.Error()+": ")
+		reasons[reason]++
+		if len(examples) < 5 {
+			examples = append(examples, fmt.Sprintf("db %d %q", d.DB, d.Key))
+		}
+	}
+	var lines []string
+	for _, reason := range slices.Sorted(maps.Keys(reasons)) {
+		lines = append(lines, reason)
+	}
+	return fmt.Errorf("%w: %d keys of snapshot %s cannot be restored into %s (%s; e.g. %s); nothing was written: restore the other keys with --allow-lossy, into a server of the snapshot's version, or leave those keys out with --databases or --key-pattern",
+		ErrLossy, st.Dropped, m.ID, target.Name, strings.Join(lines, "; "), strings.Join(examples, ", "))
 }

@@ -98,17 +98,27 @@ type Target struct {
 	Sentinel *redisconn.Sentinel
 	// Mode is "standalone" or "cluster" when the target names one, for the runner to check.
 	Mode string
+	// ReadFromReplica backs up from replicas (spec.target.readFromReplica).
+	ReadFromReplica bool
 }
 
 // ResolveTarget turns a Target (an AppBinding or an inline endpoint) into connection options.
 func ResolveTarget(ctx context.Context, c client.Reader, ns string, t *v1alpha1.Target) (*Target, error) {
+	var out *Target
+	var err error
 	switch {
 	case t.Redis != nil:
-		return resolveInline(ctx, c, ns, t.Redis)
+		out, err = resolveInline(ctx, c, ns, t.Redis)
 	case t.Ref != nil:
-		return resolveAppBinding(ctx, c, ns, t.Ref.Name)
+		out, err = resolveAppBinding(ctx, c, ns, t.Ref.Name)
+	default:
+		return nil, errors.New("the target names neither an AppBinding nor an inline Redis")
 	}
-	return nil, errors.New("the target names neither an AppBinding nor an inline Redis")
+	if err != nil {
+		return nil, err
+	}
+	out.ReadFromReplica = t.ReadFromReplica
+	return out, nil
 }
 
 // SentinelPasswordKey is the key of the Redis auth Secret that holds the Sentinel's password, if

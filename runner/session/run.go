@@ -122,7 +122,8 @@ func runBackup(ctx context.Context, c client.Client, s *v1alpha1.BackupSession, 
 		_ = patchBackupStatus(ctx, c, s, func(st *v1alpha1.BackupSessionStatus) { st.Progress = p })
 	})
 	res, err := backup.Run(ctx, backup.Options{Redis: target.Redis, Repository: r, Databases: target.Databases,
-		Hostname: o.Hostname, RunnerVersion: o.RunnerVersion, Progress: counter, Sentinel: target.Sentinel, Mode: target.Mode})
+		Hostname: o.Hostname, RunnerVersion: o.RunnerVersion, Progress: counter, Sentinel: target.Sentinel, Mode: target.Mode,
+		ReadFromReplica: target.ReadFromReplica})
 	stop()
 	out.result = res
 	if err != nil {

@@ -1,6 +1,8 @@
-// Package testproc runs the server processes tests need (storage emulators, Redis): it finds
-// the binary, picks a free port, keeps the log, waits until the server answers, and kills it
-// the way an outage would. A missing binary fails the test with the command that installs it:
+// Package testproc is what every test of this repository uses to run and wait for things:
+// the server processes tests need (storage emulators, Redis: it finds the binary, picks a free
+// port, keeps the log, waits until the server answers, and kills it the way an outage would),
+// the one way to wait for a condition (Poll, Eventually, When), and the real kubectl bound to
+// a test cluster (Kubectl). A missing binary fails the test with the command that installs it:
 // a test that skips because a binary is missing is a test that did not run.
 package testproc
 

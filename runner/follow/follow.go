@@ -1,0 +1,334 @@
+// Package follow is continuous backup: it follows a Redis source as a replica and records its
+// replication stream into the journal of a repository (runner/journal), after a base snapshot
+// taken from the same full resynchronization. It is the library behind `stash-runner follow`.
+//
+// One follower writes one chain at a time: the base snapshot (a normal snapshot, method
+// replication, whose manifest holds the replication id and offset of its instant) and the
+// segments that continue it from that offset without a gap. After a lost link the follower asks
+// the source to continue (PSYNC <replid> <offset+1>); if it does, the chain goes on, and if it
+// answers with a full resynchronization instead, a new base starts a new chain. A restarted
+// follower continues the newest chain of the repository the same way.
+package follow
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"stash.dev/redis/runner/backup"
+	"stash.dev/redis/runner/journal"
+	"stash.dev/redis/runner/redisconn"
+	"stash.dev/redis/runner/replication"
+	"stash.dev/redis/runner/repo"
+)
+
+// Defaults of Options.
+const (
+	DefaultSegmentInterval = 10 * time.Second
+	DefaultSegmentSize     = 8 << 20
+)
+
+// Options configure Run.
+type Options struct {
+	Redis      redisconn.Options
+	Repository *repo.Repository
+	// SegmentInterval closes a segment this long after its first command; SegmentSize closes it
+	// when it holds this many bytes of stream, whichever comes first.
+	SegmentInterval time.Duration
+	SegmentSize     int64
+	// Hostname and RunnerVersion are recorded in the base snapshot's manifest.
+	Hostname, RunnerVersion string
+	// Logf, if set, is told about bases, chains and reconnections.
+	Logf func(format string, args ...any)
+	// OnBase and OnSegment, if set, are called after a base snapshot or a segment is committed,
+	// from the follower's goroutines (one at a time).
+	OnBase    func(backup.Result)
+	OnSegment func(journal.Manifest)
+	// Reconnect makes Run reconnect after a lost link (PSYNC continue, else a new base) instead
+	// of returning the link's error. Errors of the repository always end Run.
+	Reconnect bool
+}
+
+// position is the end of the journal: where the next segment starts.
+type position struct {
+	chain  string
+	replID string
+	offset int64
+	db     int
+}
+
+// errLink marks an error of the replication link (not of the repository): Run may reconnect.
+type errLink struct{ err error }
+
+func (e errLink) Error() string { return "replication link: " + e.err.Error() }
+func (e errLink) Unwrap() error { return e.err }
+
+// Run follows the source until ctx is cancelled, then closes the open segment and returns nil.
+// It continues the newest chain of the repository if the source can continue it, and starts a
+// new chain with a base snapshot otherwise.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Repository == nil {
+		return errors.New("follow: no repository")
+	}
+	if opts.SegmentInterval <= 0 {
+		opts.SegmentInterval = DefaultSegmentInterval
+	}
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = DefaultSegmentSize
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	pos, err := lastPosition(ctx, opts.Repository)
+	if err != nil {
+		return err
+	}
+	backoff := time.Second
+	for {
+		began := time.Now()
+		err := follow(ctx, &opts, &pos)
+		if err == nil {
+			return nil // stopped by ctx, the open segment closed
+		}
+		var le errLink
+		if !opts.Reconnect || !errors.As(err, &le) {
+			return err
+		}
+		if time.Since(began) > time.Minute {
+			backoff = time.Second
+		}
+		opts.Logf("%v; reconnecting in %s", err, backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// lastPosition finds the end of the newest chain: its last segment's end, or its base's
+// offset. A repository without a chain (or whose newest chain lost its base) has none.
+func lastPosition(ctx context.Context, r *repo.Repository) (position, error) {
+	chains, err := journal.Chains(ctx, r)
+	if err != nil {
+		return position{}, err
+	}
+	for i := len(chains) - 1; i >= 0; i-- {
+		chain := chains[i]
+		base, err := r.Manifest(ctx, chain)
+		if errors.Is(err, repo.ErrSnapshotNotFound) {
+			continue
+		}
+		if err != nil {
+			return position{}, err
+		}
+		segs, err := journal.List(ctx, r, chain)
+		if err != nil {
+			return position{}, err
+		}
+		if len(segs) == 0 {
+			return position{chain: chain, replID: base.ReplID, offset: base.ReplOffset}, nil
+		}
+		last := segs[len(segs)-1]
+		return position{chain: chain, replID: last.ReplID, offset: last.EndOffset, db: last.EndDB}, nil
+	}
+	return position{}, nil
+}
+
+// follow connects once: it continues pos if it names a chain and the source agrees, else it
+// takes a new base and starts a new chain; then it records the stream until the link or ctx
+// ends. It returns nil only when ctx ended it and everything read was committed.
+func follow(ctx context.Context, opts *Options, pos *position) error {
+	so := replication.SyncOptions{Redis: opts.Redis, Logf: opts.Logf}
+	var fs *replication.FullSync
+	var err error
+	if pos.chain != "" && len(pos.replID) == 40 {
+		fs, err = replication.Resume(ctx, so, pos.replID, pos.offset)
+	} else {
+		fs, err = replication.StartFullSync(ctx, so)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, replication.ErrSyncRefused) {
+			return fmt.Errorf("follow %s: continuous backup needs a source that serves a replica: %w", opts.Redis.Addr, err)
+		}
+		return errLink{err}
+	}
+	defer fs.Close()
+	stop := context.AfterFunc(ctx, func() { fs.Close() })
+	defer stop()
+
+	if fs.Continued {
+		opts.Logf("continuing chain %s at offset %d (replication id %s)", pos.chain, pos.offset, fs.ReplID)
+		pos.replID = fs.ReplID
+	} else {
+		if pos.chain != "" {
+			opts.Logf("the source cannot continue chain %s at offset %d: a new base starts a new chain", pos.chain, pos.offset)
+		}
+		res, err := backup.FromFullSync(ctx, backup.Options{
+			Redis: opts.Redis, Repository: opts.Repository, Hostname: opts.Hostname, RunnerVersion: opts.RunnerVersion, Logf: opts.Logf,
+		}, fs)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil // nothing of the base was committed
+			}
+			return fmt.Errorf("follow %s: base snapshot: %w", opts.Redis.Addr, err)
+		}
+		opts.Logf("base snapshot %s at offset %d (replication id %s): chain %s starts", res.SnapshotID, fs.Offset, fs.ReplID, res.SnapshotID)
+		if opts.OnBase != nil {
+			opts.OnBase(res)
+		}
+		// The source re-sends SELECT before its first command after a full resynchronization.
+		*pos = position{chain: res.SnapshotID, replID: fs.ReplID, offset: fs.Offset}
+	}
+	br, err := fs.Stream()
+	if err != nil {
+		return errLink{err}
+	}
+	rec := &recorder{ctx: ctx, opts: opts, pos: pos, done: make(chan struct{})}
+	go rec.closeOnInterval(fs)
+	err = rec.record(journal.NewCommandReader(br), fs)
+	close(rec.done)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if cerr := rec.closeSegment(); cerr != nil {
+		return cerr
+	}
+	if rec.err != nil {
+		return rec.err
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// recorder writes the stream of one link into segments. The reading goroutine and the interval
+// timer share the open segment under mu; a segment holds only whole commands.
+type recorder struct {
+	ctx  context.Context
+	opts *Options
+	done chan struct{}
+
+	mu  sync.Mutex
+	pos *position
+	w   *journal.Writer
+	err error // a failed commit from the timer
+}
+
+// record reads commands until the link ends. Each command is read whole into memory first (its
+// size is bounded by the source's proto-max-bulk-len), so that a link cut inside a command
+// leaves the segment at the command before.
+func (rec *recorder) record(cr *journal.CommandReader, fs *replication.FullSync) error {
+	var cmd bytes.Buffer
+	for {
+		if err := cr.ReadHeader(); err != nil {
+			return errLink{err}
+		}
+		at := time.Now()
+		cmd.Reset()
+		c, err := cr.ReadBody(&cmd, false)
+		if err != nil {
+			return errLink{err}
+		}
+		rec.mu.Lock()
+		err = rec.append(c, cmd.Bytes(), at)
+		rec.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		fs.Acknowledge(rec.pos.offset)
+		if c.Is("REPLCONF") && len(c.Args) > 1 && bytes.EqualFold(c.Args[1], []byte("GETACK")) {
+			if err := fs.AckNow(); err != nil {
+				return errLink{err}
+			}
+		}
+		if cmd.Cap() > 16<<20 {
+			cmd = bytes.Buffer{} // do not keep a huge command's buffer
+		}
+	}
+}
+
+// append writes one command to the open segment (opening one if needed) and closes the segment
+// when it reaches the size bound. Called with mu held.
+func (rec *recorder) append(c journal.Command, raw []byte, at time.Time) error {
+	if rec.err != nil {
+		return rec.err
+	}
+	if rec.w == nil {
+		// The writer's upload must survive the cancellation that stops the follower: the open
+		// segment is committed after it.
+		w, err := journal.NewWriter(context.WithoutCancel(rec.ctx), rec.opts.Repository, journal.Start{
+			Chain: rec.pos.chain, ReplID: rec.pos.replID, Offset: rec.pos.offset, DB: rec.pos.db,
+		})
+		if err != nil {
+			return err
+		}
+		rec.w = w
+	}
+	rec.w.BeginCommand(at)
+	if _, err := rec.w.Write(raw); err != nil {
+		return err
+	}
+	rec.pos.offset += int64(len(raw))
+	if c.Is("SELECT") && len(c.Args) > 1 {
+		db, err := strconv.Atoi(string(c.Args[1]))
+		if err != nil {
+			return fmt.Errorf("journal: the stream selects database %q", c.Args[1])
+		}
+		rec.pos.db = db
+	}
+	rec.w.SetEndDB(rec.pos.db)
+	if rec.w.Size() >= rec.opts.SegmentSize {
+		return rec.closeSegment()
+	}
+	return nil
+}
+
+// closeSegment commits the open segment, if any. Called with mu held.
+func (rec *recorder) closeSegment() error {
+	if rec.w == nil {
+		return nil
+	}
+	w := rec.w
+	rec.w = nil
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(rec.ctx), time.Minute)
+	defer cancel()
+	m, err := w.Commit(cctx)
+	if err != nil {
+		return err
+	}
+	if rec.opts.OnSegment != nil {
+		rec.opts.OnSegment(m)
+	}
+	return nil
+}
+
+// closeOnInterval commits the open segment once its first command is SegmentInterval old, also
+// while the source sends nothing. A failed commit ends the link, so that record returns.
+func (rec *recorder) closeOnInterval(fs *replication.FullSync) {
+	tick := time.NewTicker(min(max(rec.opts.SegmentInterval/10, 10*time.Millisecond), time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-rec.done:
+			return
+		case <-tick.C:
+		}
+		rec.mu.Lock()
+		if rec.w != nil && rec.err == nil && time.Since(rec.w.Manifest().FirstTime) >= rec.opts.SegmentInterval {
+			if err := rec.closeSegment(); err != nil {
+				rec.err = err
+				fs.Close()
+			}
+		}
+		rec.mu.Unlock()
+	}
+}

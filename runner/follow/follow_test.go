@@ -1,0 +1,317 @@
+package follow_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"stash.dev/redis/runner/backup"
+	"stash.dev/redis/runner/follow"
+	"stash.dev/redis/runner/journal"
+	"stash.dev/redis/runner/redisconn"
+	"stash.dev/redis/runner/repo"
+	"stash.dev/redis/runner/restore"
+	"stash.dev/redis/runner/store"
+	"stash.dev/redis/test/redistest"
+)
+
+func openRepo(t *testing.T) *repo.Repository {
+	t.Helper()
+	b, err := store.Open(context.Background(), "file://"+t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(context.Background(), b, repo.Options{Password: "pw", Create: true, WorkFactor: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func conn(s *redistest.Server) redisconn.Options {
+	return redisconn.Options{Network: "tcp", Addr: s.Addr, Password: s.Password}
+}
+
+// follower runs follow.Run in the background; stop cancels it and returns its error.
+type follower struct {
+	cancel context.CancelFunc
+	done   chan error
+	bases  chan backup.Result
+	mu     sync.Mutex
+	segs   []journal.Manifest
+}
+
+func startFollower(t *testing.T, opts follow.Options) *follower {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &follower{cancel: cancel, done: make(chan error, 1), bases: make(chan backup.Result, 10)}
+	opts.OnBase = func(r backup.Result) { f.bases <- r }
+	opts.OnSegment = func(m journal.Manifest) { f.mu.Lock(); f.segs = append(f.segs, m); f.mu.Unlock() }
+	opts.Logf = t.Logf
+	go func() { f.done <- follow.Run(ctx, opts) }()
+	t.Cleanup(func() { cancel(); <-f.done })
+	return f
+}
+
+func (f *follower) stop(t *testing.T) {
+	t.Helper()
+	f.cancel()
+	select {
+	case err := <-f.done:
+		f.done <- nil // for the cleanup
+		if err != nil {
+			t.Fatalf("follow: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("follow did not stop within 30 s of its cancellation")
+	}
+}
+
+func (f *follower) base(t *testing.T) backup.Result {
+	t.Helper()
+	select {
+	case b := <-f.bases:
+		return b
+	case err := <-f.done:
+		t.Fatalf("follow ended before its base snapshot: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no base snapshot within 30 s")
+	}
+	return backup.Result{}
+}
+
+func (f *follower) segments() []journal.Manifest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]journal.Manifest(nil), f.segs...)
+}
+
+// replOffset is the source's master_repl_offset.
+func replOffset(t *testing.T, s *redistest.Server) int64 {
+	t.Helper()
+	info, err := s.Client.Info(context.Background(), "replication").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "master_repl_offset:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	t.Fatalf("no master_repl_offset in %s", info)
+	return 0
+}
+
+// ackedOffset is the offset the source's only replica acknowledged, -1 while it has none.
+func ackedOffset(t *testing.T, s *redistest.Server) int64 {
+	t.Helper()
+	info, err := s.Client.Info(context.Background(), "replication").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "slave0:"); ok {
+			for f := range strings.SplitSeq(v, ",") {
+				if o, ok := strings.CutPrefix(f, "offset="); ok {
+					n, _ := strconv.ParseInt(o, 10, 64)
+					return n
+				}
+			}
+		}
+	}
+	return -1
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// write runs n rounds of writes in databases 0 and 5: plain SETs, a MULTI/EXEC counter, values
+// larger than a segment, hashes, lists, deletes and expiries (far in the future, so that no key
+// expires while the test compares digests).
+func write(t *testing.T, s *redistest.Server, from, n int) {
+	t.Helper()
+	ctx := context.Background()
+	c0 := redis.NewClient(&redis.Options{Addr: s.Addr, Protocol: 2, DisableIdentity: true})
+	c5 := redis.NewClient(&redis.Options{Addr: s.Addr, DB: 5, Protocol: 2, DisableIdentity: true})
+	defer c0.Close()
+	defer c5.Close()
+	big := strings.Repeat("b", 40<<10)
+	for i := from; i < from+n; i++ {
+		k := strconv.Itoa(i)
+		if err := c0.Set(ctx, "k:"+k, "v"+k, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c0.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Incr(ctx, "counter")
+			p.Set(ctx, "t:"+k, time.Now().UnixMilli(), time.Hour)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c5.LPush(ctx, "list", k).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c5.HSet(ctx, "h:"+strconv.Itoa(i%7), k, i).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 0 {
+			if err := c0.Set(ctx, "big:"+k, big, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i%3 == 0 {
+			if err := c0.Expire(ctx, "k:"+k, 2*time.Hour).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i%5 == 0 && i > 5 {
+			if err := c0.Del(ctx, "k:"+strconv.Itoa(i-5)).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// waitRecorded waits until the committed segments reach the source's current offset.
+func waitRecorded(t *testing.T, src *redistest.Server, f *follower) {
+	t.Helper()
+	want := replOffset(t, src)
+	waitFor(t, fmt.Sprintf("the journal to reach offset %d", want), 30*time.Second, func() bool {
+		segs := f.segments()
+		return len(segs) > 0 && segs[len(segs)-1].EndOffset >= want
+	})
+}
+
+// verifyRestore restores the base snapshot into a new server, replays the chain's journal and
+// compares the digest with the source's.
+func verifyRestore(t *testing.T, fl redistest.Flavor, src *redistest.Server, r *repo.Repository, chain string) []journal.Manifest {
+	t.Helper()
+	ctx := context.Background()
+	base, err := r.Manifest(ctx, chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if base.Method != backup.MethodReplication || len(base.ReplID) != 40 {
+		t.Fatalf("base manifest: method %q replid %q", base.Method, base.ReplID)
+	}
+	segs, err := journal.List(ctx, r, chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := journal.CheckContiguous(base.ReplOffset, segs); err != nil {
+		t.Fatal(err)
+	}
+	dst := redistest.Start(t, fl)
+	if _, err := restore.Run(ctx, restore.Options{Redis: conn(dst), Repository: r, Snapshot: chain}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := journal.Replay(ctx, r, base.ReplOffset, segs, conn(dst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := src.Digest(t), dst.Digest(t); a != b {
+		t.Fatalf("digest after restore of base %s and replay of %d segments (%d commands): %s, source %s", chain, len(segs), st.Commands, b, a)
+	}
+	t.Logf("base %s (%d keys) + %d segments, %d commands replayed, %d skipped", chain, base.Keys, len(segs), st.Commands, st.Skipped)
+	return segs
+}
+
+// TestFollowRecordsTheStream: a follower takes a base snapshot from its full resync and records
+// the stream that follows into segments (closed by interval and by size, acknowledged as read);
+// the base restored plus the journal replayed equals the source, for a diskless and a
+// disk-based transfer and for Redis 7.0 and 8.0.
+func TestFollowRecordsTheStream(t *testing.T) {
+	for _, tc := range []struct {
+		fl       redistest.Flavor
+		diskless string
+	}{{redistest.Redis70, "yes"}, {redistest.Redis70, "no"}, {redistest.Redis80, "yes"}} {
+		t.Run(fmt.Sprintf("%s/diskless=%s", tc.fl.Name, tc.diskless), func(t *testing.T) {
+			src := redistest.Start(t, tc.fl, redistest.WithConfig("repl-diskless-sync", tc.diskless))
+			write(t, src, 0, 200) // before the base
+			r := openRepo(t)
+			f := startFollower(t, follow.Options{Redis: conn(src), Repository: r,
+				SegmentInterval: 300 * time.Millisecond, SegmentSize: 64 << 10})
+			base := f.base(t)
+			write(t, src, 200, 600)
+			waitRecorded(t, src, f)
+			want := replOffset(t, src)
+			waitFor(t, "the follower to acknowledge the stream", 10*time.Second, func() bool { return ackedOffset(t, src) >= want })
+			f.stop(t)
+
+			segs := verifyRestore(t, tc.fl, src, r, base.SnapshotID)
+			bySize, byTime := 0, 0
+			for _, m := range segs {
+				if m.RawBytes >= 64<<10 {
+					bySize++
+				} else {
+					byTime++
+				}
+				if m.Commands == 0 || m.FirstTime.After(m.LastTime) || len(m.Marks) == 0 || m.Marks[0].Offset != m.StartOffset {
+					t.Fatalf("segment %s: %+v", m.Name(), m)
+				}
+			}
+			if bySize == 0 || byTime == 0 {
+				t.Fatalf("%d segments closed by size and %d by time; want both", bySize, byTime)
+			}
+			if len(segs[0].ReplID) != 40 {
+				t.Fatalf("first segment %+v", segs[0])
+			}
+		})
+	}
+}
+
+// TestFollowStopClosesTheOpenSegment: cancelling the follower (SIGTERM in the command) commits
+// the segment it has open, however young, so the journal ends where the follower stopped
+// reading.
+func TestFollowStopClosesTheOpenSegment(t *testing.T) {
+	src := redistest.Start(t)
+	r := openRepo(t)
+	f := startFollower(t, follow.Options{Redis: conn(src), Repository: r, SegmentInterval: time.Hour})
+	base := f.base(t)
+	write(t, src, 0, 50)
+	want := replOffset(t, src)
+	waitFor(t, "the follower to read the stream", 10*time.Second, func() bool { return ackedOffset(t, src) >= want })
+	if n := len(f.segments()); n != 0 {
+		t.Fatalf("%d segments closed before the stop; the interval is an hour", n)
+	}
+	f.stop(t)
+	segs := f.segments()
+	if len(segs) != 1 || segs[0].EndOffset < want {
+		t.Fatalf("after the stop: segments %+v, source offset %d", segs, want)
+	}
+	verifyRestore(t, redistest.Redis70, src, r, base.SnapshotID)
+}
+
+// TestFollowRefusesASourceWithoutPSYNC: a source that does not serve replicas is an error that
+// says so, not a retry loop.
+func TestFollowRefusesASourceWithoutPSYNC(t *testing.T) {
+	src := redistest.Start(t, redistest.WithConfig("rename-command", "PSYNC", ""))
+	r := openRepo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := follow.Run(ctx, follow.Options{Redis: conn(src), Repository: r, Reconnect: true})
+	if err == nil || !strings.Contains(err.Error(), "continuous backup needs a source that serves a replica") {
+		t.Fatalf("follow of a source without PSYNC: %v", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal("follow retried instead of failing")
+	}
+}

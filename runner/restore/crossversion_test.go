@@ -1,0 +1,119 @@
+package restore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"testing"
+
+	"stash.dev/redis/runner/backup"
+	"stash.dev/redis/runner/restore"
+	"stash.dev/redis/test/dataset"
+	"stash.dev/redis/test/redistest"
+	"stash.dev/redis/test/runnertest"
+)
+
+// TestCrossVersionMatrix: a snapshot of each server (Redis 7.0, Redis 8.0, Valkey 8.1) restores
+// into each of them, by replication and by RESTORE commands, with equal DEBUG DIGEST, expiries
+// and key counts, for the data all three can hold. Redis 8.0 and Valkey 8.1 write RDB formats
+// 12 and 11 that older servers refuse outright; the runner converts each value for the target.
+func TestCrossVersionMatrix(t *testing.T) {
+	ctx := context.Background()
+	for _, from := range redistest.Flavors {
+		t.Run("from-"+from.Name, func(t *testing.T) {
+			src := redistest.Start(t, from)
+			dataset.FillCommon(t, src)
+			r := runnertest.OpenRepo(t, "file://"+t.TempDir(), nil)
+			if _, err := backup.Run(ctx, backup.Options{Redis: runnertest.Conn(t, src), Repository: r}); err != nil {
+				t.Fatal(err)
+			}
+			for _, to := range redistest.Flavors {
+				for _, method := range []string{restore.MethodReplication, restore.MethodRestore} {
+					t.Run(to.Name+"/"+method, func(t *testing.T) {
+						dst := redistest.Start(t, to)
+						var warnings []string
+						res, err := restore.Run(ctx, restore.Options{Redis: runnertest.Conn(t, dst), Repository: r, Method: method,
+							Warn: func(s string) { warnings = append(warnings, s) }})
+						if err != nil {
+							t.Fatal(err)
+						}
+						if res.Method != method || res.Dropped != 0 {
+							t.Fatalf("restored by %s with %d keys left out", res.Method, res.Dropped)
+						}
+						dataset.Equal(t, src, dst)
+						t.Logf("%d keys; warnings %q", res.Keys, warnings)
+					})
+				}
+			}
+		})
+	}
+}
+
+// TestCrossVersionLossy: a Redis 8.0 snapshot with hash field TTLs and vector sets cannot be
+// held by Valkey 8.1 or Redis 7.0. The restore is refused before anything is written, naming
+// what and why; with AllowLossy the other keys are restored (equal digest to the source
+// without those keys) and the left-out keys are listed.
+func TestCrossVersionLossy(t *testing.T) {
+	ctx := context.Background()
+	src := redistest.Start(t, redistest.Redis80)
+	dataset.Fill(t, src)
+	r := runnertest.OpenRepo(t, "file://"+t.TempDir(), nil)
+	if _, err := backup.Run(ctx, backup.Options{Redis: runnertest.Conn(t, src), Repository: r}); err != nil {
+		t.Fatal(err)
+	}
+	var lossy []string // db:key
+	for _, db := range dataset.DBs {
+		for _, k := range dataset.VersionKeys(src) {
+			lossy = append(lossy, strconv.Itoa(db)+":db"+strconv.Itoa(db)+":"+k)
+		}
+	}
+	slices.Sort(lossy)
+	var done []*redistest.Server
+	for _, to := range []redistest.Flavor{redistest.Valkey81, redistest.Redis70} {
+		for _, method := range []string{restore.MethodReplication, restore.MethodRestore} {
+			dst := redistest.Start(t, to) // compared after the subtests
+			t.Run(to.Name+"/"+method, func(t *testing.T) {
+				_, err := restore.Run(ctx, restore.Options{Redis: runnertest.Conn(t, dst), Repository: r, Method: method})
+				if !errors.Is(err, restore.ErrLossy) {
+					t.Fatalf("restore of hash field TTLs and vector sets into %s: %v", to.Name, err)
+				}
+				if n := dataset.Counts(t, dst); len(n) != 0 {
+					t.Fatalf("a refused restore wrote keys: %v", n)
+				}
+				t.Logf("refused: %v", err)
+
+				res, err := restore.Run(ctx, restore.Options{Redis: runnertest.Conn(t, dst), Repository: r, Method: method, AllowLossy: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var dropped []string
+				for _, d := range res.DroppedKeys {
+					dropped = append(dropped, fmt.Sprintf("%d:%s", d.DB, d.Key))
+				}
+				slices.Sort(dropped)
+				if res.Dropped != int64(len(lossy)) || !slices.Equal(dropped, lossy) {
+					t.Fatalf("left out %d keys %q, want %q", res.Dropped, dropped, lossy)
+				}
+				done = append(done, dst)
+			})
+		}
+	}
+	// The source without the keys the targets cannot hold is what each of them now holds.
+	if err := src.Client.Do(ctx, "FUNCTION", "FLUSH").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, db := range dataset.DBs {
+		c := dataset.Client(src, db)
+		for _, k := range dataset.VersionKeys(src) {
+			if err := c.Del(ctx, "db"+strconv.Itoa(db)+":"+k).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.Close()
+	}
+	for _, dst := range done {
+		dataset.Equal(t, src, dst)
+	}
+}
