@@ -196,7 +196,8 @@ func benchSize(ctx context.Context, cfg config, self string, n int, first bool) 
 		return nil
 	}
 
-	var snapshotID string
+	var snapshotID, allSnapshotID string // of db 0, and of every database
+	allRepoDir := filepath.Join(dir, "repo-all")
 	runnerRestore := func(method, tool string) error {
 		if err := resetDst(); err != nil {
 			return err
@@ -208,6 +209,21 @@ func benchSize(ctx context.Context, cfg config, self string, n int, first bool) 
 		record("runner-restore-"+method, tool, "restore", w, rss, 0, "")
 		return checkDst(tool, db0)
 	}
+	runnerBackup := func(key, tool, repoDir string, id *string, args ...string) error {
+		os.RemoveAll(repoDir)
+		out := &strings.Builder{}
+		args = append([]string{"backup", "--redis", srcURL, "--repository", "file://" + repoDir, "--progress-interval", "0"}, args...)
+		w, rss, err := measure(ctx, env, out, cfg.runner, args...)
+		if err != nil {
+			return err
+		}
+		if f := strings.Fields(out.String()); len(f) > 1 && id != nil {
+			*id = f[1]
+		}
+		record(key, tool, "backup", w, rss, dirSize(filepath.Join(repoDir, "snapshots")), "")
+		return nil
+	}
+	srcKeys := keyCount(ctx, src.client)
 
 	type step struct {
 		name string
@@ -222,19 +238,14 @@ func benchSize(ctx context.Context, cfg config, self string, n int, first bool) 
 			}
 			return err
 		}},
+		{"runner-all", func() error {
+			return runnerBackup("runner-all", "stash-runner by replication (the default; all dbs, like --rdb)", allRepoDir, &allSnapshotID, "--method", "replication")
+		}},
 		{"runner", func() error {
-			os.RemoveAll(repoDir)
-			out := &strings.Builder{}
-			w, rss, err := measure(ctx, env, out, cfg.runner, "backup", "--redis", srcURL, "--repository", "file://"+repoDir, "--databases", "0", "--progress-interval", "0")
-			if err != nil {
-				return err
-			}
-			f := strings.Fields(out.String())
-			if len(f) > 1 {
-				snapshotID = f[1]
-			}
-			record("runner", "stash-runner (zstd + age, db 0)", "backup", w, rss, dirSize(filepath.Join(repoDir, "snapshots")), "")
-			return nil
+			return runnerBackup("runner", "stash-runner by replication (zstd + age, db 0)", repoDir, &snapshotID, "--method", "replication", "--databases", "0")
+		}},
+		{"runner-dump", func() error {
+			return runnerBackup("runner-dump", "stash-runner SCAN + DUMP (zstd + age, db 0)", filepath.Join(dir, "repo-dump"), nil, "--method", "dump", "--databases", "0")
 		}},
 		{"minimal", func() error {
 			f := filepath.Join(dir, "minimal.bin")
@@ -256,6 +267,41 @@ func benchSize(ctx context.Context, cfg config, self string, n int, first bool) 
 		}})
 	}
 	restores := []step{
+		{"load-floor", func() error {
+			// The server's own load of the RDB that redis-cli --rdb saved: redis-server started
+			// on it, the time its log reports.
+			floor := filepath.Join(dir, "floor")
+			os.RemoveAll(floor)
+			os.MkdirAll(floor, 0o700)
+			if err := os.Link(filepath.Join(dir, "dump.rdb"), filepath.Join(floor, "dump.rdb")); err != nil {
+				return err
+			}
+			s, err := startRedis(ctx, floor)
+			if err != nil {
+				return err
+			}
+			defer s.stop()
+			secs, err := loadSeconds(filepath.Join(floor, "redis.log"))
+			if err != nil {
+				return err
+			}
+			record("load-floor", "redis-server loading the --rdb file at start-up (floor; all dbs)", "restore", secs, 0, 0, "from its log")
+			return nil
+		}},
+		{"runner-all-restore", func() error {
+			if err := resetDst(); err != nil {
+				return err
+			}
+			w, rss, err := measure(ctx, env, nil, cfg.runner, "restore", "--method", "replication", "--redis", dstURL, "--repository", "file://"+allRepoDir, "--snapshot", allSnapshotID, "--progress-interval", "0")
+			if err != nil {
+				return err
+			}
+			record("runner-all-restore", "stash-runner by replication (all dbs)", "restore", w, rss, 0, "")
+			if got := keyCount(ctx, dst.client); got != srcKeys {
+				return fmt.Errorf("restore of every database: %d keys, want %d", got, srcKeys)
+			}
+			return nil
+		}},
 		{"runner", func() error { return runnerRestore("replication", "stash-runner (replication, the default)") }},
 		{"runner-restore-cmds", func() error { return runnerRestore("restore", "stash-runner --method restore (RESTORE commands)") }},
 		{"minimal", func() error {
@@ -317,13 +363,6 @@ func benchSize(ctx context.Context, cfg config, self string, n int, first bool) 
 			}
 		}
 	}
-	// Every database including the streams, which redis-dump-go cannot dump.
-	os.RemoveAll(repoDir)
-	w, rss, err := measure(ctx, env, nil, cfg.runner, "backup", "--redis", srcURL, "--repository", "file://"+repoDir, "--progress-interval", "0")
-	if err != nil {
-		return err
-	}
-	record("runner-all", "stash-runner, all dbs (incl. streams)", "backup", w, rss, dirSize(filepath.Join(repoDir, "snapshots")), "")
 	if first && cfg.slow && !cfg.onlyRunner {
 		f := filepath.Join(dir, "dump-go-default.resp")
 		logf("redis-dump-go with default settings (slow)")
@@ -348,7 +387,11 @@ func benchSize(ctx context.Context, cfg config, self string, n int, first bool) 
 		if r.note != "" {
 			note = " (" + r.note + ")"
 		}
-		fmt.Printf("| %s | %s | %s%s | %d MB | %s |\n", r.tool, r.op, median(r.wall).Round(10*time.Millisecond), note, slices.Max(r.rssKB)/1024, size)
+		rss := "" // not measured: the server's own load
+		if m := slices.Max(r.rssKB); m > 0 {
+			rss = fmt.Sprintf("%d MB", m/1024)
+		}
+		fmt.Printf("| %s | %s | %s%s | %s | %s |\n", r.tool, r.op, median(r.wall).Round(10*time.Millisecond), note, rss, size)
 	}
 	fmt.Println()
 	return nil
@@ -422,15 +465,48 @@ func startRedis(ctx context.Context, dir string) (*server, error) {
 		return nil, fmt.Errorf("start redis-server (apt-get install redis-server, or hack/tools.sh redis): %w", err)
 	}
 	s.client = redis.NewClient(&redis.Options{Addr: s.addr, Protocol: 2, DisableIdentity: true, ReadTimeout: -1})
-	for i := 0; ; i++ {
+	deadline := time.Now().Add(5 * time.Minute) // a server started on an RDB file loads it first
+	for {
 		if err := s.client.Ping(ctx).Err(); err == nil {
 			return s, nil
-		} else if i > 500 {
+		} else if time.Now().After(deadline) {
 			s.stop()
 			return nil, fmt.Errorf("redis-server not ready: %w", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// keyCount sums the keys of every database (INFO keyspace).
+func keyCount(ctx context.Context, c *redis.Client) int64 {
+	var n int64
+	for line := range strings.Lines(c.Info(ctx, "keyspace").Val()) {
+		if _, v, ok := strings.Cut(line, "keys="); ok {
+			k, _, _ := strings.Cut(v, ",")
+			x, _ := strconv.ParseInt(k, 10, 64)
+			n += x
+		}
+	}
+	return n
+}
+
+// loadSeconds reads the time a redis-server took to load its RDB at start-up from its log
+// ("DB loaded from disk: 1.234 seconds").
+func loadSeconds(log string) (time.Duration, error) {
+	b, err := os.ReadFile(log)
+	if err != nil {
+		return 0, err
+	}
+	_, after, ok := strings.Cut(string(b), "DB loaded from disk: ")
+	if !ok {
+		return 0, fmt.Errorf("%s: no 'DB loaded from disk' line", log)
+	}
+	secs, _, _ := strings.Cut(after, " ")
+	f, err := strconv.ParseFloat(secs, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", log, err)
+	}
+	return time.Duration(f * float64(time.Second)), nil
 }
 
 func (s *server) stop() {
