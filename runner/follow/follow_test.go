@@ -315,3 +315,113 @@ func TestFollowRefusesASourceWithoutPSYNC(t *testing.T) {
 		t.Fatal("follow retried instead of failing")
 	}
 }
+
+// TestFollowResumesWithoutGap: the source drops the follower's link twice while a writer
+// increments a counter in MULTI with each key it adds; the follower continues its chain with
+// PSYNC <replid> <offset+1> (+CONTINUE), and so does a follower started again on the same
+// repository. One base, one chain, segments without a gap or an overlap, and the base plus
+// the journal equal the source: a lost or a doubled INCR would change the digest.
+func TestFollowResumesWithoutGap(t *testing.T) {
+	ctx := context.Background()
+	// The backlog holds what the writer writes while the follower is away (the default 1 MB
+	// does not, and the follower then rightly starts a new chain).
+	src := redistest.Start(t, redistest.WithConfig("repl-backlog-size", "64mb"))
+	r := openRepo(t)
+	opts := follow.Options{Redis: conn(src), Repository: r, SegmentInterval: 200 * time.Millisecond, Reconnect: true}
+	f := startFollower(t, opts)
+	base := f.base(t)
+
+	wctx, stopWriter := context.WithCancel(ctx)
+	writerDone := make(chan error, 1)
+	go func() {
+		c := redis.NewClient(&redis.Options{Addr: src.Addr, Protocol: 2, DisableIdentity: true})
+		defer c.Close()
+		for i := 0; wctx.Err() == nil; i++ {
+			_, err := c.TxPipelined(wctx, func(p redis.Pipeliner) error {
+				p.Incr(wctx, "counter")
+				p.Set(wctx, "w:"+strconv.Itoa(i), i, 0)
+				return nil
+			})
+			if err != nil && wctx.Err() == nil {
+				writerDone <- err
+				return
+			}
+		}
+		writerDone <- nil
+	}()
+	for range 2 {
+		from := replOffset(t, src)
+		waitFor(t, "the follower to acknowledge new writes", 10*time.Second, func() bool { return ackedOffset(t, src) > from })
+		if n, err := src.Client.ClientKillByFilter(ctx, "TYPE", "replica").Result(); err != nil || n != 1 {
+			t.Fatalf("client kill type replica: %d %v", n, err)
+		}
+		// The follower reconnects after a second; the source lists it again once it continues.
+		waitFor(t, "the follower to reconnect", 10*time.Second, func() bool { return ackedOffset(t, src) > from })
+	}
+	stopWriter()
+	if err := <-writerDone; err != nil {
+		t.Fatal(err)
+	}
+	waitRecorded(t, src, f)
+	f.stop(t)
+	if len(f.bases) != 0 {
+		t.Fatalf("a lost link took a new base %v", <-f.bases)
+	}
+
+	// A follower started again continues the same chain.
+	f2 := startFollower(t, opts)
+	write(t, src, 0, 50)
+	waitRecorded(t, src, f2)
+	f2.stop(t)
+	if len(f2.bases) != 0 {
+		t.Fatalf("a restarted follower took a new base %v", <-f2.bases)
+	}
+	if chains, err := journal.Chains(ctx, r); err != nil || len(chains) != 1 || chains[0] != base.SnapshotID {
+		t.Fatalf("chains %v %v, want only %s", chains, err, base.SnapshotID)
+	}
+	if snaps, err := r.List(ctx); err != nil || len(snaps) != 1 {
+		t.Fatalf("snapshots: %d %v, want only the base", len(snaps), err)
+	}
+	verifyRestore(t, redistest.Redis70, src, r, base.SnapshotID)
+}
+
+// TestFollowStartsANewChainWhenTheSourceCannotContinue: a source restarted (a new replication
+// id, its backlog gone) answers the follower's PSYNC with a full resync: the follower takes a
+// new base, which starts a new chain; the old chain keeps what it recorded.
+func TestFollowStartsANewChainWhenTheSourceCannotContinue(t *testing.T) {
+	ctx := context.Background()
+	src := redistest.Start(t)
+	r := openRepo(t)
+	opts := follow.Options{Redis: conn(src), Repository: r, SegmentInterval: 200 * time.Millisecond, Reconnect: true}
+	f := startFollower(t, opts)
+	first := f.base(t)
+	write(t, src, 0, 20)
+	waitRecorded(t, src, f)
+	f.stop(t)
+
+	// Another replication history: the follower's position is unknown to the source.
+	if err := src.Client.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	replID := func() string {
+		info := src.Client.Info(ctx, "replication").Val()
+		_, rest, _ := strings.Cut(info, "master_replid:")
+		return strings.TrimSpace(strings.SplitN(rest, "\n", 2)[0])
+	}
+	old := replID()
+	if err := src.Client.Do(ctx, "DEBUG", "CHANGE-REPL-ID").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if replID() == old {
+		t.Fatal("DEBUG CHANGE-REPL-ID kept the replication id")
+	}
+	f2 := startFollower(t, opts)
+	second := f2.base(t)
+	write(t, src, 20, 20)
+	waitRecorded(t, src, f2)
+	f2.stop(t)
+	if chains, err := journal.Chains(ctx, r); err != nil || len(chains) != 2 || chains[0] != first.SnapshotID || chains[1] != second.SnapshotID {
+		t.Fatalf("chains %v %v, want %s and %s", chains, err, first.SnapshotID, second.SnapshotID)
+	}
+	verifyRestore(t, redistest.Redis70, src, r, second.SnapshotID)
+}
