@@ -30,7 +30,7 @@ func newImportCommand(g *global) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.file = args[0]
 			if err := o.g.validateRepository(); err != nil {
-				return err
+				return finish(o.resultFile, "import", time.Now(), nil, err)
 			}
 			return o.Run(cmd.Context())
 		},

@@ -86,7 +86,6 @@ func NewRootCommand(s Streams, getenv func(string) string, version string) *cobr
 		newImportCommand(g),
 		newVersionCommand(g),
 		newTriggerCommand(g),
-		newFollowCommand(g),
 	)
 	return root
 }

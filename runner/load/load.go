@@ -450,7 +450,10 @@ func explain(msg string, key []byte, db int, opts Options) error {
 	base := fmt.Errorf("restore key %q in database %d: %s", key, db, msg)
 	switch {
 	case strings.HasPrefix(msg, "BUSYKEY"):
-		return fmt.Errorf("%w (the key already exists: use --flush to empty the database first or --replace to overwrite keys)", base)
+		// The restore began only into an empty (or flushed) database, and --flush and --replace
+		// both write with REPLACE: so the key was written during the restore, by another client
+		// or by this restore itself (a snapshot that holds the key twice). --flush cannot help.
+		return fmt.Errorf("%w (the database was empty when the restore began: another client wrote the key during the restore, or the snapshot holds it twice; restore into a server nobody writes to, or pass --replace to keep the last copy)", base)
 	case strings.Contains(msg, "payload version or checksum are wrong"):
 		return fmt.Errorf("%w (the snapshot was taken from Redis %s with RDB format %d, which the target cannot read: restore into Redis %s or newer)",
 			base, opts.SourceVersion, opts.RDBVersion, opts.SourceVersion)

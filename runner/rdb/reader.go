@@ -720,8 +720,10 @@ func (r *Reader) skipN(n uint64) error {
 			r.off += int64(got)
 			r.crc = Checksum(r.crc, r.obj[l:l+got])
 			r.obj = r.obj[:l+got]
-			if err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				return io.ErrUnexpectedEOF
+			} else if err != nil {
+				return err // a failed read (a stalled source) is not a short file
 			}
 		} else {
 			b, err := r.br.Peek(min(step, r.br.Size()))
