@@ -89,7 +89,9 @@ func TestDatabaseInRedisURL(t *testing.T) {
 	rf := filepath.Join(t.TempDir(), "result.json")
 	mustRun(t, nil, "backup", "--redis", src.URL()+"/3", "--repository", repoURL, "--result-file", rf)
 	b, _ := os.ReadFile(rf)
-	var res struct{ Result struct{ Databases map[string]int64 } }
+	var res struct {
+		Result struct{ Databases map[string]int64 }
+	}
 	if err := json.Unmarshal(b, &res); err != nil || len(res.Result.Databases) != 1 || res.Result.Databases["3"] != 13 {
 		t.Fatalf("backup of %s/3: %s", src.URL(), b)
 	}
