@@ -171,12 +171,69 @@ func RunnerRole(namespace string, secrets []string) *rbacv1.Role {
 	}
 }
 
-// RunnerRoleBinding binds RunnerRole to the runner's service account.
-func RunnerRoleBinding(namespace string) *rbacv1.RoleBinding {
+// RunnerRoleBinding binds RunnerRole to the runner's service account and to the service
+// accounts that runtimeSettings.serviceAccountName names in the namespace (accounts), so that a
+// runner under an account of the user's choice (one bound to a cloud role, say) reads its
+// session as the default one does.
+func RunnerRoleBinding(namespace string, accounts ...string) *rbacv1.RoleBinding {
 	return &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.RunnerServiceAccount, Namespace: namespace, Labels: map[string]string{v1alpha1.LabelComponent: "runner"}},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: v1alpha1.RunnerServiceAccount},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: v1alpha1.RunnerServiceAccount, Namespace: namespace}},
+		Subjects:   runnerSubjects(namespace, accounts),
+	}
+}
+
+// runnerSubjects is the runner's service account in namespace and accounts besides it, once
+// each, in order.
+func runnerSubjects(namespace string, accounts []string) []rbacv1.Subject {
+	subjects := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: v1alpha1.RunnerServiceAccount, Namespace: namespace}}
+	seen := map[string]bool{v1alpha1.RunnerServiceAccount: true}
+	for _, a := range accounts {
+		if a != "" && !seen[a] {
+			seen[a] = true
+			subjects = append(subjects, rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: a, Namespace: namespace})
+		}
+	}
+	return subjects
+}
+
+// LabelRunnerNamespace marks the Role and RoleBinding that give the runners of one namespace
+// access to Repositories in another; its value is the runners' namespace.
+const LabelRunnerNamespace = "stash.dev/runner-namespace"
+
+// SharedRepositoryAccessName is the name of the Role and RoleBinding in a Repository's
+// namespace that let runners of namespace from use it.
+func SharedRepositoryAccessName(from string) string {
+	return v1alpha1.RunnerServiceAccount + "-from-" + from
+}
+
+// SharedRepositoryRole is the Role in namespace that lets the runners of namespace from read
+// the Repositories in repos and their storage Secrets in secrets: what a backup into, or a
+// restore from, a Repository that another namespace shares needs, and nothing more. Empty
+// lists grant nothing (the Role of a namespace that no longer uses any Repository here).
+func SharedRepositoryRole(namespace, from string, repos, secrets []string) *rbacv1.Role {
+	var rules []rbacv1.PolicyRule
+	if len(repos) > 0 {
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"repositories"}, Verbs: []string{"get"}, ResourceNames: repos})
+	}
+	if len(secrets) > 0 {
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: secrets})
+	}
+	return &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: SharedRepositoryAccessName(from), Namespace: namespace,
+			Labels: map[string]string{v1alpha1.LabelComponent: "runner", LabelRunnerNamespace: from}},
+		Rules: rules,
+	}
+}
+
+// SharedRepositoryRoleBinding binds SharedRepositoryRole to the runners of namespace from:
+// its runner service account and accounts.
+func SharedRepositoryRoleBinding(namespace, from string, accounts []string) *rbacv1.RoleBinding {
+	return &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: SharedRepositoryAccessName(from), Namespace: namespace,
+			Labels: map[string]string{v1alpha1.LabelComponent: "runner", LabelRunnerNamespace: from}},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: SharedRepositoryAccessName(from)},
+		Subjects: runnerSubjects(from, accounts),
 	}
 }
 
