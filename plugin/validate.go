@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -21,6 +23,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
 
 	"stash.dev/redis/api/v1alpha1"
 )
@@ -242,6 +245,10 @@ func ValidateDocument(d document) []ValidationResult {
 		res.Verdict, res.Message = VerdictInvalid, "malformed YAML: "+err.Error()
 		return []ValidationResult{res}
 	}
+	if msg := duplicateKeys(d); msg != "" {
+		res.Verdict, res.Message = VerdictInvalid, msg
+		return []ValidationResult{res}
+	}
 	var u unstructured.Unstructured
 	if err := u.UnmarshalJSON(data); err != nil {
 		res.Verdict, res.Message = VerdictInvalid, "not a Kubernetes object: "+err.Error()
@@ -263,6 +270,29 @@ func ValidateDocument(d document) []ValidationResult {
 		return out
 	}
 	return validateObject(res, data)
+}
+
+var duplicateKey = regexp.MustCompile(`line (\d+): key (".*") already set in map`)
+
+// duplicateKeys names the keys a document (YAML or JSON) sets twice in one mapping, with their
+// lines in the file, or returns "". Converting to JSON keeps only the last of them, which would
+// pass here, while the API server's strict field validation (kubectl's default) refuses the
+// object: validate refuses it too.
+func duplicateKeys(d document) string {
+	_, err := yaml.YAMLToJSONStrict(d.data)
+	if err == nil {
+		return ""
+	}
+	var dups []string
+	for _, m := range duplicateKey.FindAllStringSubmatch(err.Error(), -1) {
+		n, _ := strconv.Atoi(m[1])
+		dups = append(dups, fmt.Sprintf("%s at line %d", m[2], n+d.line-1))
+	}
+	if len(dups) == 0 {
+		return ""
+	}
+	return "duplicate key " + strings.Join(dups, ", duplicate key ") +
+		" (the API server refuses a field given twice; keep one)"
 }
 
 func validateObject(res ValidationResult, data []byte) []ValidationResult {
