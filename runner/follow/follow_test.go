@@ -251,6 +251,15 @@ func TestFollowRecordsTheStream(t *testing.T) {
 				SegmentInterval: 300 * time.Millisecond, SegmentSize: 64 << 10})
 			base := f.base(t)
 			write(t, src, 200, 600)
+			// One value larger than a segment closes its segment by size, and a last small
+			// write after everything is recorded opens a segment that only time can close.
+			if err := src.Client.Set(context.Background(), "huge", strings.Repeat("h", 100<<10), 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			waitRecorded(t, src, f)
+			if err := src.Client.Set(context.Background(), "last", "1", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
 			waitRecorded(t, src, f)
 			want := replOffset(t, src)
 			waitFor(t, "the follower to acknowledge the stream", 10*time.Second, func() bool { return ackedOffset(t, src) >= want })
@@ -291,6 +300,10 @@ func TestFollowStopClosesTheOpenSegment(t *testing.T) {
 	waitFor(t, "the follower to read the stream", 10*time.Second, func() bool { return ackedOffset(t, src) >= want })
 	if n := len(f.segments()); n != 0 {
 		t.Fatalf("%d segments closed before the stop; the interval is an hour", n)
+	}
+	// The follower is a replica that acknowledges: WAIT counts it.
+	if n, err := src.Client.Do(context.Background(), "WAIT", 1, 10000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT 1: %d replicas acknowledged (%v)", n, err)
 	}
 	f.stop(t)
 	segs := f.segments()
@@ -346,6 +359,7 @@ func TestFollowResumesWithoutGap(t *testing.T) {
 				writerDone <- err
 				return
 			}
+			time.Sleep(time.Millisecond) // pace: the replay at the end stays short
 		}
 		writerDone <- nil
 	}()
@@ -400,9 +414,6 @@ func TestFollowStartsANewChainWhenTheSourceCannotContinue(t *testing.T) {
 	f.stop(t)
 
 	// Another replication history: the follower's position is unknown to the source.
-	if err := src.Client.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
-		t.Fatal(err)
-	}
 	replID := func() string {
 		info := src.Client.Info(ctx, "replication").Val()
 		_, rest, _ := strings.Cut(info, "master_replid:")
