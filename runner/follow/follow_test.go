@@ -237,12 +237,12 @@ func verifyRestore(t *testing.T, fl redistest.Flavor, src *redistest.Server, r *
 // TestFollowRecordsTheStream: a follower takes a base snapshot from its full resync and records
 // the stream that follows into segments (closed by interval and by size, acknowledged as read);
 // the base restored plus the journal replayed equals the source, for a diskless and a
-// disk-based transfer and for Redis 7.0 and 8.0.
+// disk-based transfer and for Redis 7.0, 8.0 and Valkey 8.1.
 func TestFollowRecordsTheStream(t *testing.T) {
 	for _, tc := range []struct {
 		fl       redistest.Flavor
 		diskless string
-	}{{redistest.Redis70, "yes"}, {redistest.Redis70, "no"}, {redistest.Redis80, "yes"}} {
+	}{{redistest.Redis70, "yes"}, {redistest.Redis70, "no"}, {redistest.Redis80, "yes"}, {redistest.Valkey81, "yes"}} {
 		t.Run(fmt.Sprintf("%s/diskless=%s", tc.fl.Name, tc.diskless), func(t *testing.T) {
 			src := redistest.Start(t, tc.fl, redistest.WithConfig("repl-diskless-sync", tc.diskless))
 			write(t, src, 0, 200) // before the base
