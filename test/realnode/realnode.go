@@ -16,13 +16,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -275,10 +271,10 @@ func writeServingCerts(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := writePEM(filepath.Join(dir, "sa-signer.key"), "EC PRIVATE KEY", saDER); err != nil {
+	if err := testproc.WritePEM(filepath.Join(dir, "sa-signer.key"), "EC PRIVATE KEY", saDER); err != nil {
 		return "", err
 	}
-	return files.CAFile, writePEM(filepath.Join(dir, "sa-signer.crt"), "PUBLIC KEY", saPub)
+	return files.CAFile, testproc.WritePEM(filepath.Join(dir, "sa-signer.crt"), "PUBLIC KEY", saPub)
 }
 
 // CertFiles are PEM files of a CA and a server certificate it signed.
@@ -287,65 +283,13 @@ type CertFiles struct{ CAFile, CertFile, KeyFile string }
 // WriteCerts makes a fresh CA and a server certificate for hosts (IP addresses or DNS names)
 // in dir: ca.crt, <name>.crt, <name>.key.
 func WriteCerts(dir, name string, hosts ...string) (CertFiles, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return CertFiles{}, err
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testproc.NewCA(dir, name+" CA")
 	if err != nil {
 		return CertFiles{}, err
 	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name + " CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(7 * 24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return CertFiles{}, err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return CertFiles{}, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return CertFiles{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(7 * 24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return CertFiles{}, err
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return CertFiles{}, err
-	}
-	f := CertFiles{CAFile: filepath.Join(dir, "ca.crt"), CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
-	for _, w := range []struct {
-		path, typ string
-		der       []byte
-	}{{f.CAFile, "CERTIFICATE", caDER}, {f.CertFile, "CERTIFICATE", der}, {f.KeyFile, "EC PRIVATE KEY", kder}} {
-		if err := writePEM(w.path, w.typ, w.der); err != nil {
-			return CertFiles{}, err
-		}
-	}
-	return f, nil
-}
-
-func writePEM(path, typ string, der []byte) error {
-	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
+	f := CertFiles{CAFile: ca.File}
+	f.CertFile, f.KeyFile, err = ca.Issue(name, x509.ExtKeyUsageServerAuth, hosts...)
+	return f, err
 }
 
 // kubeconfig writes a kubeconfig for a user that envtest's authenticator knows.
