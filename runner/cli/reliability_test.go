@@ -353,3 +353,56 @@ func conn(t *testing.T, s *redistest.Server) redisconn.Options {
 	}
 	return o
 }
+
+// TestStalledTargetDuringRestore: a target that stops answering mid-restore (SIGSTOP) fails a
+// restore by RESTORE commands within the read timeout, with an error that says it stalled and
+// how many keys were written; after SIGCONT a restore with --flush succeeds.
+func TestStalledTargetDuringRestore(t *testing.T) {
+	ctx := context.Background()
+	src := redistest.Start(t)
+	src.Client.Do(ctx, "DEBUG", "POPULATE", 400000, "k", 100)
+	r := openRepository(t, "file://"+t.TempDir())
+	if _, err := backup.Run(ctx, backup.Options{Redis: conn(t, src), Repository: r}); err != nil {
+		t.Fatal(err)
+	}
+	dst := redistest.Start(t)
+	pid := redisPID(t, dst)
+	o := conn(t, dst)
+	o.ReadTimeout = time.Second
+	p := &progress.Counter{}
+	done := make(chan error, 1)
+	go func() {
+		_, err := restore.Run(ctx, restore.Options{Redis: o, Repository: r, Method: restore.MethodRestore, Workers: 1, Progress: p})
+		done <- err
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for p.Keys.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the restore made no progress in 30 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	cont := func() { _ = syscall.Kill(pid, syscall.SIGCONT) }
+	defer cont()
+	stopped := time.Now()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(45 * time.Second):
+		t.Fatal("the restore into a stopped server still runs after 45 s")
+	}
+	cont()
+	if err == nil || !strings.Contains(err.Error(), "stalled") {
+		t.Fatalf("restore into a stopped server: %v", err)
+	}
+	t.Logf("failed %s after SIGSTOP: %v", time.Since(stopped).Round(time.Millisecond), err)
+	if _, err := restore.Run(ctx, restore.Options{Redis: o, Repository: r, Method: restore.MethodRestore, Flush: true}); err != nil {
+		t.Fatalf("restore after SIGCONT: %v", err)
+	}
+	if s, d := src.Digest(t), dst.Digest(t); s != d {
+		t.Fatalf("digest: source %s, restored %s", s, d)
+	}
+}
