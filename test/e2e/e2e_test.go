@@ -106,6 +106,24 @@ func sessions(t *testing.T, ns string) map[string]string {
 	return m
 }
 
+// waitForSession waits, as long as two scheduled runs may take, until a BackupSession in ns
+// has phase, and returns its name.
+func waitForSession(t *testing.T, ns, phase, what string) string {
+	t.Helper()
+	var name string
+	testproc.Eventually(t, 150*time.Second, what, func() error {
+		all := sessions(t, ns)
+		for n, p := range all {
+			if p == phase {
+				name = n
+				return nil
+			}
+		}
+		return fmt.Errorf("sessions: %v", all)
+	})
+	return name
+}
+
 func loadSample(t *testing.T, r *redistest.Server) {
 	t.Helper()
 	ctx := context.Background()
@@ -142,15 +160,7 @@ func TestScheduledBackupTriggerAndRestore(t *testing.T) {
 	kubectl.Must(t, "stash", "create", "backupconfig", "flow", "-n", ns, "--repo", "repo", "--redis-address", src.Addr,
 		"--auth-secret", "redis-auth", "--schedule", "* * * * *", "--keep-last", "5")
 
-	testproc.Eventually(t, 150*time.Second, "a scheduled backup succeeds", func() error {
-		for name, phase := range sessions(t, ns) {
-			if phase == "Succeeded" {
-				t.Logf("scheduled session %s succeeded", name)
-				return nil
-			}
-		}
-		return fmt.Errorf("sessions: %v", sessions(t, ns))
-	})
+	t.Logf("scheduled session %s succeeded", waitForSession(t, ns, "Succeeded", "a scheduled backup succeeds"))
 	out := kubectl.Must(t, "stash", "backup", "trigger", "flow", "-n", ns, "--wait", "--timeout", "2m")
 	if !strings.Contains(out, "succeeded") {
 		t.Errorf("trigger --wait output: %s", out)
@@ -234,28 +244,14 @@ func TestRedisDownThenBack(t *testing.T) {
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	kubectl.Must(t, "stash", "create", "backupconfig", "down", "-n", ns, "--repo", "repo", "--redis-address", addr, "--schedule", "* * * * *")
-	testproc.Eventually(t, 150*time.Second, "a scheduled backup of the dead Redis fails", func() error {
-		for _, phase := range sessions(t, ns) {
-			if phase == "Failed" {
-				return nil
-			}
-		}
-		return fmt.Errorf("sessions: %v", sessions(t, ns))
-	})
+	waitForSession(t, ns, "Failed", "a scheduled backup of the dead Redis fails")
 	dir := t.TempDir()
 	cmd := exec.Command(redistest.Binary(t, "redis-server"), "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	testproc.Eventually(t, 150*time.Second, "the next scheduled backup succeeds", func() error {
-		for _, phase := range sessions(t, ns) {
-			if phase == "Succeeded" {
-				return nil
-			}
-		}
-		return fmt.Errorf("sessions: %v", sessions(t, ns))
-	})
+	waitForSession(t, ns, "Succeeded", "the next scheduled backup succeeds")
 }
 
 // TestTimeOut: a backup that hangs (the "Redis" accepts and never answers) fails with
