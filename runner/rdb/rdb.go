@@ -95,14 +95,18 @@ func (w *Writer) Add(key []byte, expireAtMs int64, payload []byte) error {
 }
 
 // Close writes the EOF opcode and the file's checksum and flushes. It does not close the
-// underlying writer.
+// underlying writer. Files of format 4 and older end at the EOF opcode: the checksum came with
+// format 5, and a loader of an older file reads no further (a replica then finds the bytes
+// where it expects the end mark of a diskless transfer).
 func (w *Writer) Close() error {
 	w.write([]byte{opEOF})
 	if w.err != nil {
 		return w.err
 	}
-	if _, err := w.w.Write(binary.LittleEndian.AppendUint64(nil, w.crc)); err != nil {
-		return err
+	if w.version >= 5 {
+		if _, err := w.w.Write(binary.LittleEndian.AppendUint64(nil, w.crc)); err != nil {
+			return err
+		}
 	}
 	return w.w.Flush()
 }
