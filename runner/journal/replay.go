@@ -30,7 +30,8 @@ type ReplayStats struct {
 // were sent. from is the replication offset the target's data is at (a base snapshot's
 // ReplOffset); the segments must continue it without a gap or an overlap, which is checked
 // before anything is sent. Every segment is verified as it is read; an altered one stops the
-// replay at the command before it, with an error that wraps crypt.ErrIntegrity.
+// replay with an error that wraps crypt.ErrIntegrity and names it, after the segments before it
+// were applied (and possibly some of its first commands: age authenticates 64 KiB at a time).
 func Replay(ctx context.Context, r *repo.Repository, from int64, segs []Manifest, target redisconn.Options) (ReplayStats, error) {
 	var st ReplayStats
 	if err := CheckContiguous(from, segs); err != nil {
@@ -43,13 +44,16 @@ func Replay(ctx context.Context, r *repo.Repository, from int64, segs []Manifest
 	defer c.Close()
 	p := &pipeline{c: c}
 	for _, m := range segs {
-		if err := replaySegment(ctx, r, m, p, &st); err != nil {
+		err := replaySegment(ctx, r, m, p, &st)
+		if err == nil {
+			// Each segment is answered before the next is read: a replay that stops at an
+			// altered segment has applied every segment before it.
+			err = p.sync()
+		}
+		if err != nil {
 			return st, fmt.Errorf("replay of journal segment %s: %w", m.Name(), err)
 		}
 		st.Segments++
-	}
-	if err := p.sync(); err != nil {
-		return st, fmt.Errorf("replay of journal: %w", err)
 	}
 	return st, nil
 }
