@@ -36,39 +36,20 @@ func NewCmdBackup(getter genericclioptions.RESTClientGetter, streams genericioop
 	return cmd
 }
 
-// runE wires an Options value's Complete, Validate and Run into cobra.
-func runE(o interface {
-	Complete(*cobra.Command, []string) error
-	Validate() error
-	Run(context.Context) error
-}) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := o.Complete(cmd, args); err != nil {
-			return err
-		}
-		if err := o.Validate(); err != nil {
-			return err
-		}
-		return o.Run(cmd.Context())
-	}
-}
-
 func backupListHint(ns string) string { return "kubectl stash backup list -n " + ns }
 
 // BackupTriggerOptions starts a backup now, as the schedule would.
 type BackupTriggerOptions struct {
 	genericiooptions.IOStreams
-	getter   genericclioptions.RESTClientGetter
-	name     string
+	clusterCommand
 	wait     bool
 	timeout  time.Duration
 	interval time.Duration
-	kube     *kube
 }
 
 // NewCmdBackupTrigger returns `kubectl stash backup trigger`.
 func NewCmdBackupTrigger(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &BackupTriggerOptions{IOStreams: streams, getter: getter, interval: time.Second}
+	o := &BackupTriggerOptions{IOStreams: streams, clusterCommand: clusterCommand{getter: getter}, interval: time.Second}
 	cmd := &cobra.Command{
 		Use:   "trigger BACKUPCONFIG [--wait] [--timeout DURATION]",
 		Short: "Back up now: create a BackupSession as the schedule would, and optionally follow it",
@@ -85,13 +66,6 @@ with the failure reason when the backup fails.`,
 	cmd.Flags().DurationVar(&o.interval, "poll-interval", time.Second, "with --wait, how often to read the session")
 	_ = cmd.Flags().MarkHidden("poll-interval")
 	return cmd
-}
-
-// Complete connects to the cluster.
-func (o *BackupTriggerOptions) Complete(_ *cobra.Command, args []string) (err error) {
-	o.name = args[0]
-	o.kube, err = newKube(o.getter)
-	return err
 }
 
 // Validate checks the flags.
@@ -137,15 +111,13 @@ func (o *BackupTriggerOptions) Run(ctx context.Context) error {
 // BackupPauseOptions pauses or resumes the schedule of a BackupConfiguration.
 type BackupPauseOptions struct {
 	genericiooptions.IOStreams
-	getter genericclioptions.RESTClientGetter
-	pause  bool
-	name   string
-	kube   *kube
+	clusterCommand
+	pause bool
 }
 
 // NewCmdBackupPause returns `kubectl stash backup pause` (pause) or `resume` (!pause).
 func NewCmdBackupPause(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams, pause bool) *cobra.Command {
-	o := &BackupPauseOptions{IOStreams: streams, getter: getter, pause: pause}
+	o := &BackupPauseOptions{IOStreams: streams, clusterCommand: clusterCommand{getter: getter}, pause: pause}
 	cmd := &cobra.Command{
 		Use:               "pause BACKUPCONFIG",
 		Short:             "Stop scheduled backups (spec.paused=true); triggered ones still run",
@@ -157,13 +129,6 @@ func NewCmdBackupPause(getter genericclioptions.RESTClientGetter, streams generi
 		cmd.Use, cmd.Short = "resume BACKUPCONFIG", "Resume scheduled backups (spec.paused=false)"
 	}
 	return cmd
-}
-
-// Complete connects to the cluster.
-func (o *BackupPauseOptions) Complete(_ *cobra.Command, args []string) (err error) {
-	o.name = args[0]
-	o.kube, err = newKube(o.getter)
-	return err
 }
 
 // Validate has nothing to check.
@@ -187,15 +152,13 @@ func (o *BackupPauseOptions) Run(ctx context.Context) error {
 // BackupListOptions lists BackupConfigurations and their sessions.
 type BackupListOptions struct {
 	genericiooptions.IOStreams
-	getter     genericclioptions.RESTClientGetter
+	clusterCommand
 	printFlags *genericclioptions.PrintFlags
-	name       string
-	kube       *kube
 }
 
 // NewCmdBackupList returns `kubectl stash backup list`.
 func NewCmdBackupList(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &BackupListOptions{IOStreams: streams, getter: getter, printFlags: genericclioptions.NewPrintFlags("")}
+	o := &BackupListOptions{IOStreams: streams, clusterCommand: clusterCommand{getter: getter}, printFlags: genericclioptions.NewPrintFlags("")}
 	cmd := &cobra.Command{
 		Use:     "list [BACKUPCONFIG]",
 		Aliases: []string{"ls"},
@@ -208,15 +171,6 @@ func NewCmdBackupList(getter genericclioptions.RESTClientGetter, streams generic
 	}
 	o.printFlags.AddFlags(cmd)
 	return cmd
-}
-
-// Complete connects to the cluster.
-func (o *BackupListOptions) Complete(_ *cobra.Command, args []string) (err error) {
-	if len(args) == 1 {
-		o.name = args[0]
-	}
-	o.kube, err = newKube(o.getter)
-	return err
 }
 
 // Validate has nothing to check.
@@ -338,14 +292,12 @@ func dash(s string) string {
 // BackupDescribeOptions shows a BackupConfiguration, its conditions and its sessions.
 type BackupDescribeOptions struct {
 	genericiooptions.IOStreams
-	getter genericclioptions.RESTClientGetter
-	name   string
-	kube   *kube
+	clusterCommand
 }
 
 // NewCmdBackupDescribe returns `kubectl stash backup describe`.
 func NewCmdBackupDescribe(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &BackupDescribeOptions{IOStreams: streams, getter: getter}
+	o := &BackupDescribeOptions{IOStreams: streams, clusterCommand: clusterCommand{getter: getter}}
 	return &cobra.Command{
 		Use:               "describe BACKUPCONFIG",
 		Short:             "Show a BackupConfiguration: schedule, target, retention, conditions and sessions",
@@ -353,13 +305,6 @@ func NewCmdBackupDescribe(getter genericclioptions.RESTClientGetter, streams gen
 		RunE:              runE(o),
 		ValidArgsFunction: completeNames(getter, v1alpha1.KindBackupConfiguration),
 	}
-}
-
-// Complete connects to the cluster.
-func (o *BackupDescribeOptions) Complete(_ *cobra.Command, args []string) (err error) {
-	o.name = args[0]
-	o.kube, err = newKube(o.getter)
-	return err
 }
 
 // Validate has nothing to check.
@@ -372,7 +317,7 @@ func (o *BackupDescribeOptions) Run(ctx context.Context) error {
 	if err := k.get(ctx, v1alpha1.KindBackupConfiguration, o.name, &bc); err != nil {
 		return k.explain(err, v1alpha1.KindBackupConfiguration, o.name, backupListHint(k.namespace))
 	}
-	lo := &BackupListOptions{kube: k, name: o.name}
+	lo := &BackupListOptions{clusterCommand: clusterCommand{kube: k, name: o.name}}
 	sessions, err := lo.sessions(ctx)
 	if err != nil {
 		return err
@@ -444,15 +389,13 @@ func describeRetention(rp *v1alpha1.RetentionPolicy) string {
 // BackupLogsOptions prints the logs of the Job pod of a session.
 type BackupLogsOptions struct {
 	genericiooptions.IOStreams
-	getter genericclioptions.RESTClientGetter
-	name   string
+	clusterCommand
 	follow bool
-	kube   *kube
 }
 
 // NewCmdBackupLogs returns `kubectl stash backup logs`.
 func NewCmdBackupLogs(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &BackupLogsOptions{IOStreams: streams, getter: getter}
+	o := &BackupLogsOptions{IOStreams: streams, clusterCommand: clusterCommand{getter: getter}}
 	cmd := &cobra.Command{
 		Use:               "logs SESSION",
 		Short:             "Print the logs of the Job pod of a BackupSession",
@@ -462,13 +405,6 @@ func NewCmdBackupLogs(getter genericclioptions.RESTClientGetter, streams generic
 	}
 	cmd.Flags().BoolVarP(&o.follow, "follow", "f", false, "stream the logs")
 	return cmd
-}
-
-// Complete connects to the cluster.
-func (o *BackupLogsOptions) Complete(_ *cobra.Command, args []string) (err error) {
-	o.name = args[0]
-	o.kube, err = newKube(o.getter)
-	return err
 }
 
 // Validate has nothing to check.

@@ -283,14 +283,13 @@ func waitEstablished(ctx context.Context, k *kube, timeout time.Duration) error 
 // UninstallOptions removes what install applied.
 type UninstallOptions struct {
 	genericiooptions.IOStreams
-	getter   genericclioptions.RESTClientGetter
+	clusterCommand
 	keepCRDs bool
-	kube     *kube
 }
 
 // NewCmdUninstall returns `kubectl stash uninstall`.
 func NewCmdUninstall(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &UninstallOptions{IOStreams: streams, getter: getter}
+	o := &UninstallOptions{IOStreams: streams, clusterCommand: clusterCommand{getter: getter}}
 	cmd := &cobra.Command{
 		Use:   "uninstall [--keep-crds]",
 		Short: "Remove the webhooks, the controller and the CRDs (with every stash.dev object)",
@@ -302,12 +301,6 @@ stay); --keep-crds keeps them. The AppBinding CRD is never deleted: KubeDB may o
 	}
 	cmd.Flags().BoolVar(&o.keepCRDs, "keep-crds", false, "keep the stash.dev CRDs and so every stash.dev object")
 	return cmd
-}
-
-// Complete connects to the cluster.
-func (o *UninstallOptions) Complete(_ *cobra.Command, _ []string) (err error) {
-	o.kube, err = newKube(o.getter)
-	return err
 }
 
 // Validate has nothing to check.
@@ -355,25 +348,18 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 // StatusOptions reports whether the controller, the webhooks and the CRDs work.
 type StatusOptions struct {
 	genericiooptions.IOStreams
-	getter genericclioptions.RESTClientGetter
-	kube   *kube
+	clusterCommand
 }
 
 // NewCmdStatus returns `kubectl stash status`.
 func NewCmdStatus(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &StatusOptions{IOStreams: streams, getter: getter}
+	o := &StatusOptions{IOStreams: streams, clusterCommand: clusterCommand{getter: getter}}
 	return &cobra.Command{
 		Use:   "status",
 		Short: "Check the installation: controller replicas, webhook reachability, CRD versions",
 		Args:  cobra.NoArgs,
 		RunE:  runE(o),
 	}
-}
-
-// Complete connects to the cluster.
-func (o *StatusOptions) Complete(_ *cobra.Command, _ []string) (err error) {
-	o.kube, err = newKube(o.getter)
-	return err
 }
 
 // Validate has nothing to check.

@@ -3,6 +3,8 @@
 package plugin
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -46,4 +48,39 @@ Validate manifests offline, exactly as the cluster's admission webhook would:
 	cmd.AddCommand(NewCmdConvert(flags, streams))
 	cmd.AddCommand(NewCmdVersion(flags, streams))
 	return cmd
+}
+
+// runE wires an Options value's Complete, Validate and Run into cobra.
+func runE(o interface {
+	Complete(*cobra.Command, []string) error
+	Validate() error
+	Run(context.Context) error
+}) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := o.Complete(cmd, args); err != nil {
+			return err
+		}
+		if err := o.Validate(); err != nil {
+			return err
+		}
+		return o.Run(cmd.Context())
+	}
+}
+
+// clusterCommand is what the commands that work in the cluster share: the kubeconfig, the
+// object named by the first argument, if any, and the connection. Embedded in an Options, it
+// gives it its Complete.
+type clusterCommand struct {
+	getter genericclioptions.RESTClientGetter
+	name   string
+	kube   *kube
+}
+
+// Complete takes the object's name from the first argument and connects to the cluster.
+func (c *clusterCommand) Complete(_ *cobra.Command, args []string) (err error) {
+	if len(args) > 0 {
+		c.name = args[0]
+	}
+	c.kube, err = newKube(c.getter)
+	return err
 }

@@ -113,15 +113,13 @@ func (a *repoAccess) open(ctx context.Context) (*repo.Repository, error) {
 // SnapshotsListOptions lists the snapshots of a Repository.
 type SnapshotsListOptions struct {
 	genericiooptions.IOStreams
-	getter genericclioptions.RESTClientGetter
-	name   string
+	clusterCommand
 	output string
-	kube   *kube
 }
 
 // NewCmdSnapshotsList returns `kubectl stash snapshots list`.
 func NewCmdSnapshotsList(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &SnapshotsListOptions{IOStreams: streams, getter: getter}
+	o := &SnapshotsListOptions{IOStreams: streams, clusterCommand: clusterCommand{getter: getter}}
 	cmd := &cobra.Command{
 		Use:     "list REPOSITORY",
 		Aliases: []string{"ls"},
@@ -135,13 +133,6 @@ the Repository's status and the snapshots of the BackupSessions that wrote to it
 	}
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "output format: empty for a table, or json")
 	return cmd
-}
-
-// Complete connects to the cluster.
-func (o *SnapshotsListOptions) Complete(_ *cobra.Command, args []string) (err error) {
-	o.name = args[0]
-	o.kube, err = newKube(o.getter)
-	return err
 }
 
 // Validate checks -o.
@@ -250,15 +241,13 @@ func (o *SnapshotsListOptions) fromCluster(ctx context.Context, r *v1alpha1.Repo
 // SnapshotDeleteOptions deletes a snapshot from a Repository's backend.
 type SnapshotDeleteOptions struct {
 	genericiooptions.IOStreams
-	getter genericclioptions.RESTClientGetter
-	name   string
-	ids    []string
-	kube   *kube
+	clusterCommand
+	ids []string
 }
 
 // NewCmdSnapshotDelete returns `kubectl stash snapshots delete`.
 func NewCmdSnapshotDelete(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &SnapshotDeleteOptions{IOStreams: streams, getter: getter}
+	o := &SnapshotDeleteOptions{IOStreams: streams, clusterCommand: clusterCommand{getter: getter}}
 	return &cobra.Command{
 		Use:               "delete REPOSITORY SNAPSHOT_ID...",
 		Aliases:           []string{"rm"},
@@ -269,11 +258,10 @@ func NewCmdSnapshotDelete(getter genericclioptions.RESTClientGetter, streams gen
 	}
 }
 
-// Complete connects to the cluster.
-func (o *SnapshotDeleteOptions) Complete(_ *cobra.Command, args []string) (err error) {
-	o.name, o.ids = args[0], args[1:]
-	o.kube, err = newKube(o.getter)
-	return err
+// Complete takes the snapshot ids that follow the Repository's name, then the name, and connects.
+func (o *SnapshotDeleteOptions) Complete(cmd *cobra.Command, args []string) error {
+	o.ids = args[1:]
+	return o.clusterCommand.Complete(cmd, args)
 }
 
 // Validate checks the ids.
@@ -315,15 +303,13 @@ func (o *SnapshotDeleteOptions) Run(ctx context.Context) error {
 // CheckOptions verifies a Repository's snapshots.
 type CheckOptions struct {
 	genericiooptions.IOStreams
-	getter   genericclioptions.RESTClientGetter
-	name     string
+	clusterCommand
 	readData bool
-	kube     *kube
 }
 
 // NewCmdCheck returns `kubectl stash check`.
 func NewCmdCheck(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &CheckOptions{IOStreams: streams, getter: getter}
+	o := &CheckOptions{IOStreams: streams, clusterCommand: clusterCommand{getter: getter}}
 	cmd := &cobra.Command{
 		Use:               "check REPOSITORY [--read-data]",
 		Short:             "Verify every snapshot's manifest and data object (needs the storage Secret)",
@@ -333,13 +319,6 @@ func NewCmdCheck(getter genericclioptions.RESTClientGetter, streams genericioopt
 	}
 	cmd.Flags().BoolVar(&o.readData, "read-data", false, "also download, decrypt and hash every snapshot")
 	return cmd
-}
-
-// Complete connects to the cluster.
-func (o *CheckOptions) Complete(_ *cobra.Command, args []string) (err error) {
-	o.name = args[0]
-	o.kube, err = newKube(o.getter)
-	return err
 }
 
 // Validate has nothing to check.
