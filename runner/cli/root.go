@@ -86,6 +86,7 @@ func NewRootCommand(s Streams, getenv func(string) string, version string) *cobr
 		newImportCommand(g),
 		newVersionCommand(g),
 		newTriggerCommand(g),
+		newFollowCommand(g),
 	)
 	return root
 }
