@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 
 	"stash.dev/redis/runner/dump"
 	"stash.dev/redis/runner/redisconn"
+	"stash.dev/redis/test/testproc"
 )
 
 // clusterMain benchmarks a 3-master cluster: the runner's parallel dump of every master against
@@ -133,7 +133,7 @@ func startCluster(ctx context.Context, dir string, masters int) (*benchCluster, 
 	for i := range masters {
 		d := filepath.Join(dir, strconv.Itoa(i))
 		os.MkdirAll(d, 0o700)
-		port, err := clusterPort()
+		port, err := testproc.ClusterPort()
 		if err != nil {
 			return nil, err
 		}
@@ -185,25 +185,6 @@ func (c *benchCluster) stop() {
 	for _, s := range c.servers {
 		s.stop()
 	}
-}
-
-func clusterPort() (int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if p+10000 > 65535 {
-			continue
-		}
-		if b, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000)); err == nil {
-			b.Close()
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("no free port pair for a cluster node")
 }
 
 // loadCluster writes n keys: 60% strings (20-200 B), 20% hashes (5 fields), 20% zsets (4 members),

@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"stash.dev/redis/runner/resp"
+	"stash.dev/redis/test/testproc"
 )
 
 func main() {
@@ -452,12 +453,10 @@ type server struct {
 
 func startRedis(ctx context.Context, dir string) (*server, error) {
 	os.MkdirAll(dir, 0o700)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	s := &server{addr: "127.0.0.1:" + strconv.Itoa(port)}
 	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))

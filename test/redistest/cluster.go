@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -109,25 +108,6 @@ func startCluster(t testing.TB, masters, replicas int) *Cluster {
 
 // withClusterPort makes Start choose a port whose cluster bus port (port+10000) exists.
 func withClusterPort() Option { return optionFunc(func(c *config) { c.cluster = true }) }
-
-func clusterPort() (int, error) {
-	for range 50 {
-		p, err := testproc.FreePort()
-		if err != nil {
-			return 0, err
-		}
-		if p+10000 > 65535 {
-			continue
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p+10000)))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return p, nil
-	}
-	return 0, fmt.Errorf("no free port pair for a cluster node")
-}
 
 // DBSize is the number of keys in the cluster: the sum of DBSIZE over the masters.
 func (c *Cluster) DBSize(t testing.TB) int64 {

@@ -143,7 +143,7 @@ func start(t testing.TB, bin string, cfg *config) (*Server, error) {
 	dir := t.TempDir()
 	port, err := testproc.FreePort()
 	if cfg.cluster {
-		port, err = clusterPort()
+		port, err = testproc.ClusterPort()
 	}
 	if err != nil {
 		return nil, err

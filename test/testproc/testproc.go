@@ -7,11 +7,13 @@
 package testproc
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -43,6 +45,26 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ClusterPort returns a free port whose Redis Cluster bus port (port+10000) is free too.
+func ClusterPort() (int, error) {
+	for range 50 {
+		p, err := FreePort()
+		if err != nil {
+			return 0, err
+		}
+		if p+10000 > 65535 {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p+10000)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p, nil
+	}
+	return 0, errors.New("no free port pair for a cluster node")
 }
 
 // OnFreePort calls start with a free port, and again with another one when it fails: a
