@@ -28,8 +28,8 @@ type Kubectl struct {
 	Timeout time.Duration
 }
 
-// kubectlBinary is hack/envtest-assets.sh's kubectl in KUBEBUILDER_ASSETS, whose version is
-// the API server's, or else the one on PATH.
+// kubectlBinary is the kubectl that hack/envtest-assets.sh provides in KUBEBUILDER_ASSETS
+// (which `make test` sets), or else the one on PATH.
 func kubectlBinary() string {
 	if assets := os.Getenv("KUBEBUILDER_ASSETS"); assets != "" {
 		if p := filepath.Join(assets, "kubectl"); fileExists(p) {
