@@ -97,13 +97,7 @@ func namespace(t *testing.T, ns, password string) string {
 // sessions lists the phases of the BackupSessions in ns, by name.
 func sessions(t *testing.T, ns string) map[string]string {
 	t.Helper()
-	out := kubectl.Must(t, "get", "backupsessions", "-n", ns, "-o", `jsonpath={range .items[*]}{.metadata.name}={.status.phase}{"\n"}{end}`)
-	m := map[string]string{}
-	for _, l := range strings.Fields(out) {
-		name, phase, _ := strings.Cut(l, "=")
-		m[name] = phase
-	}
-	return m
+	return kubectl.BackupSessionPhases(t, ns)
 }
 
 // waitForSession waits, as long as two scheduled runs may take, until a BackupSession in ns

@@ -99,13 +99,7 @@ func namespace(t *testing.T, ns string) {
 
 func sessions(t *testing.T, ns string) map[string]string {
 	t.Helper()
-	out := mustKubectl(t, "get", "backupsessions", "-n", ns, "-o", `jsonpath={range .items[*]}{.metadata.name}={.status.phase}{"\n"}{end}`)
-	m := map[string]string{}
-	for _, l := range strings.Fields(out) {
-		name, phase, _ := strings.Cut(l, "=")
-		m[name] = phase
-	}
-	return m
+	return cluster.AdminKubectl().BackupSessionPhases(t, ns)
 }
 
 // TestScheduledBackupAndRestoreWithTheImages is the seed's whole story on the real node: the

@@ -129,3 +129,15 @@ spec:
 		return nil
 	})
 }
+
+// BackupSessionPhases lists the phases of the BackupSessions in ns, by name.
+func (k Kubectl) BackupSessionPhases(t testing.TB, ns string) map[string]string {
+	t.Helper()
+	out := k.Must(t, "get", "backupsessions", "-n", ns, "-o", `jsonpath={range .items[*]}{.metadata.name}={.status.phase}{"\n"}{end}`)
+	m := map[string]string{}
+	for _, l := range strings.Fields(out) {
+		name, phase, _ := strings.Cut(l, "=")
+		m[name] = phase
+	}
+	return m
+}
