@@ -101,22 +101,12 @@ func runBackup(ctx context.Context, c client.Client, s *v1alpha1.BackupSession, 
 	if err := c.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: s.Spec.Invoker.Name}, bc); err != nil {
 		return out, fmt.Errorf("read BackupConfiguration %s/%s: %w", s.Namespace, s.Spec.Invoker.Name, err)
 	}
-	st, err := ResolveRepository(ctx, c, s.Namespace, bc.Spec.Repository)
+	ends, err := o.open(ctx, c, s.Namespace, bc.Spec.Repository, &bc.Spec.Target, true)
 	if err != nil {
 		return out, err
 	}
-	target, err := ResolveTarget(ctx, c, s.Namespace, &bc.Spec.Target)
-	if err != nil {
-		return out, err
-	}
-	for _, w := range target.Warnings {
-		o.log("%s", w)
-	}
-	r, err := openRepository(ctx, st, true, o)
-	if err != nil {
-		return out, err
-	}
-	defer r.Close()
+	defer ends.repo.Close()
+	target, r := ends.target, ends.repo
 	counter := &progress.Counter{}
 	stop := o.reportProgress(ctx, "backup", counter, func(p *v1alpha1.Progress) {
 		_ = patchBackupStatus(ctx, c, s, func(st *v1alpha1.BackupSessionStatus) { st.Progress = p })
@@ -127,7 +117,7 @@ func runBackup(ctx context.Context, c client.Client, s *v1alpha1.BackupSession, 
 	stop()
 	out.result = res
 	if err != nil {
-		return out, fmt.Errorf("backup %s into %s: %w", target.Redis.Addr, st.URL, err)
+		return out, fmt.Errorf("backup %s into %s: %w", target.Redis.Addr, ends.url, err)
 	}
 	o.log("snapshot %s: %d keys, %d bytes stored", res.SnapshotID, res.Keys, res.StoredBytes)
 
@@ -192,6 +182,35 @@ func repositoryStats(ctx context.Context, r *repo.Repository) (*v1alpha1.Reposit
 		stats.FirstSnapshotTime = &t
 	}
 	return stats, nil
+}
+
+// endpoints are what a session moves data between: its Redis target, resolved, and its
+// repository, open (the caller closes it).
+type endpoints struct {
+	target *Target
+	url    string // the repository's URL, for messages
+	repo   *repo.Repository
+}
+
+// open reads a session's Repository and target through the API, logs what the target's
+// resolution warns about, and opens the repository (creating it for a backup).
+func (o *Options) open(ctx context.Context, c client.Client, ns string, ref v1alpha1.RepositoryRef, t *v1alpha1.Target, create bool) (endpoints, error) {
+	st, err := ResolveRepository(ctx, c, ns, ref)
+	if err != nil {
+		return endpoints{}, err
+	}
+	target, err := ResolveTarget(ctx, c, ns, t)
+	if err != nil {
+		return endpoints{}, err
+	}
+	for _, w := range target.Warnings {
+		o.log("%s", w)
+	}
+	r, err := openRepository(ctx, st, create, *o)
+	if err != nil {
+		return endpoints{}, err
+	}
+	return endpoints{target: target, url: st.URL, repo: r}, nil
 }
 
 func openRepository(ctx context.Context, st *Storage, create bool, o Options) (*repo.Repository, error) {
@@ -285,22 +304,12 @@ func RunRestore(ctx context.Context, c client.Client, ns, name string, o Options
 
 func runRestore(ctx context.Context, c client.Client, rs *v1alpha1.RestoreSession, o Options) (restore.Result, error) {
 	var res restore.Result
-	st, err := ResolveRepository(ctx, c, rs.Namespace, rs.Spec.Repository)
+	ends, err := o.open(ctx, c, rs.Namespace, rs.Spec.Repository, &rs.Spec.Target, false)
 	if err != nil {
 		return res, err
 	}
-	target, err := ResolveTarget(ctx, c, rs.Namespace, &rs.Spec.Target)
-	if err != nil {
-		return res, err
-	}
-	for _, w := range target.Warnings {
-		o.log("%s", w)
-	}
-	r, err := openRepository(ctx, st, false, o)
-	if err != nil {
-		return res, err
-	}
-	defer r.Close()
+	defer ends.repo.Close()
+	target, r := ends.target, ends.repo
 	dbs := target.Databases
 	for _, db := range rs.Spec.Databases {
 		dbs = append(dbs, int(db))
