@@ -99,16 +99,8 @@ func StartWith(o Options) (*Cluster, error) {
 	if c.dir, err = os.MkdirTemp("", "clustertest-"); err != nil {
 		return fail(err)
 	}
-	user, err := c.Env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return fail(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		return fail(err)
-	}
 	c.Kubeconfig = filepath.Join(c.dir, "kubeconfig")
-	if err := os.WriteFile(c.Kubeconfig, kc, 0o600); err != nil {
+	if err := WriteKubeconfig(c.Env, Admin, c.Kubeconfig); err != nil {
 		return fail(err)
 	}
 
@@ -144,6 +136,22 @@ func StartWith(o Options) (*Cluster, error) {
 		}
 	}
 	return c, nil
+}
+
+// Admin is the user a test cluster's kubeconfig names: a member of system:masters.
+var Admin = envtest.User{Name: "admin", Groups: []string{"system:masters"}}
+
+// WriteKubeconfig makes env's API server know u and writes a kubeconfig for u to path.
+func WriteKubeconfig(env *envtest.Environment, u envtest.User, path string) error {
+	user, err := env.AddUser(u, nil)
+	if err != nil {
+		return err
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, kc, 0o600)
 }
 
 func firstNonEmpty(a, b string) string {

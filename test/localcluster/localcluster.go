@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"stash.dev/redis/test/clustertest"
 	"stash.dev/redis/test/nodeagent"
 	"stash.dev/redis/test/testproc"
 )
@@ -85,16 +86,8 @@ func Start(o Options) (*Cluster, error) {
 		return fail(fmt.Errorf("start control plane: %w", err))
 	}
 	c.Config = cfg
-	user, err := c.env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return fail(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		return fail(err)
-	}
 	c.Kubeconfig = filepath.Join(o.Dir, "kubeconfig")
-	if err := os.WriteFile(c.Kubeconfig, kc, 0o600); err != nil {
+	if err := clustertest.WriteKubeconfig(c.env, clustertest.Admin, c.Kubeconfig); err != nil {
 		return fail(err)
 	}
 

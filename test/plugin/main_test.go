@@ -67,16 +67,8 @@ func run(m *testing.M) int {
 // addUser writes a kubeconfig for a user with the given groups and returns its path.
 func addUser(t *testing.T, env *envtest.Environment, name string, groups ...string) string {
 	t.Helper()
-	u, err := env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := u.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), name+".kubeconfig")
-	if err := os.WriteFile(path, kc, 0o600); err != nil {
+	if err := clustertest.WriteKubeconfig(env, envtest.User{Name: name, Groups: groups}, path); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"stash.dev/redis/test/clustertest"
 	"stash.dev/redis/test/testproc"
 )
 
@@ -198,7 +199,7 @@ func (c *Cluster) start(envtestAssets string) error {
 		return fmt.Errorf("start the control plane: %w", err)
 	}
 	c.Config = cfg
-	if c.Kubeconfig, err = c.kubeconfig("admin", envtest.User{Name: "admin", Groups: []string{"system:masters"}}); err != nil {
+	if c.Kubeconfig, err = c.kubeconfig("admin", clustertest.Admin); err != nil {
 		return err
 	}
 	kubeletKC, err := c.kubeconfig("kubelet", envtest.User{Name: "system:node:" + NodeName, Groups: []string{"system:nodes"}})
@@ -294,16 +295,8 @@ func WriteCerts(dir, name string, hosts ...string) (CertFiles, error) {
 
 // kubeconfig writes a kubeconfig for a user that envtest's authenticator knows.
 func (c *Cluster) kubeconfig(name string, u envtest.User) (string, error) {
-	user, err := c.env.AddUser(u, nil)
-	if err != nil {
-		return "", err
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		return "", err
-	}
 	path := filepath.Join(c.Dir, name+".kubeconfig")
-	return path, os.WriteFile(path, kc, 0o600)
+	return path, clustertest.WriteKubeconfig(c.env, u, path)
 }
 
 func (c *Cluster) startContainerd() (string, error) {
