@@ -433,7 +433,7 @@ func (o *BackupLogsOptions) Run(ctx context.Context) error {
 		}
 	}
 	if len(pods.Items) == 0 {
-		return fmt.Errorf("%s %q (phase %s) has no pod of job %q yet (see: kubectl describe job %s -n %s)", lower(kind), o.name, orPending(st.phase), job, job, k.namespace)
+		return fmt.Errorf("%s %q (phase %s) has no pod of job %q yet (see: kubectl describe job %s -n %s)", strings.ToLower(kind), o.name, orPending(st.phase), job, job, k.namespace)
 	}
 	sort.Slice(pods.Items, func(i, j int) bool {
 		return pods.Items[j].CreationTimestamp.Before(&pods.Items[i].CreationTimestamp)

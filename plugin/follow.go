@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -118,17 +119,17 @@ func follow(ctx context.Context, out io.Writer, f followOptions) error {
 			}
 			if done, ok := st.done(); done {
 				if ok {
-					fmt.Fprintf(out, "%s %q succeeded%s\n", lower(f.kind), f.name, summary(st))
+					fmt.Fprintf(out, "%s %q succeeded%s\n", strings.ToLower(f.kind), f.name, summary(st))
 					return nil
 				}
-				return fmt.Errorf("%s %q %s: %s (see: %s)", lower(f.kind), f.name, lower(string(st.phase)), reason(st), where(st, f))
+				return fmt.Errorf("%s %q %s: %s (see: %s)", strings.ToLower(f.kind), f.name, strings.ToLower(string(st.phase)), reason(st), where(st, f))
 			}
 		}
 		select {
 		case <-timeout:
-			return fmt.Errorf("timed out after %s waiting for %s %q, still %s (see: %s)", f.timeout, lower(f.kind), f.name, orPending(st.phase), f.describe)
+			return fmt.Errorf("timed out after %s waiting for %s %q, still %s (see: %s)", f.timeout, strings.ToLower(f.kind), f.name, orPending(st.phase), f.describe)
 		case <-ctx.Done():
-			return fmt.Errorf("stopped waiting for %s %q, still %s: it goes on in the cluster (see: %s)", lower(f.kind), f.name, orPending(st.phase), f.describe)
+			return fmt.Errorf("stopped waiting for %s %q, still %s: it goes on in the cluster (see: %s)", strings.ToLower(f.kind), f.name, orPending(st.phase), f.describe)
 		case <-tick.C:
 		}
 	}
@@ -167,14 +168,4 @@ func summary(st sessionState) string {
 		s += " in " + st.duration
 	}
 	return s
-}
-
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }

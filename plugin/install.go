@@ -339,7 +339,7 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 		case err != nil:
 			errs = append(errs, k.explain(err, u.GetKind(), u.GetName(), ""))
 		default:
-			fmt.Fprintf(o.Out, "%s/%s deleted\n", lower(u.GetKind()), u.GetName())
+			fmt.Fprintf(o.Out, "%s/%s deleted\n", strings.ToLower(u.GetKind()), u.GetName())
 		}
 	}
 	return errors.Join(errs...)
