@@ -60,7 +60,6 @@ func (sc *Keys) Next() (stream.Record, error) { err := sc.next(); return sc.rec,
 // if not.
 func (sc *Keys) Keep() bool { return sc.keep() }
 
-
 // Converted reads the current record's payload and converts it for the target (see
 // Selection.Target). keep is false for a value the target cannot hold that DropLossy skips;
 // it is then counted in Stats.Dropped. The payload is in a buffer of the decoder's or of Keys',

@@ -91,7 +91,7 @@ func TestConvert(t *testing.T) {
 // TestTargetOf: the RDB formats each server reads, from what INFO says.
 func TestTargetOf(t *testing.T) {
 	for _, tc := range []struct {
-		redis, valkey string
+		redis, valkey  string
 		reads, refuses []int
 		write          int
 	}{
