@@ -48,11 +48,17 @@ const notReadyRequeue = 30 * time.Second
 func (r *BackupConfigurationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	bc := &v1alpha1.BackupConfiguration{}
 	if err := r.Get(ctx, req.NamespacedName, bc); err != nil {
-		// A deleted BackupConfiguration's CronJob goes with it through its owner reference.
+		// A deleted BackupConfiguration's CronJob goes with it through its owner reference;
+		// the runners' access to what it named goes here.
 		if apierrors.IsNotFound(err) {
 			r.setScheduleInterval(req.Namespace, req.Name, 0)
+			// In a namespace being deleted nothing can be created: nothing needs revoking.
+			if err := ensureRunnerAccess(ctx, r.Client, req.Namespace); err != nil && !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+				return ctrl.Result{}, err
+			}
+			return ctrl.Result{}, nil
 		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		return ctrl.Result{}, err
 	}
 	old := bc.Status.DeepCopy()
 	st := &bc.Status

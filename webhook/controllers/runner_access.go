@@ -7,6 +7,7 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,9 +19,13 @@ import (
 
 // ensureRunnerAccess keeps the runner's ServiceAccount, Role and RoleBinding in namespace ns
 // in step with the objects there: the Role names exactly the Secrets that the namespace's
-// BackupConfigurations and RestoreSessions (and their Repositories and AppBindings) refer to.
+// BackupConfigurations and RestoreSessions (and their Repositories and AppBindings) refer to,
+// and the RoleBinding binds it to stash-runner and to every service account their
+// runtimeSettings name (the controller does not create those: they are the user's, often
+// bound to a cloud role). A Repository in another namespace whose usage policy allows ns gets
+// a Role there that names only that Repository and its storage Secret (see ensureSharedAccess).
 func ensureRunnerAccess(ctx context.Context, c client.Client, ns string) error {
-	secrets, err := runnerSecrets(ctx, c, ns)
+	need, err := runnerNeeds(ctx, c, ns)
 	if err != nil {
 		return err
 	}
@@ -28,38 +33,109 @@ func ensureRunnerAccess(ctx context.Context, c client.Client, ns string) error {
 	if _, err := controllerutil.CreateOrUpdate(ctx, c, sa, func() error { return nil }); err != nil {
 		return fmt.Errorf("ensure runner service account in %s: %w", ns, err)
 	}
-	want := jobs.RunnerRole(ns, secrets)
-	role := &rbacv1.Role{ObjectMeta: want.ObjectMeta}
+	if err := ensureRole(ctx, c, jobs.RunnerRole(ns, need.secrets)); err != nil {
+		return err
+	}
+	if err := ensureRoleBinding(ctx, c, jobs.RunnerRoleBinding(ns, need.accounts...)); err != nil {
+		return err
+	}
+	return ensureSharedAccess(ctx, c, ns, need)
+}
+
+func ensureRole(ctx context.Context, c client.Client, want *rbacv1.Role) error {
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
 	if _, err := controllerutil.CreateOrUpdate(ctx, c, role, func() error {
 		role.Labels, role.Rules = want.Labels, want.Rules
 		return nil
 	}); err != nil {
-		return fmt.Errorf("ensure runner role in %s: %w", ns, err)
-	}
-	wantRB := jobs.RunnerRoleBinding(ns)
-	rb := &rbacv1.RoleBinding{ObjectMeta: wantRB.ObjectMeta}
-	if _, err := controllerutil.CreateOrUpdate(ctx, c, rb, func() error {
-		rb.Labels, rb.Subjects = wantRB.Labels, wantRB.Subjects
-		if rb.RoleRef.Name == "" { // roleRef cannot change once set
-			rb.RoleRef = wantRB.RoleRef
-		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("ensure runner role binding in %s: %w", ns, err)
+		return fmt.Errorf("ensure role %s/%s: %w", want.Namespace, want.Name, err)
 	}
 	return nil
 }
 
-// runnerSecrets lists the Secrets the runner may read in ns, sorted.
-func runnerSecrets(ctx context.Context, c client.Client, ns string) ([]string, error) {
-	set := map[string]bool{}
-	add := func(name string) {
-		if name != "" {
-			set[name] = true
+func ensureRoleBinding(ctx context.Context, c client.Client, want *rbacv1.RoleBinding) error {
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+	if _, err := controllerutil.CreateOrUpdate(ctx, c, rb, func() error {
+		rb.Labels, rb.Subjects = want.Labels, want.Subjects
+		if rb.RoleRef.Name == "" { // roleRef cannot change once set
+			rb.RoleRef = want.RoleRef
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("ensure role binding %s/%s: %w", want.Namespace, want.Name, err)
+	}
+	return nil
+}
+
+// ensureSharedAccess gives the runners of ns a Role in each other namespace whose Repositories
+// they may use, and empties the Roles of namespaces they no longer use (the controller may
+// update Roles but not delete them). A Repository whose policy does not allow ns is never
+// granted: the admission webhook denies such a reference, and a reference that got past it
+// fails at run time with the runner's "may not read" error.
+func ensureSharedAccess(ctx context.Context, c client.Client, ns string, need *runnerNeed) error {
+	for repoNS, repos := range need.shared {
+		var names, secrets []string
+		for name, secret := range repos {
+			names = append(names, name)
+			secrets = append(secrets, secret)
+		}
+		sort.Strings(names)
+		secrets = sortedUnique(secrets)
+		if err := ensureRole(ctx, c, jobs.SharedRepositoryRole(repoNS, ns, names, secrets)); err != nil {
+			return err
+		}
+		if err := ensureRoleBinding(ctx, c, jobs.SharedRepositoryRoleBinding(repoNS, ns, need.accounts)); err != nil {
+			return err
 		}
 	}
-	repos := map[string]bool{}
-	addTarget := func(t *v1alpha1.Target) error {
+	var roles rbacv1.RoleList
+	if err := c.List(ctx, &roles, client.MatchingLabels{jobs.LabelRunnerNamespace: ns}); err != nil {
+		return fmt.Errorf("list runner roles of namespace %s: %w", ns, err)
+	}
+	for i := range roles.Items {
+		r := &roles.Items[i]
+		if _, used := need.shared[r.Namespace]; used || len(r.Rules) == 0 {
+			continue
+		}
+		if err := ensureRole(ctx, c, jobs.SharedRepositoryRole(r.Namespace, ns, nil, nil)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runnerNeed is what the runners of one namespace need.
+type runnerNeed struct {
+	// secrets in the namespace itself.
+	secrets []string
+	// accounts are the service accounts named by runtimeSettings, besides stash-runner.
+	accounts []string
+	// shared maps the namespace of each allowed Repository elsewhere to its Repositories'
+	// names and their storage Secrets.
+	shared map[string]map[string]string
+}
+
+func sortedUnique(in []string) []string {
+	set := map[string]bool{}
+	for _, s := range in {
+		if s != "" {
+			set[s] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for s := range set {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// runnerNeeds collects what the runners of ns may read.
+func runnerNeeds(ctx context.Context, c client.Client, ns string) (*runnerNeed, error) {
+	var secrets, accounts []string
+	add := func(name string) { secrets = append(secrets, name) }
+	repos := map[v1alpha1.RepositoryRef]bool{}
+	addTarget := func(t *v1alpha1.Target) {
 		if r := t.Redis; r != nil {
 			if r.AuthSecret != nil {
 				add(r.AuthSecret.Name)
@@ -84,7 +160,16 @@ func runnerSecrets(ctx context.Context, c client.Client, ns string) ([]string, e
 				add(s)
 			}
 		}
-		return nil
+	}
+	addUse := func(ref v1alpha1.RepositoryRef, t *v1alpha1.Target, rt *v1alpha1.RuntimeSettings) {
+		addTarget(t)
+		if ref.Namespace == "" {
+			ref.Namespace = ns
+		}
+		repos[ref] = true
+		if rt != nil {
+			accounts = append(accounts, rt.ServiceAccountName)
+		}
 	}
 	var bcs v1alpha1.BackupConfigurationList
 	if err := c.List(ctx, &bcs, client.InNamespace(ns)); err != nil {
@@ -92,10 +177,7 @@ func runnerSecrets(ctx context.Context, c client.Client, ns string) ([]string, e
 	}
 	for i := range bcs.Items {
 		b := &bcs.Items[i]
-		_ = addTarget(&b.Spec.Target)
-		if b.Spec.Repository.Namespace == "" || b.Spec.Repository.Namespace == ns {
-			repos[b.Spec.Repository.Name] = true
-		}
+		addUse(b.Spec.Repository, &b.Spec.Target, b.Spec.RuntimeSettings)
 	}
 	var rss v1alpha1.RestoreSessionList
 	if err := c.List(ctx, &rss, client.InNamespace(ns)); err != nil {
@@ -103,24 +185,33 @@ func runnerSecrets(ctx context.Context, c client.Client, ns string) ([]string, e
 	}
 	for i := range rss.Items {
 		r := &rss.Items[i]
-		_ = addTarget(&r.Spec.Target)
-		if r.Spec.Repository.Namespace == "" || r.Spec.Repository.Namespace == ns {
-			repos[r.Spec.Repository.Name] = true
-		}
+		addUse(r.Spec.Repository, &r.Spec.Target, r.Spec.RuntimeSettings)
 	}
-	for name := range repos {
+	need := &runnerNeed{shared: map[string]map[string]string{}}
+	for ref := range repos {
 		var repo v1alpha1.Repository
-		switch err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &repo); {
-		case err == nil:
-			add(repo.Spec.Backend.StorageSecretName)
-		case !apierrors.IsNotFound(err):
-			return nil, fmt.Errorf("get repository %s/%s: %w", ns, name, err)
+		switch err := c.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, &repo); {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("get repository %s/%s: %w", ref.Namespace, ref.Name, err)
 		}
+		if ref.Namespace == ns {
+			add(repo.Spec.Backend.StorageSecretName)
+			continue
+		}
+		allowed, err := RepositoryAllows(ctx, c, &repo, ns)
+		if err != nil {
+			return nil, err
+		}
+		if !allowed {
+			continue
+		}
+		if need.shared[ref.Namespace] == nil {
+			need.shared[ref.Namespace] = map[string]string{}
+		}
+		need.shared[ref.Namespace][ref.Name] = repo.Spec.Backend.StorageSecretName
 	}
-	out := make([]string, 0, len(set))
-	for s := range set {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out, nil
+	need.secrets, need.accounts = sortedUnique(secrets), sortedUnique(accounts)
+	return need, nil
 }
