@@ -1,6 +1,8 @@
 package plugin_test
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 // toolsBin is where hack/tools.sh installs the tools (krew, validate-krew-manifest, helm);
@@ -96,4 +100,82 @@ func TestKrewInstallFromDist(t *testing.T) {
 	if err == nil || !strings.Contains(out, "checksum does not match") {
 		t.Errorf("krew accepted a wrong sha256: %v\n%s", err, out)
 	}
+}
+
+// TestDistManifestListsSixPlatforms runs hack/dist.sh with its default platforms and checks
+// the krew manifest it writes: linux, darwin and windows × amd64 and arm64, each with its
+// archive's URI and sha256 and the right binary name, accepted by validate-krew-manifest.
+// Cross-compiling six binaries takes minutes, so a stand-in `go` on PATH writes each binary's
+// name instead: what is under test is the packaging, not the compiler (TestKrewInstallFromDist
+// installs a real one).
+func TestDistManifestListsSixPlatforms(t *testing.T) {
+	tools := toolsBin(t, "validate-krew-manifest")
+	stub := t.TempDir()
+	writeFile(t, filepath.Join(stub, "go"), "#!/bin/sh\n"+
+		`while [ $# -gt 0 ]; do if [ "$1" = -o ]; then shift; echo "kubectl-stash for $GOOS/$GOARCH" > "$1"; fi; shift; done`+"\n")
+	if err := os.Chmod(filepath.Join(stub, "go"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dist := t.TempDir()
+	cmd := exec.Command(filepath.Join(root, "hack", "dist.sh"))
+	cmd.Dir = root
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DIST_PLATFORMS=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "DIST_DIR="+dist, "VERSION=v0.9.9-test", "DIST_BASE_URL=https://example.invalid/v0.9.9-test",
+		"PATH="+stub+string(os.PathListSeparator)+tools+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("hack/dist.sh: %v\n%s", err, out)
+	} else if !strings.Contains(string(out), "structural validation OK") {
+		t.Errorf("validate-krew-manifest did not run:\n%s", out)
+	}
+	raw, err := os.ReadFile(filepath.Join(dist, "stash.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Spec struct {
+			Platforms []struct {
+				Selector struct {
+					MatchLabels map[string]string `json:"matchLabels"`
+				} `json:"selector"`
+				URI    string `json:"uri"`
+				SHA256 string `json:"sha256"`
+				Bin    string `json:"bin"`
+			} `json:"platforms"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("manifest: %v\n%s", err, raw)
+	}
+	var got []string
+	for _, p := range m.Spec.Platforms {
+		goos, arch := p.Selector.MatchLabels["os"], p.Selector.MatchLabels["arch"]
+		got = append(got, goos+"/"+arch)
+		archive := "kubectl-stash_" + goos + "_" + arch + ".tar.gz"
+		if p.URI != "https://example.invalid/v0.9.9-test/"+archive {
+			t.Errorf("%s/%s: uri %s", goos, arch, p.URI)
+		}
+		if sum := sha256File(t, filepath.Join(dist, archive)); p.SHA256 != sum {
+			t.Errorf("%s/%s: sha256 %s, archive has %s", goos, arch, p.SHA256, sum)
+		}
+		if want := map[bool]string{true: "kubectl-stash.exe", false: "kubectl-stash"}[goos == "windows"]; p.Bin != want {
+			t.Errorf("%s/%s: bin %s, want %s", goos, arch, p.Bin, want)
+		}
+	}
+	want := []string{"linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64", "windows/amd64", "windows/arm64"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("manifest platforms %v, want %v", got, want)
+	}
+}
+
+func sha256File(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(b))
 }
