@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -211,6 +212,14 @@ func resolveAppBinding(ctx context.Context, c client.Reader, ns, name string) (*
 	str := func(path ...string) string {
 		v, _, _ := unstructured.NestedString(ab.Object, path...)
 		return v
+	}
+	// KubeDB gives a RedisSentinel an AppBinding of its own (type kubedb.com/redissentinel,
+	// the Sentinel's Service and auth Secret), which names no master set: backing it up as a
+	// Redis server would fail on its first command, so say what to use instead.
+	if typ := str("spec", "type"); strings.HasSuffix(typ, "/redissentinel") {
+		return nil, fmt.Errorf("AppBinding %s/%s is of a Redis Sentinel (type %s), which names no master set: "+
+			"target the AppBinding of the Redis database it monitors, or an inline target (redis.mode sentinel, "+
+			"redis.service the Sentinel's Service, redis.masterName the master set)", ns, name, typ)
 	}
 	scheme := "redis"
 	switch raw := str("spec", "clientConfig", "url"); {
