@@ -226,7 +226,7 @@ func resolveAppBinding(ctx context.Context, c client.Reader, ns, name string) (*
 	case raw != "":
 		u, err := url.Parse(raw)
 		if err != nil || u.Host == "" {
-			return nil, fmt.Errorf("AppBinding %s/%s: clientConfig.url %q is not a redis:// URL", ns, name, raw)
+			return nil, fmt.Errorf("AppBinding %s/%s: clientConfig.url %q is not a redis:// URL", ns, name, redisconn.RedactURL(raw))
 		}
 		scheme = u.Scheme
 		out.Redis.Network, out.Redis.Addr = "tcp", u.Host
