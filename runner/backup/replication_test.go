@@ -4,13 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"stash.dev/redis/runner/backup"
 	"stash.dev/redis/runner/replication"
@@ -67,60 +63,6 @@ func TestBackupByReplication(t *testing.T) {
 			})
 		}
 	}
-}
-
-// TestBackupByReplicationIsConsistent: under a writer that increments a counter in the same
-// MULTI as it adds a key, the snapshot holds exactly as many keys as the counter says — the
-// dataset at one instant. A SCAN + DUMP backup cannot promise this.
-func TestBackupByReplicationIsConsistent(t *testing.T) {
-	ctx := context.Background()
-	src := redistest.Start(t)
-	if err := src.Client.Do(ctx, "DEBUG", "POPULATE", 200000, "bulk", 64).Err(); err != nil {
-		t.Fatal(err)
-	}
-	wctx, stop := context.WithCancel(ctx)
-	var written atomic.Int64
-	done := make(chan error, 1)
-	go func() {
-		c := redis.NewClient(&redis.Options{Addr: src.Addr, Protocol: 2, DisableIdentity: true})
-		defer c.Close()
-		for i := 0; wctx.Err() == nil; i++ {
-			_, err := c.TxPipelined(wctx, func(p redis.Pipeliner) error {
-				p.Set(wctx, "w:"+strconv.Itoa(i), i, 0)
-				p.Incr(wctx, "counter")
-				return nil
-			})
-			if err != nil && wctx.Err() == nil {
-				done <- err
-				return
-			}
-			written.Add(1)
-		}
-		done <- nil
-	}()
-	time.Sleep(200 * time.Millisecond)
-	r := openRepo(t, "file://"+t.TempDir(), nil)
-	res, err := backup.Run(ctx, backup.Options{Redis: conn(t, src), Repository: r, Method: backup.MethodReplication})
-	stop()
-	if werr := <-done; werr != nil {
-		t.Fatal(werr)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := redistest.Start(t)
-	if _, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r}); err != nil {
-		t.Fatal(err)
-	}
-	counter, _ := dst.Client.Get(ctx, "counter").Int64()
-	keys, err := dst.Client.Keys(ctx, "w:*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if counter == 0 || int64(len(keys)) != counter || counter >= written.Load() {
-		t.Fatalf("snapshot: counter %d, %d w:* keys, %d writes in all", counter, len(keys), written.Load())
-	}
-	t.Logf("snapshot at offset of %d writes of %d, %d keys", counter, written.Load(), res.Keys)
 }
 
 // TestBackupByReplicationFallsBack: PSYNC renamed away, an ACL user without +psync and a
