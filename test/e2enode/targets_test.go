@@ -1,0 +1,101 @@
+package e2enode
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"stash.dev/redis/api/v1alpha1"
+	"stash.dev/redis/test/miniotest"
+	"stash.dev/redis/test/realnode"
+)
+
+// redisPodWithPassword is redisPod for a server that requires a password, with the Secret
+// (key "password", as KubeDB's auth Secrets have it) and the AppBinding that describe it.
+func redisPodWithPassword(t *testing.T, ns, name, password string) *redis.Client {
+	t.Helper()
+	applyYAML(t, realnode.RedisManifest(ns, name, redisImage, password))
+	cmd := cluster.KubectlCommand(context.Background(), "create", "secret", "generic", name+"-auth", "-n", ns, "--from-file=password=/dev/stdin")
+	cmd.Stdin = strings.NewReader(password)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("create the auth Secret: %v\n%s", err, out)
+	}
+	applyYAML(t, fmt.Sprintf(`apiVersion: appcatalog.appscode.com/v1alpha1
+kind: AppBinding
+metadata: {name: %[2]s, namespace: %[1]s}
+spec:
+  type: kubedb.com/redis
+  clientConfig:
+    service: {name: %[2]s, port: 6379, scheme: redis}
+  secret: {name: %[2]s-auth}
+`, ns, name))
+	mustKubectl(t, "wait", "--for=condition=Ready", "pod/"+name, "-n", ns, "--timeout=2m")
+	ip := strings.TrimSpace(mustKubectl(t, "get", "service", name, "-n", ns, "-o", "jsonpath={.spec.clusterIP}"))
+	c := redis.NewClient(&redis.Options{Addr: ip + ":6379", Password: password})
+	t.Cleanup(func() { c.Close() })
+	waitFor(t, 30*time.Second, "PING "+name+" through its Service", func() error { return c.Ping(context.Background()).Err() })
+	return c
+}
+
+// TestAppBindingTarget backs up a password-protected Redis described by an AppBinding, as
+// KubeDB makes them (clientConfig.service and an auth Secret), and restores into another
+// one named by its AppBinding: the runner resolves the Service through cluster DNS and reads
+// the auth Secrets its Role was granted because the AppBindings name them.
+func TestAppBindingTarget(t *testing.T) {
+	t.Parallel()
+	ns := "node-appbinding"
+	namespace(t, ns)
+	src := redisPodWithPassword(t, ns, "redis-src", "src-password")
+	dst := redisPodWithPassword(t, ns, "redis-dst", "dst-password")
+	loadSample(t, src, 3000)
+	mustKubectl(t, "stash", "create", "backupconfig", "by-appbinding", "-n", ns, "--repo", "repo", "--target-appbinding", "redis-src", "--schedule", "@daily")
+	if out, err := kubectl(t, "stash", "backup", "trigger", "by-appbinding", "-n", ns, "--wait", "--timeout", "2m"); err != nil {
+		t.Fatalf("backup through an AppBinding: %v\n%s\n%s", err, out, mustKubectl(t, "stash", "backup", "logs", "by-appbinding", "-n", ns))
+	}
+	mustKubectl(t, "stash", "restore", "repo", "-n", ns, "--to", "appbinding/redis-dst", "--wait", "--wait-timeout", "2m")
+	if a, b := digest(t, src), digest(t, dst); a != b {
+		t.Fatalf("digest mismatch through AppBindings: source %s, restored %s", a, b)
+	}
+}
+
+// TestS3PrivateCAFromCACertData backs up to MinIO over TLS with a certificate from a CA that
+// neither the machine nor the runner image trusts: without CA_CERT_DATA in the storage
+// Secret the backup fails on the certificate, with it the backup and the restore succeed.
+func TestS3PrivateCAFromCACertData(t *testing.T) {
+	t.Parallel()
+	ns := "node-s3-ca"
+	private, err := realnode.WriteCerts(filepath.Join(t.TempDir(), "private-ca"), "store", realnode.Gateway)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3 := miniotest.StartTLSOn(t, "stash-private", realnode.Gateway, miniotest.TLSFiles{CAFile: private.CAFile, CertFile: private.CertFile, KeyFile: private.KeyFile})
+	mustKubectl(t, "create", "namespace", ns)
+	env := []string{"RESTIC_PASSWORD=s3-ca-password", "AWS_ACCESS_KEY_ID=" + miniotest.AccessKey, "AWS_SECRET_ACCESS_KEY=" + miniotest.SecretKey}
+	kubectlEnv(t, env, "stash", "create", "secret", "storage", "s3-storage", "-n", ns, "--from-env")
+	mustKubectl(t, "stash", "create", "repository", "s3", "-n", ns, "--provider", "s3", "--bucket", s3.Bucket, "--prefix", "node",
+		"--endpoint", s3.Endpoint, "--region", "us-east-1", "--secret", "s3-storage")
+	src := redisPod(t, ns, "redis-src")
+	dst := redisPod(t, ns, "redis-dst")
+	loadSample(t, src, 2000)
+	mustKubectl(t, "stash", "create", "backupconfig", "to-s3", "-n", ns, "--repo", "s3", "--redis-service", "redis-src", "--schedule", "@daily")
+	c := apiClient(t)
+	failed := waitBackupSession(t, c, ns, triggeredSession(t, ns, "to-s3"), 2*time.Minute)
+	if failed.Status.Phase != v1alpha1.SessionFailed || !strings.Contains(failed.Status.Error, "certificate") {
+		t.Fatalf("a backup to a store whose CA nothing trusts: %s %q, want Failed on the certificate", failed.Status.Phase, failed.Status.Error)
+	}
+
+	mustKubectl(t, "delete", "secret", "s3-storage", "-n", ns)
+	kubectlEnv(t, env, "stash", "create", "secret", "storage", "s3-storage", "-n", ns, "--from-env", "--ca-cert-file", private.CAFile)
+	if out, err := kubectl(t, "stash", "backup", "trigger", "to-s3", "-n", ns, "--wait", "--timeout", "2m"); err != nil {
+		t.Fatalf("backup to S3 with the CA in CA_CERT_DATA: %v\n%s\n%s", err, out, mustKubectl(t, "stash", "backup", "logs", "to-s3", "-n", ns))
+	}
+	mustKubectl(t, "stash", "restore", "s3", "-n", ns, "--to", "service/redis-dst", "--wait", "--wait-timeout", "2m")
+	if a, b := digest(t, src), digest(t, dst); a != b {
+		t.Fatalf("digest mismatch through S3 with CA_CERT_DATA: %s != %s", a, b)
+	}
+}
