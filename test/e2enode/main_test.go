@@ -29,8 +29,6 @@ var (
 	suiteCA realnode.CertFiles
 	// redisImage is Debian's redis-server packed as an image.
 	redisImage string
-	// stockRunner is the runner image exactly as `make image` packs it (the machine's roots only).
-	stockRunner string
 )
 
 const (
@@ -134,10 +132,8 @@ func setUp(ctx context.Context, work, bin string) error {
 	images := filepath.Join(work, "images")
 	specs := []realnode.ImageSpec{
 		{Name: "stash-webhook", Tag: "realnode", Binary: filepath.Join(plat, "stash-webhook")},
-		{Name: "stash-runner", Tag: "realnode", Binary: filepath.Join(plat, "stash-runner")},
 		{Name: "stash-runner", Tag: "realnode-suite-ca", Binary: filepath.Join(plat, "stash-runner"), CABundle: bundle},
 	}
-	stockRunner = specs[1].Ref()
 	for _, s := range specs {
 		archive, err := realnode.BuildImage(ctx, images, s)
 		if err != nil {
