@@ -92,9 +92,9 @@ clean: ## Remove build output.
 	rm -rf bin dist
 
 .PHONY: demo
-demo: build envtest-assets ## The whole flow on a local cluster: scheduled and triggered backups, restore, digest check.
+demo: build envtest-assets ## The whole flow: scheduled and triggered backups, restore, digest check; on a real node as root on Linux, else on the node agent (STASH_DEMO_NODE=real|agent).
 	@hack/tools.sh redis >/dev/null
-	KUBEBUILDER_ASSETS="$$(WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION))" hack/demo.sh
+	KUBEBUILDER_ASSETS="$$(WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION))" K8S_VERSION=$(K8S_VERSION) hack/demo.sh
 
 .PHONY: bench-cluster
 bench-cluster: build ## Benchmark a 3-master cluster: parallel vs one-by-one dump, runner backup and restore (about 1 min).
