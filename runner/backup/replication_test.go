@@ -80,6 +80,8 @@ func TestBackupByReplicationFallsBack(t *testing.T) {
 	if err := orphan.Client.Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
 		t.Fatal(err)
 	}
+	// The server's own reason, which both the error and auto's line must pass on.
+	why := map[string]string{"renamed": "unknown command 'PSYNC'", "acl": "NOPERM", "orphan replica": "NOMASTERLINK"}
 	for name, s := range map[string]*redistest.Server{"renamed": renamed, "acl": acl, "orphan replica": orphan} {
 		t.Run(name, func(t *testing.T) {
 			o := conn(t, s)
@@ -93,8 +95,8 @@ func TestBackupByReplicationFallsBack(t *testing.T) {
 			}
 			r := openRepo(t, "file://"+t.TempDir(), nil)
 			_, err := backup.Run(ctx, backup.Options{Redis: o, Repository: r, Method: backup.MethodReplication})
-			if !errors.Is(err, replication.ErrSyncRefused) {
-				t.Fatalf("--method replication: %v", err)
+			if !errors.Is(err, replication.ErrSyncRefused) || !strings.Contains(err.Error(), why[name]) {
+				t.Fatalf("--method replication: %v (want the reason %q)", err, why[name])
 			}
 			t.Logf("refused: %v", err)
 			assertNoSnapshot(t, r)
@@ -104,9 +106,10 @@ func TestBackupByReplicationFallsBack(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Method != backup.MethodDump || len(logs) != 1 || !strings.Contains(logs[0], "SCAN + DUMP") {
+			if res.Method != backup.MethodDump || len(logs) != 1 || !strings.Contains(logs[0], "SCAN + DUMP") || !strings.Contains(logs[0], why[name]) {
 				t.Fatalf("auto: method %q, logs %q", res.Method, logs)
 			}
+			t.Logf("auto: %s", logs[0])
 		})
 	}
 }
