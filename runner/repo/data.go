@@ -36,13 +36,22 @@ const CompressionConcurrency = 2
 // NewSnapshotWriter starts writing the data object of snapshot id. The caller must call either
 // Commit or Abort.
 func (r *Repository) NewSnapshotWriter(ctx context.Context, id string) (*SnapshotWriter, error) {
-	// The writer gets its own context: cancelling it before Close is how an upload is abandoned
-	// without committing a partial object.
+	w, err := r.newDataWriter(ctx, id, dataKey(id), CompressionConcurrency)
+	if err != nil {
+		return nil, fmt.Errorf("create data object of snapshot %s: %w", id, err)
+	}
+	return w, nil
+}
+
+// newDataWriter starts the data object key of id: zstd with the given number of goroutines, age
+// to the repository key, sha256 of what is stored. The writer gets its own context: cancelling
+// it before Close is how an upload is abandoned without committing a partial object.
+func (r *Repository) newDataWriter(ctx context.Context, id, key string, concurrency int) (*SnapshotWriter, error) {
 	wctx, cancel := context.WithCancel(ctx)
-	bw, err := r.bucket.NewWriter(wctx, dataKey(id), &blob.WriterOptions{ContentType: "application/octet-stream", BeforeWrite: r.bucket.BeforeWrite})
+	bw, err := r.bucket.NewWriter(wctx, key, &blob.WriterOptions{ContentType: "application/octet-stream", BeforeWrite: r.bucket.BeforeWrite})
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("create data object of snapshot %s: %w", id, err)
+		return nil, err
 	}
 	w := &SnapshotWriter{id: id, cancel: cancel, bw: bw, hash: sha256.New()}
 	w.stored.w = io.MultiWriter(bw, w.hash)
@@ -52,7 +61,7 @@ func (r *Repository) NewSnapshotWriter(ctx context.Context, id string) (*Snapsho
 		return nil, err
 	}
 	w.zw, err = zstd.NewWriter(w.enc, zstd.WithEncoderLevel(zstd.SpeedFastest),
-		zstd.WithEncoderConcurrency(CompressionConcurrency), zstd.WithEncoderCRC(true))
+		zstd.WithEncoderConcurrency(concurrency), zstd.WithEncoderCRC(true))
 	if err != nil {
 		w.Abort()
 		return nil, err

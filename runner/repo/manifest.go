@@ -97,27 +97,58 @@ type envelope struct {
 
 // WriteManifest commits a snapshot. Call it only after the data object was written successfully.
 func (r *Repository) WriteManifest(ctx context.Context, m Manifest) error {
-	plain, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	var enc bytes.Buffer
-	w, err := r.keys[0].Encrypt(&enc)
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(plain); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	b, err := json.Marshal(envelope{Version: 1, Data: enc.Bytes(), HMAC: r.keys[0].MAC(plain)})
+	b, err := r.seal(m)
 	if err != nil {
 		return err
 	}
 	if err := r.bucket.WriteAll(ctx, manifestKey(m.ID), b, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
 		return fmt.Errorf("write manifest of snapshot %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+// seal encodes v as the JSON of an envelope: v's JSON encrypted to the repository key, with an
+// HMAC of it that only a holder of the password can produce (encryption to a public key alone
+// does not say who encrypted).
+func (r *Repository) seal(v any) ([]byte, error) {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var enc bytes.Buffer
+	w, err := r.keys[0].Encrypt(&enc)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(plain); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(envelope{Version: 1, Data: enc.Bytes(), HMAC: r.keys[0].MAC(plain)})
+}
+
+// unseal decodes what seal encoded into v; anything that does not decrypt or whose HMAC does
+// not match is crypt.ErrIntegrity.
+func (r *Repository) unseal(b []byte, v any) error {
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return fmt.Errorf("%w: not valid json: %w", crypt.ErrIntegrity, err)
+	}
+	pr, err := crypt.Decrypt(bytes.NewReader(env.Data), r.keys...)
+	if err != nil {
+		return err
+	}
+	plain, err := io.ReadAll(pr)
+	if err != nil {
+		return err
+	}
+	if !crypt.VerifyMAC(plain, env.HMAC, r.keys...) {
+		return fmt.Errorf("%w: hmac does not match", crypt.ErrIntegrity)
+	}
+	if err := json.Unmarshal(plain, v); err != nil {
+		return fmt.Errorf("%w: %w", crypt.ErrIntegrity, err)
 	}
 	return nil
 }
@@ -131,24 +162,9 @@ func (r *Repository) Manifest(ctx context.Context, id string) (Manifest, error) 
 	if err != nil {
 		return Manifest{}, fmt.Errorf("read manifest of snapshot %s: %w", id, err)
 	}
-	var env envelope
-	if err := json.Unmarshal(b, &env); err != nil {
-		return Manifest{}, fmt.Errorf("snapshot %s: %w: manifest is not valid json: %w", id, crypt.ErrIntegrity, err)
-	}
-	pr, err := crypt.Decrypt(bytes.NewReader(env.Data), r.keys...)
-	if err != nil {
-		return Manifest{}, fmt.Errorf("snapshot %s manifest: %w", id, err)
-	}
-	plain, err := io.ReadAll(pr)
-	if err != nil {
-		return Manifest{}, fmt.Errorf("snapshot %s manifest: %w", id, err)
-	}
-	if !crypt.VerifyMAC(plain, env.HMAC, r.keys...) {
-		return Manifest{}, fmt.Errorf("snapshot %s: %w: manifest hmac does not match", id, crypt.ErrIntegrity)
-	}
 	var m Manifest
-	if err := json.Unmarshal(plain, &m); err != nil {
-		return Manifest{}, fmt.Errorf("snapshot %s: %w: %w", id, crypt.ErrIntegrity, err)
+	if err := r.unseal(b, &m); err != nil {
+		return Manifest{}, fmt.Errorf("snapshot %s manifest: %w", id, err)
 	}
 	if m.ID != id {
 		return Manifest{}, fmt.Errorf("snapshot %s: %w: manifest belongs to snapshot %s", id, crypt.ErrIntegrity, m.ID)

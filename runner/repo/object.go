@@ -1,10 +1,8 @@
 package repo
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,25 +26,10 @@ var ErrObjectNotFound = errors.New("object not found")
 // NewObjectWriter starts writing the data object key (relative to the repository), compressed
 // and encrypted as snapshot data is. The caller must call Commit or Abort; errors name the key.
 func (r *Repository) NewObjectWriter(ctx context.Context, key string) (*SnapshotWriter, error) {
-	wctx, cancel := context.WithCancel(ctx)
-	bw, err := r.bucket.NewWriter(wctx, key, &blob.WriterOptions{ContentType: "application/octet-stream", BeforeWrite: r.bucket.BeforeWrite})
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("create data object %s: %w", key, err)
-	}
-	w := &SnapshotWriter{id: key, cancel: cancel, bw: bw, hash: sha256.New()}
-	w.stored.w = io.MultiWriter(bw, w.hash)
-	w.enc, err = r.keys[0].Encrypt(&w.stored)
-	if err != nil {
-		w.Abort()
-		return nil, err
-	}
 	// One compression goroutine: a journal segment is small and the follower runs beside Redis.
-	w.zw, err = zstd.NewWriter(w.enc, zstd.WithEncoderLevel(zstd.SpeedFastest),
-		zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
+	w, err := r.newDataWriter(ctx, key, key, 1)
 	if err != nil {
-		w.Abort()
-		return nil, err
+		return nil, fmt.Errorf("create data object %s: %w", key, err)
 	}
 	return w, nil
 }
@@ -83,22 +66,7 @@ func (r *Repository) OpenObject(ctx context.Context, key string, storedBytes int
 
 // WriteSealed stores v as JSON under key, encrypted and authenticated like a snapshot manifest.
 func (r *Repository) WriteSealed(ctx context.Context, key string, v any) error {
-	plain, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	var enc bytes.Buffer
-	w, err := r.keys[0].Encrypt(&enc)
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(plain); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	b, err := json.Marshal(envelope{Version: 1, Data: enc.Bytes(), HMAC: r.keys[0].MAC(plain)})
+	b, err := r.seal(v)
 	if err != nil {
 		return err
 	}
@@ -119,23 +87,8 @@ func (r *Repository) ReadSealed(ctx context.Context, key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", key, err)
 	}
-	var env envelope
-	if err := json.Unmarshal(b, &env); err != nil {
-		return fmt.Errorf("%s: %w: not valid json: %w", key, crypt.ErrIntegrity, err)
-	}
-	pr, err := crypt.Decrypt(bytes.NewReader(env.Data), r.keys...)
-	if err != nil {
+	if err := r.unseal(b, v); err != nil {
 		return fmt.Errorf("%s: %w", key, err)
-	}
-	plain, err := io.ReadAll(pr)
-	if err != nil {
-		return fmt.Errorf("%s: %w", key, err)
-	}
-	if !crypt.VerifyMAC(plain, env.HMAC, r.keys...) {
-		return fmt.Errorf("%s: %w: hmac does not match", key, crypt.ErrIntegrity)
-	}
-	if err := json.Unmarshal(plain, v); err != nil {
-		return fmt.Errorf("%s: %w: %w", key, crypt.ErrIntegrity, err)
 	}
 	return nil
 }
