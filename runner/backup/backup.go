@@ -143,19 +143,8 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		sw.Abort()
 		return Result{}, fmt.Errorf("backup of %s: %w", opts.Redis.Addr, err)
 	}
-	m := repo.Manifest{
-		ID:            id,
-		Time:          start.UTC(),
-		Hostname:      opts.Hostname,
-		Source:        opts.Redis.Addr,
-		RedisVersion:  info.Version,
-		RedisMode:     info.Mode,
-		RunnerVersion: opts.RunnerVersion,
-		Cluster:       cm,
-		Method:        method,
-		ReplID:        point.ReplID,
-		ReplOffset:    point.Offset,
-	}
+	m := newManifest(id, start, opts, info)
+	m.Cluster, m.Method, m.ReplID, m.ReplOffset = cm, method, point.ReplID, point.Offset
 	if opts.Sentinel != nil {
 		m.SentinelMaster = opts.Sentinel.MasterName
 	}
@@ -187,4 +176,18 @@ func commit(ctx context.Context, r *repo.Repository, sw *repo.SnapshotWriter, m 
 		SnapshotID: m.ID, Keys: st.Total, Databases: st.Keys, Skipped: st.Skipped,
 		RawBytes: m.RawBytes, StoredBytes: m.StoredBytes, SHA256: m.SHA256, Method: m.Method, Duration: m.Duration,
 	}, nil
+}
+
+// newManifest is the manifest of snapshot id with what every way of backing up records: when,
+// by which runner on which host, of which server.
+func newManifest(id string, start time.Time, opts Options, info redisconn.ServerInfo) repo.Manifest {
+	return repo.Manifest{
+		ID:            id,
+		Time:          start.UTC(),
+		Hostname:      opts.Hostname,
+		Source:        opts.Redis.Addr,
+		RedisVersion:  info.Version,
+		RedisMode:     info.Mode,
+		RunnerVersion: opts.RunnerVersion,
+	}
 }

@@ -42,18 +42,8 @@ func FromFullSync(ctx context.Context, opts Options, fs *replication.FullSync) (
 		sw.Abort()
 		return Result{}, fmt.Errorf("backup of %s: read the source's RDB transfer: %w", opts.Redis.Addr, err)
 	}
-	m := repo.Manifest{
-		ID:            id,
-		Time:          start.UTC(),
-		Hostname:      opts.Hostname,
-		Source:        opts.Redis.Addr,
-		RedisVersion:  info.Version,
-		RedisMode:     info.Mode,
-		RunnerVersion: opts.RunnerVersion,
-		Method:        MethodReplication,
-		ReplID:        fs.ReplID,
-		ReplOffset:    fs.Offset,
-	}
+	m := newManifest(id, start, opts, info)
+	m.Method, m.ReplID, m.ReplOffset = MethodReplication, fs.ReplID, fs.Offset
 	res, err := commit(ctx, opts.Repository, sw, m, st)
 	if err != nil {
 		return Result{}, fmt.Errorf("backup of %s: %w", opts.Redis.Addr, err)
