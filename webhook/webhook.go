@@ -12,9 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -23,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"stash.dev/redis/api/v1alpha1"
+	"stash.dev/redis/webhook/controllers"
 )
 
 // The webhook markers below generate config/webhook/manifests.yaml. sideEffects=None lets
@@ -197,7 +196,7 @@ func checkReferences(ctx context.Context, c client.Reader, ns string, ref *v1alp
 	case err != nil:
 		return nil, nil, fmt.Errorf("get repository %s/%s: %w", repoNS, ref.Name, err)
 	default:
-		allowed, err := namespaceAllowed(ctx, c, &repo, ns)
+		allowed, err := controllers.RepositoryAllows(ctx, c, &repo, ns)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -234,31 +233,6 @@ func checkReferences(ctx context.Context, c client.Reader, ns string, ref *v1alp
 // metaNoMatch reports whether err says the AppBinding kind is not installed.
 func metaNoMatch(err error) bool {
 	return strings.Contains(err.Error(), "no matches for kind")
-}
-
-// namespaceAllowed applies a Repository's usage policy to namespace ns.
-func namespaceAllowed(ctx context.Context, c client.Reader, repo *v1alpha1.Repository, ns string) (bool, error) {
-	from := v1alpha1.NamespacesFromSame
-	var sel *metav1.LabelSelector
-	if p := repo.Spec.UsagePolicy; p != nil && p.AllowedNamespaces.From != "" {
-		from, sel = p.AllowedNamespaces.From, p.AllowedNamespaces.Selector
-	}
-	switch from {
-	case v1alpha1.NamespacesFromAll:
-		return true, nil
-	case v1alpha1.NamespacesFromSelector:
-		s, err := metav1.LabelSelectorAsSelector(sel)
-		if err != nil {
-			return false, nil
-		}
-		var n corev1.Namespace
-		if err := c.Get(ctx, types.NamespacedName{Name: ns}, &n); err != nil {
-			return false, fmt.Errorf("get namespace %s: %w", ns, err)
-		}
-		return s.Matches(labels.Set(n.Labels)), nil
-	default:
-		return repo.Namespace == ns, nil
-	}
 }
 
 type backupSessionWebhook struct{ c client.Reader }
