@@ -72,36 +72,56 @@ func BackupJob(s *v1alpha1.BackupSession, bc *v1alpha1.BackupConfiguration, repo
 	if bc.Spec.RetryConfig != nil {
 		retries = bc.Spec.RetryConfig.MaxRetry
 	}
-	return job(v1alpha1.BackupJobName(s.Name), s.Namespace, s.Name, ComponentBackup, bc.Spec.TimeOut, retries, bc.Spec.RuntimeSettings, repo, args, o)
+	return runnerJob{
+		Name: v1alpha1.BackupJobName(s.Name), Namespace: s.Namespace, Session: s.Name, Component: ComponentBackup,
+		TimeOut: bc.Spec.TimeOut, Retries: retries, Runtime: bc.Spec.RuntimeSettings, Repository: repo, Args: args,
+	}.build(o)
 }
 
 // RestoreJob returns the Job that runs one RestoreSession. A restore is never retried: a
 // second attempt on a half-restored target could meet its own keys.
 func RestoreJob(rs *v1alpha1.RestoreSession, repo *v1alpha1.Repository, o Options) *batchv1.Job {
 	args := []string{"restore", "--session", rs.Namespace + "/" + rs.Name}
-	return job(v1alpha1.RestoreJobName(rs.Name), rs.Namespace, rs.Name, ComponentRestore, rs.Spec.TimeOut, 0, rs.Spec.RuntimeSettings, repo, args, o)
+	return runnerJob{
+		Name: v1alpha1.RestoreJobName(rs.Name), Namespace: rs.Namespace, Session: rs.Name, Component: ComponentRestore,
+		TimeOut: rs.Spec.TimeOut, Runtime: rs.Spec.RuntimeSettings, Repository: repo, Args: args,
+	}.build(o)
 }
 
-func job(name, namespace, session, component, timeOut string, retries int32, rt *v1alpha1.RuntimeSettings, repo *v1alpha1.Repository, args []string, o Options) *batchv1.Job {
-	labels := map[string]string{v1alpha1.LabelComponent: component, v1alpha1.LabelSession: session}
+// runnerJob describes the Job of one session: its name and labels, how long and how often it
+// may run, and the runner's arguments, runtime settings and repository.
+type runnerJob struct {
+	Name, Namespace, Session, Component string
+	// TimeOut is the session's timeOut (a Go duration; empty or invalid means none).
+	TimeOut string
+	// Retries is the Job's backoff limit.
+	Retries    int32
+	Runtime    *v1alpha1.RuntimeSettings
+	Repository *v1alpha1.Repository
+	Args       []string
+}
+
+func (rj runnerJob) build(o Options) *batchv1.Job {
+	labels := map[string]string{v1alpha1.LabelComponent: rj.Component, v1alpha1.LabelSession: rj.Session}
+	args := rj.Args
 	if o.PushgatewayURL != "" {
 		args = append(args, "--pushgateway-url", o.PushgatewayURL)
 	}
-	pod := podSpec(o, rt, args)
+	pod := podSpec(o, rj.Runtime, args)
 	pod.RestartPolicy = corev1.RestartPolicyNever
-	if l := repo.Spec.Backend.Local; l != nil {
+	if l := rj.Repository.Spec.Backend.Local; l != nil {
 		// A local repository is a volume mounted where the Repository says.
 		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "repository", VolumeSource: l.VolumeSource})
 		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "repository", MountPath: l.MountPath})
 	}
 	j := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: rj.Name, Namespace: rj.Namespace, Labels: labels},
 		Spec: batchv1.JobSpec{
-			BackoffLimit: ptr.To(retries),
+			BackoffLimit: ptr.To(rj.Retries),
 			Template:     corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: pod},
 		},
 	}
-	if d, err := time.ParseDuration(timeOut); err == nil && d > 0 {
+	if d, err := time.ParseDuration(rj.TimeOut); err == nil && d > 0 {
 		j.Spec.ActiveDeadlineSeconds = ptr.To(int64(d.Seconds()))
 	}
 	return j
