@@ -23,9 +23,17 @@ func Report(ctx context.Context, w io.Writer, label string, c *Counter, interval
 	if interval <= 0 || w == nil {
 		return func() {}
 	}
+	start := time.Now()
+	return Every(ctx, interval, func() {
+		fmt.Fprintln(w, Line(label, c.Keys.Load(), c.Bytes.Load(), c.Total.Load(), time.Since(start)))
+	})
+}
+
+// Every calls tick every interval (which must be positive) on a goroutine of its own until ctx
+// ends or the returned stop is called; stop returns once no tick runs any more.
+func Every(ctx context.Context, interval time.Duration, tick func()) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	start := time.Now()
 	go func() {
 		defer close(done)
 		t := time.NewTicker(interval)
@@ -35,7 +43,7 @@ func Report(ctx context.Context, w io.Writer, label string, c *Counter, interval
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				fmt.Fprintln(w, Line(label, c.Keys.Load(), c.Bytes.Load(), c.Total.Load(), time.Since(start)))
+				tick()
 			}
 		}
 	}()

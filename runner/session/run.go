@@ -232,26 +232,13 @@ func (o *Options) reportProgress(ctx context.Context, label string, c *progress.
 	if interval == 0 {
 		interval = 5 * time.Second
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
 	start := o.now()
-	go func() {
-		defer close(done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				k, b, total := c.Keys.Load(), c.Bytes.Load(), c.Total.Load()
-				o.log("%s", progress.Line(label, k, b, total, o.now().Sub(start)))
-				now := metav1.NewTime(o.now())
-				write(&v1alpha1.Progress{Keys: k, Bytes: b, TotalKeys: total, UpdateTime: &now})
-			}
-		}
-	}()
-	return func() { cancel(); <-done }
+	return progress.Every(ctx, interval, func() {
+		k, b, total := c.Keys.Load(), c.Bytes.Load(), c.Total.Load()
+		o.log("%s", progress.Line(label, k, b, total, o.now().Sub(start)))
+		now := metav1.NewTime(o.now())
+		write(&v1alpha1.Progress{Keys: k, Bytes: b, TotalKeys: total, UpdateTime: &now})
+	})
 }
 
 // patchBackupStatus applies change to the session's status with a merge patch, leaving the
