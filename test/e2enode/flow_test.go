@@ -161,12 +161,20 @@ func TestS3TrustedThroughTheImageRoots(t *testing.T) {
 	dst := redisPod(t, ns, "redis-dst")
 	loadSample(t, src, 2000)
 	mustKubectl(t, "stash", "create", "backupconfig", "to-s3", "-n", ns, "--repo", "s3", "--redis-service", "redis-src", "--schedule", "@daily")
-	if out, err := kubectl(t, "stash", "backup", "trigger", "to-s3", "-n", ns, "--wait", "--timeout", "2m"); err != nil {
-		t.Fatalf("backup to S3 over TLS trusted by the image's roots: %v\n%s\n%s", err, out, mustKubectl(t, "stash", "backup", "logs", "to-s3", "-n", ns))
+	backupAndRestore(t, "S3 over TLS trusted by the image's roots", ns, "to-s3", "s3", "service/redis-dst", src, dst)
+}
+
+// backupAndRestore triggers a backup of BackupConfiguration bc and waits for it, restores the
+// latest snapshot of repo to the target to (a kubectl stash restore --to), and fails the test
+// unless dst then has src's DEBUG DIGEST. what names the path under test in failures.
+func backupAndRestore(t *testing.T, what, ns, bc, repo, to string, src, dst *redis.Client) {
+	t.Helper()
+	if out, err := kubectl(t, "stash", "backup", "trigger", bc, "-n", ns, "--wait", "--timeout", "2m"); err != nil {
+		t.Fatalf("backup through %s: %v\n%s\n%s", what, err, out, mustKubectl(t, "stash", "backup", "logs", bc, "-n", ns))
 	}
-	mustKubectl(t, "stash", "restore", "s3", "-n", ns, "--to", "service/redis-dst", "--wait", "--wait-timeout", "2m")
+	mustKubectl(t, "stash", "restore", repo, "-n", ns, "--to", to, "--wait", "--wait-timeout", "2m")
 	if a, b := digest(t, src), digest(t, dst); a != b {
-		t.Fatalf("digest mismatch through S3: %s != %s", a, b)
+		t.Fatalf("digest mismatch through %s: source %s, restored %s", what, a, b)
 	}
 }
 

@@ -54,13 +54,7 @@ func TestAppBindingTarget(t *testing.T) {
 	dst := redisPodWithPassword(t, ns, "redis-dst", "dst-password")
 	loadSample(t, src, 3000)
 	mustKubectl(t, "stash", "create", "backupconfig", "by-appbinding", "-n", ns, "--repo", "repo", "--target-appbinding", "redis-src", "--schedule", "@daily")
-	if out, err := kubectl(t, "stash", "backup", "trigger", "by-appbinding", "-n", ns, "--wait", "--timeout", "2m"); err != nil {
-		t.Fatalf("backup through an AppBinding: %v\n%s\n%s", err, out, mustKubectl(t, "stash", "backup", "logs", "by-appbinding", "-n", ns))
-	}
-	mustKubectl(t, "stash", "restore", "repo", "-n", ns, "--to", "appbinding/redis-dst", "--wait", "--wait-timeout", "2m")
-	if a, b := digest(t, src), digest(t, dst); a != b {
-		t.Fatalf("digest mismatch through AppBindings: source %s, restored %s", a, b)
-	}
+	backupAndRestore(t, "AppBindings", ns, "by-appbinding", "repo", "appbinding/redis-dst", src, dst)
 }
 
 // TestS3PrivateCAFromCACertData backs up to MinIO over TLS with a certificate from a CA that
@@ -91,11 +85,5 @@ func TestS3PrivateCAFromCACertData(t *testing.T) {
 
 	mustKubectl(t, "delete", "secret", "s3-storage", "-n", ns)
 	kubectlEnv(t, env, "stash", "create", "secret", "storage", "s3-storage", "-n", ns, "--from-env", "--ca-cert-file", private.CAFile)
-	if out, err := kubectl(t, "stash", "backup", "trigger", "to-s3", "-n", ns, "--wait", "--timeout", "2m"); err != nil {
-		t.Fatalf("backup to S3 with the CA in CA_CERT_DATA: %v\n%s\n%s", err, out, mustKubectl(t, "stash", "backup", "logs", "to-s3", "-n", ns))
-	}
-	mustKubectl(t, "stash", "restore", "s3", "-n", ns, "--to", "service/redis-dst", "--wait", "--wait-timeout", "2m")
-	if a, b := digest(t, src), digest(t, dst); a != b {
-		t.Fatalf("digest mismatch through S3 with CA_CERT_DATA: %s != %s", a, b)
-	}
+	backupAndRestore(t, "S3 with the CA in CA_CERT_DATA", ns, "to-s3", "s3", "service/redis-dst", src, dst)
 }
