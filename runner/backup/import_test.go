@@ -23,11 +23,7 @@ func TestImport(t *testing.T) {
 	for _, fl := range redistest.Flavors {
 		t.Run(fl.Name, func(t *testing.T) {
 			src := redistest.Start(t, fl)
-			dataset.Fill(t, src)
-			// Snapshots carry keys, not function libraries.
-			if err := src.Client.Do(ctx, "FUNCTION", "FLUSH").Err(); err != nil {
-				t.Fatal(err)
-			}
+			dataset.FillKeys(t, src)
 			if err := src.Client.Save(ctx).Err(); err != nil {
 				t.Fatal(err)
 			}

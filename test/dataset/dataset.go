@@ -44,6 +44,13 @@ func Fill(t testing.TB, s *redistest.Server) {
 	}
 }
 
+// FillKeys writes what Fill writes but the function library: what a snapshot carries
+// (snapshots hold keys, not function libraries).
+func FillKeys(t testing.TB, s *redistest.Server) {
+	t.Helper()
+	fill(t, s, true)
+}
+
 // FillCommon writes what every server here can hold (Redis 7.0, Redis 8.0, Valkey 8.1): what
 // Fill writes but hash field TTLs, vector sets and the function library.
 func FillCommon(t testing.TB, s *redistest.Server) {
