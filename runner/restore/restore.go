@@ -415,19 +415,15 @@ func checkLossless(ctx context.Context, r *repo.Repository, m repo.Manifest, sel
 	if st.Dropped == 0 {
 		return nil
 	}
-	reasons := map[string]int{}
-	var examples []string
+	var reasons, examples []string // the distinct reasons, and the first keys
 	for _, d := range st.DroppedKeys {
-		reason := strings.TrimPrefix(d.Reason, rdb.ErrLossy.Error()+": ")
-		reasons[reason]++
+		if r := strings.TrimPrefix(d.Reason, rdb.ErrLossy.Error()+": "); !slices.Contains(reasons, r) {
+			reasons = append(reasons, r)
+		}
 		if len(examples) < 5 {
 			examples = append(examples, fmt.Sprintf("db %d %q", d.DB, d.Key))
 		}
 	}
-	var lines []string
-	for _, reason := range slices.Sorted(maps.Keys(reasons)) {
-		lines = append(lines, reason)
-	}
 	return fmt.Errorf("%w: %d keys of snapshot %s cannot be restored into %s (%s; e.g. %s); nothing was written: restore the other keys with --allow-lossy, into a server of the snapshot's version, or leave those keys out with --databases or --key-pattern",
-		ErrLossy, st.Dropped, m.ID, target.Name, strings.Join(lines, "; "), strings.Join(examples, ", "))
+		ErrLossy, st.Dropped, m.ID, target.Name, strings.Join(reasons, "; "), strings.Join(examples, ", "))
 }
