@@ -37,6 +37,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "fill" {
+		if err := fillMain(ctx, os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "error:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "cluster" {
 		if err := clusterMain(ctx, os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "error:", err)
@@ -62,6 +69,21 @@ func minimalMain(ctx context.Context, mode string, args []string) error {
 		return minimalDump(ctx, *addr, *db, *file)
 	}
 	return minimalRestore(ctx, *addr, *db, *file)
+}
+
+// fillMain loads bench's dataset into a running server, for profiling one tool by hand
+// (`go run ./bench fill -addr 127.0.0.1:6379 -keys 1000000`).
+func fillMain(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("fill", flag.ContinueOnError)
+	addr := fs.String("addr", "", "redis address")
+	n := fs.Int("keys", 1000000, "keys in db 0")
+	bigKeys := fs.Int("big-keys", 3, "keys with -big-size elements")
+	bigSize := fs.Int("big-size", 1000000, "elements in each big key")
+	streams := fs.Int("streams", 20000, "stream keys in db 1")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return load(ctx, *addr, *n, *bigKeys, *bigSize, *streams)
 }
 
 type config struct {

@@ -73,6 +73,8 @@ func dumpByReplication(ctx context.Context, opts Options, dbs []int, w io.Writer
 // writeRDB writes the keys of the databases dbs (all when empty) of an RDB file to w as the
 // snapshot stream: SELECT when the database changes, then RESTORE key abs-expiry payload
 // REPLACE ABSTTL per key, the payload copied from the file. Keys already expired are skipped.
+// Records are gathered into writes of about batchBytes; a payload larger than that is written
+// from the reader's buffer, not copied again.
 func writeRDB(ctx context.Context, rd *rdb.Reader, dbs []int, w io.Writer, pr *progress.Counter) (dump.Stats, error) {
 	st := dump.Stats{Keys: map[int]int64{}}
 	hdr, err := rd.Header()
@@ -80,7 +82,23 @@ func writeRDB(ctx context.Context, rd *rdb.Reader, dbs []int, w io.Writer, pr *p
 		return st, err
 	}
 	st.RDBVersion = hdr.Version
-	var buf []byte
+	buf := make([]byte, 0, batchBytes+64<<10)
+	var keys int64 // since the last flush
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		if _, err := w.Write(buf); err != nil {
+			return fmt.Errorf("write snapshot: %w", err)
+		}
+		st.Bytes += int64(len(buf))
+		if pr != nil {
+			pr.Keys.Add(keys)
+			pr.Bytes.Add(int64(len(buf)))
+		}
+		buf, keys = buf[:0], 0
+		return nil
+	}
 	db := -1
 	now := time.Now().UnixMilli()
 	for n := 0; ; n++ {
@@ -92,7 +110,7 @@ func writeRDB(ctx context.Context, rd *rdb.Reader, dbs []int, w io.Writer, pr *p
 		}
 		e, err := rd.Next()
 		if err == io.EOF { // exactly: the reader wraps io.EOF in the error for a file that ends early
-			return st, nil
+			return st, flush()
 		}
 		if err != nil {
 			return st, err
@@ -104,24 +122,37 @@ func writeRDB(ctx context.Context, rd *rdb.Reader, dbs []int, w io.Writer, pr *p
 			st.Skipped++ // expired, not yet evicted: DUMP would not have found it either
 			continue
 		}
-		buf = buf[:0]
 		if e.DB != db {
 			db = e.DB
 			buf = stream.AppendSelect(buf, db)
 		}
-		buf = stream.AppendRestore(buf, e.Key, e.ExpireAtMs, e.Payload)
-		if _, err := w.Write(buf); err != nil {
-			return st, fmt.Errorf("write snapshot: %w", err)
+		if len(e.Payload) < batchBytes {
+			buf = stream.AppendRestore(buf, e.Key, e.ExpireAtMs, e.Payload)
+		} else {
+			buf = stream.AppendRestoreStart(buf, e.Key, e.ExpireAtMs, len(e.Payload))
+			if err := flush(); err != nil {
+				return st, err
+			}
+			if _, err := w.Write(e.Payload); err != nil {
+				return st, fmt.Errorf("write snapshot: %w", err)
+			}
+			st.Bytes += int64(len(e.Payload))
+			if pr != nil {
+				pr.Bytes.Add(int64(len(e.Payload)))
+			}
+			buf = stream.AppendRestoreEnd(buf)
 		}
+		keys++
 		st.Keys[db]++
 		st.Total++
-		st.Bytes += int64(len(buf))
-		if pr != nil {
-			pr.Keys.Add(1)
-			pr.Bytes.Add(int64(len(buf)))
-		}
-		if cap(buf) > 16<<20 {
-			buf = nil // do not keep a huge key's buffer for the rest of the backup
+		if len(buf) >= batchBytes {
+			if err := flush(); err != nil {
+				return st, err
+			}
 		}
 	}
 }
+
+// batchBytes is the size of the writes writeRDB gathers records into: one compressor call per
+// batch rather than per key.
+const batchBytes = 64 << 10

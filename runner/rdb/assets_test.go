@@ -42,7 +42,7 @@ func TestRedisTestSuiteFiles(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				entries = append(entries, e)
+				entries = append(entries, e.Clone())
 			}
 			if len(entries) == 0 && len(h.Aux) == 0 {
 				t.Fatal("no keys and no AUX fields")

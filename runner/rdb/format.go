@@ -65,7 +65,8 @@ type typeInfo struct {
 	minVersion int // the first RDB format version whose loader knows the type
 }
 
-var types = map[byte]typeInfo{
+// types is indexed by the type byte; the zero typeInfo (no name) marks a byte no format uses.
+var types = [256]typeInfo{
 	TypeString:              {"string", 1},
 	TypeList:                {"list", 1},
 	TypeSet:                 {"set", 1},
@@ -103,7 +104,7 @@ func MinVersion(typ byte) int { return types[typ].minVersion }
 // TypeName returns the name of an object type as in Redis's rdb.h, without the RDB_TYPE_ prefix,
 // or "unknown-N".
 func TypeName(typ byte) string {
-	if t, ok := types[typ]; ok {
+	if t := types[typ]; t.name != "" {
 		return t.name
 	}
 	return fmt.Sprintf("unknown-%d", typ)

@@ -14,9 +14,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc64"
 	"io"
-	"math/bits"
 )
 
 // payloadFooter is the RDB version (2 bytes) and CRC64 (8 bytes) at the end of a DUMP payload.
@@ -123,16 +121,6 @@ func appendLength(b []byte, n uint64) []byte {
 	default:
 		return binary.BigEndian.AppendUint64(append(b, 0x81), n)
 	}
-}
-
-// jones is the CRC-64/Jones table Redis uses for RDB files and DUMP payloads (reflected
-// polynomial 0xad93d23594c935a9, initial value 0, no final xor).
-var jones = crc64.MakeTable(bits.Reverse64(0xad93d23594c935a9))
-
-// Checksum continues the Redis CRC64 crc over p. hash/crc64 inverts the value before and
-// after; Redis does not, so the inversions are undone here.
-func Checksum(crc uint64, p []byte) uint64 {
-	return ^crc64.Update(^crc, jones, p)
 }
 
 // FormatVersion returns the RDB format version stored in a DUMP payload.

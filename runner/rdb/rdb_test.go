@@ -6,6 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc64"
+	"math/bits"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +29,36 @@ func TestChecksum(t *testing.T) {
 	// Continuing a checksum equals computing it in one go.
 	if a, b := rdb.Checksum(rdb.Checksum(0, []byte("1234")), []byte("56789")), rdb.Checksum(0, []byte("123456789")); a != b {
 		t.Fatalf("split %x, whole %x", a, b)
+	}
+	// Slicing by 8 equals the byte-at-a-time definition for every length, alignment and split.
+	jones := crc64.MakeTable(bits.Reverse64(0xad93d23594c935a9))
+	reference := func(crc uint64, p []byte) uint64 { return ^crc64.Update(^crc, jones, p) }
+	data := make([]byte, 5000)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	for n := 0; n <= len(data); n += 1 + n/7 {
+		for _, off := range []int{0, 1, 3, 7} {
+			p := data[min(off, n):n]
+			cut := len(p) / 3
+			want := reference(reference(0x1234, p[:cut]), p[cut:])
+			if got := rdb.Checksum(rdb.Checksum(0x1234, p[:cut]), p[cut:]); got != want {
+				t.Fatalf("len %d offset %d: %x, want %x", len(p), off, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkChecksum(b *testing.B) {
+	for _, n := range []int{16, 100, 4096} {
+		p := bytes.Repeat([]byte{0xa5}, n)
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				rdb.Checksum(0, p)
+			}
+		})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 )
 
@@ -77,6 +78,14 @@ type Entry struct {
 	Freq int
 }
 
+// Clone returns a copy of e that does not share the reader's buffers.
+func (e *Entry) Clone() *Entry {
+	c := *e
+	c.Key = slices.Clone(e.Key)
+	c.Payload = slices.Clone(e.Payload)
+	return &c
+}
+
 // Reader reads the keys of an RDB file one at a time. Memory is bounded by the largest single
 // key. It is not safe for concurrent use.
 type Reader struct {
@@ -84,7 +93,9 @@ type Reader struct {
 	off     int64  // bytes consumed so far
 	crc     uint64 // of the bytes consumed so far
 	obj     []byte // the object being copied, while capture is on
-	capture bool
+	capture bool   // obj collects what is consumed; the file's checksum is updated at its end
+	keyBuf  []byte
+	entry   Entry // what Next returns, reused
 	scratch [8]byte
 
 	header   Header
@@ -147,7 +158,9 @@ func (r *Reader) Header() (*Header, error) {
 func (r *Reader) Functions() [][]byte { return r.header.Functions }
 
 // Next returns the next key, or io.EOF after the file's EOF opcode once its checksum has been
-// verified. Every other error is final.
+// verified. Every other error is final. The Entry and its slices are the reader's buffers, valid
+// until the next call (Clone keeps one): a file of many small keys is read without an
+// allocation per key.
 func (r *Reader) Next() (*Entry, error) {
 	if !r.started {
 		if _, err := r.Header(); err != nil {
@@ -259,33 +272,58 @@ func (r *Reader) next() (*Entry, error) {
 			}
 			r.expireAt = int64(binary.LittleEndian.Uint32(r.scratch[:4])) * 1000
 		default:
-			return r.entry(at, op)
+			return r.readEntry(at, op)
 		}
 	}
 }
 
 // entry reads the key and object of type typ whose type byte was at offset at.
-func (r *Reader) entry(at int64, typ byte) (*Entry, error) {
-	if _, ok := types[typ]; !ok {
+func (r *Reader) readEntry(at int64, typ byte) (*Entry, error) {
+	if types[typ].name == "" {
 		return nil, r.fail(fmt.Errorf("%w: offset %d: unknown object type %d (0x%02x)", ErrFormat, at, typ, typ))
 	}
-	key, err := r.decodedString()
+	key, err := r.key()
 	if err != nil {
 		return nil, r.fail(r.errAt(at, "key", err))
 	}
-	r.obj = append(make([]byte, 0, 64), typ)
+	r.obj = append(r.obj[:0], typ)
 	r.capture = true
 	err = r.skipObject(typ)
 	r.capture = false
 	if err != nil {
 		return nil, r.fail(fmt.Errorf("%w: key %q (%s) at offset %d: %w", ErrFormat, key, TypeName(typ), at, err))
 	}
+	// The object's bytes after the type byte (which byte() checksummed) join the file's checksum
+	// in one call rather than one per element: the bulk of a file is objects.
+	r.crc = Checksum(r.crc, r.obj[1:])
 	payload := binary.LittleEndian.AppendUint16(r.obj, uint16(r.header.Version))
 	payload = binary.LittleEndian.AppendUint64(payload, Checksum(0, payload))
-	r.obj = nil
-	e := &Entry{DB: r.db, Key: key, ExpireAtMs: r.expireAt, Type: typ, Payload: payload, Idle: r.idle, Freq: r.freq}
+	r.obj = payload[:0]
+	if cap(r.obj) > maxKeptBuffer {
+		r.obj = nil // do not keep a huge key's buffer for the rest of the file
+	}
+	r.entry = Entry{DB: r.db, Key: key, ExpireAtMs: r.expireAt, Type: typ, Payload: payload, Idle: r.idle, Freq: r.freq}
 	r.expireAt, r.idle, r.freq = 0, -1, -1
-	return e, nil
+	return &r.entry, nil
+}
+
+// maxKeptBuffer bounds the key and object buffers the reader reuses from one key to the next.
+const maxKeptBuffer = 4 << 20
+
+// key reads a key into the reader's key buffer (the common case: a plain string that fits).
+func (r *Reader) key() ([]byte, error) {
+	n, special, err := r.lengthOrEncoding()
+	if err != nil {
+		return nil, err
+	}
+	if special || n > maxKeptBuffer {
+		return r.decodedStringAfter(n, special)
+	}
+	r.keyBuf = slices.Grow(r.keyBuf[:0], int(n))[:n]
+	if err := r.read(r.keyBuf); err != nil {
+		return nil, err
+	}
+	return r.keyBuf, nil
 }
 
 func (r *Reader) errAt(at int64, what string, err error) error {
@@ -630,6 +668,11 @@ func (r *Reader) decodedString() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return r.decodedStringAfter(n, special)
+}
+
+// decodedStringAfter reads the rest of a string whose length or encoding has been read.
+func (r *Reader) decodedStringAfter(n uint64, special bool) ([]byte, error) {
 	if !special {
 		return r.readN(n)
 	}
@@ -666,9 +709,10 @@ func (r *Reader) decodedString() ([]byte, error) {
 
 func (r *Reader) consumed(b []byte) {
 	r.off += int64(len(b))
-	r.crc = Checksum(r.crc, b)
 	if r.capture {
 		r.obj = append(r.obj, b...)
+	} else {
+		r.crc = Checksum(r.crc, b)
 	}
 }
 
@@ -715,10 +759,9 @@ func (r *Reader) skipN(n uint64) error {
 		step := int(min(n, chunk))
 		if r.capture {
 			l := len(r.obj)
-			r.obj = append(r.obj, make([]byte, step)...)
-			got, err := io.ReadFull(r.br, r.obj[l:])
+			r.obj = slices.Grow(r.obj, step) // no zeroing of what the read overwrites
+			got, err := io.ReadFull(r.br, r.obj[l:l+step])
 			r.off += int64(got)
-			r.crc = Checksum(r.crc, r.obj[l:l+got])
 			r.obj = r.obj[:l+got]
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				return io.ErrUnexpectedEOF

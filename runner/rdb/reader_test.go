@@ -63,7 +63,7 @@ func readAll(t testing.TB, path string) (*rdb.Header, []*rdb.Entry) {
 		if err != nil {
 			t.Fatalf("read %s: %v", path, err)
 		}
-		entries = append(entries, e)
+		entries = append(entries, e.Clone())
 	}
 	return h, entries
 }

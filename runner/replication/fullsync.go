@@ -310,6 +310,10 @@ func (m *markedReader) Read(p []byte) (int, error) {
 	need := max(m.br.Buffered(), eofMarkLen)
 	need = min(need, m.br.Size())
 	win, err := m.br.Peek(need)
+	// Scan no more than this call can return: a mark that starts within len(p) bytes ends
+	// within len(p)+eofMarkLen-1 of them. (Scanning the whole buffer on every call read each
+	// byte of a transfer several times.)
+	win = win[:min(len(win), len(p)+eofMarkLen-1)]
 	if i := bytes.Index(win, m.mark); i >= 0 {
 		n := copy(p, win[:i])
 		_, _ = m.br.Discard(n)
