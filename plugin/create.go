@@ -348,7 +348,7 @@ func (t *targetFlags) addFlags(cmd *cobra.Command, databasesHelp string) {
 	f.StringVar(&t.service, "redis-service", "", "the Redis behind this Service: NAME or NAME:PORT")
 	f.StringVar(&t.address, "redis-address", "", "the Redis at HOST:PORT")
 	f.StringVar(&t.mode, "mode", "", "Redis mode with --redis-service/--redis-address: standalone (default), cluster or sentinel")
-	f.StringVar(&t.masterName, "master-name", "", "sentinel: the monitored master's name")
+	f.StringVar(&t.masterName, "master-name", "", "sentinel: the monitored master's name (also with --target-appbinding of a Redis Sentinel)")
 	f.StringVar(&t.authSecret, "auth-secret", "", "Secret with the Redis username and password")
 	if databasesHelp != "" {
 		f.Int32SliceVar(&t.databases, "databases", nil, databasesHelp)
@@ -377,10 +377,15 @@ func (t targetFlags) build() (v1alpha1.Target, error) {
 		return v1alpha1.Target{}, errors.New("name the Redis with exactly one of --target-appbinding, --redis-service and --redis-address")
 	}
 	if t.appBinding != "" {
-		if t.mode != "" || t.masterName != "" || t.authSecret != "" || len(t.databases) > 0 {
-			return v1alpha1.Target{}, errors.New("--mode, --master-name, --auth-secret and --databases describe an inline Redis: the AppBinding already says these")
+		if t.mode != "" || len(t.databases) > 0 || (t.authSecret != "" && t.masterName == "") {
+			return v1alpha1.Target{}, errors.New("--mode, --auth-secret and --databases describe an inline Redis: the AppBinding already says these " +
+				"(with an AppBinding of a Redis Sentinel, --master-name names the master set and --auth-secret the data nodes' Secret)")
 		}
-		return v1alpha1.Target{Ref: &v1alpha1.TargetRef{Name: t.appBinding}}, nil
+		ref := &v1alpha1.TargetRef{Name: t.appBinding, MasterName: t.masterName}
+		if t.authSecret != "" {
+			ref.AuthSecret = &v1alpha1.AuthSecret{Name: t.authSecret}
+		}
+		return v1alpha1.Target{Ref: ref}, nil
 	}
 	r := &v1alpha1.RedisTarget{Address: t.address, Mode: v1alpha1.RedisMode(t.mode), MasterName: t.masterName, Databases: t.databases}
 	if t.service != "" {

@@ -208,6 +208,11 @@ func TestBuildBackupConfig(t *testing.T) {
 		{name: "bad port", flags: backupConfigFlags{target: targetFlags{service: "redis:x"}, keep: keep()}, wantErr: "port must be a number"},
 		{name: "no target", flags: backupConfigFlags{keep: keep()}, wantErr: "exactly one of"},
 		{name: "inline flags on appbinding", flags: backupConfigFlags{target: targetFlags{appBinding: "a", authSecret: "s"}, keep: keep()}, wantErr: "the AppBinding already says"},
+		{name: "sentinel appbinding with its master set and the data nodes' Secret",
+			flags: backupConfigFlags{target: targetFlags{appBinding: "sen", masterName: "cache", authSecret: "cache-auth"}, repo: "repo", keep: keep(), historyLimit: -1},
+			want: v1alpha1.BackupConfigurationSpec{Repository: v1alpha1.RepositoryRef{Name: "repo"},
+				Target: v1alpha1.Target{Ref: &v1alpha1.TargetRef{Name: "sen", MasterName: "cache", AuthSecret: &v1alpha1.AuthSecret{Name: "cache-auth"}}}}},
+		{name: "mode on appbinding", flags: backupConfigFlags{target: targetFlags{appBinding: "a", mode: "sentinel"}, keep: keep()}, wantErr: "the AppBinding already says"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -29,6 +29,17 @@ type TargetRef struct {
 	Kind string `json:"kind,omitempty"`
 	// Name of the AppBinding.
 	Name string `json:"name,omitempty"`
+	// MasterName is the Sentinel master set to back up or restore into, for an AppBinding of
+	// a Redis Sentinel (KubeDB's type kubedb.com/redissentinel names the Sentinel's Service
+	// and auth Secret, and no master set). The AppBinding's Secret then authenticates to the
+	// Sentinel; AuthSecret, if set, to the data nodes.
+	// +optional
+	MasterName string `json:"masterName,omitempty"`
+	// AuthSecret holds the data nodes' credentials when they differ from the AppBinding's
+	// Secret (KubeDB gives a Redis and the RedisSentinel that monitors it separate auth
+	// Secrets). Only with MasterName.
+	// +optional
+	AuthSecret *AuthSecret `json:"authSecret,omitempty"`
 }
 
 // AppBinding identity; the AppBinding is read as unstructured so that this API does not

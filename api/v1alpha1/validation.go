@@ -352,10 +352,29 @@ func (t *Target) validate(p *field.Path) field.ErrorList {
 		if t.Ref.APIVersion != "" && t.Ref.APIVersion != AppBindingAPIVersion {
 			errs = append(errs, field.NotSupported(rp.Child("apiVersion"), t.Ref.APIVersion, []string{AppBindingAPIVersion}))
 		}
+		if t.Ref.AuthSecret != nil && t.Ref.MasterName == "" {
+			errs = append(errs, field.Forbidden(rp.Child("authSecret"), "only with masterName (the data nodes' credentials behind a Sentinel's AppBinding)"))
+		}
+		errs = append(errs, t.Ref.AuthSecret.validate(rp.Child("authSecret"))...)
 	default:
 		errs = append(errs, t.Redis.validate(p.Child("redis"))...)
 	}
 	return errs
+}
+
+// validate checks a Secret reference with its keys; nil is valid (none given).
+func (a *AuthSecret) validate(p *field.Path) field.ErrorList {
+	if a == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	if a.Name == "" {
+		errs = append(errs, field.Required(p.Child("name"), "the Secret with the Redis password"))
+	} else {
+		errs = append(errs, dnsSubdomain(a.Name, p.Child("name"))...)
+	}
+	errs = append(errs, secretKey(a.UsernameKey, p.Child("usernameKey"))...)
+	return append(errs, secretKey(a.PasswordKey, p.Child("passwordKey"))...)
 }
 
 func (r *RedisTarget) validate(p *field.Path) field.ErrorList {
@@ -402,16 +421,7 @@ func (r *RedisTarget) validate(p *field.Path) field.ErrorList {
 			}
 		}
 	}
-	if a := r.AuthSecret; a != nil {
-		ap := p.Child("authSecret")
-		if a.Name == "" {
-			errs = append(errs, field.Required(ap.Child("name"), "the Secret with the Redis password"))
-		} else {
-			errs = append(errs, dnsSubdomain(a.Name, ap.Child("name"))...)
-		}
-		errs = append(errs, secretKey(a.UsernameKey, ap.Child("usernameKey"))...)
-		errs = append(errs, secretKey(a.PasswordKey, ap.Child("passwordKey"))...)
-	}
+	errs = append(errs, r.AuthSecret.validate(p.Child("authSecret"))...)
 	if t := r.TLS; t != nil {
 		tp := p.Child("tls")
 		if t.CASecret != nil {

@@ -111,7 +111,7 @@ func ResolveTarget(ctx context.Context, c client.Reader, ns string, t *v1alpha1.
 	case t.Redis != nil:
 		out, err = resolveInline(ctx, c, ns, t.Redis)
 	case t.Ref != nil:
-		out, err = resolveAppBinding(ctx, c, ns, t.Ref.Name)
+		out, err = resolveAppBinding(ctx, c, ns, t.Ref)
 	default:
 		return nil, errors.New("the target names neither an AppBinding nor an inline Redis")
 	}
@@ -201,7 +201,8 @@ func resolveInline(ctx context.Context, c client.Reader, ns string, r *v1alpha1.
 	return out, nil
 }
 
-func resolveAppBinding(ctx context.Context, c client.Reader, ns, name string) (*Target, error) {
+func resolveAppBinding(ctx context.Context, c client.Reader, ns string, ref *v1alpha1.TargetRef) (*Target, error) {
+	name := ref.Name
 	ab := &unstructured.Unstructured{}
 	ab.SetAPIVersion(v1alpha1.AppBindingAPIVersion)
 	ab.SetKind(v1alpha1.AppBindingKind)
@@ -214,12 +215,17 @@ func resolveAppBinding(ctx context.Context, c client.Reader, ns, name string) (*
 		return v
 	}
 	// KubeDB gives a RedisSentinel an AppBinding of its own (type kubedb.com/redissentinel,
-	// the Sentinel's Service and auth Secret), which names no master set: backing it up as a
-	// Redis server would fail on its first command, so say what to use instead.
-	if typ := str("spec", "type"); strings.HasSuffix(typ, "/redissentinel") {
+	// the Sentinel's Service and auth Secret), which names no master set: the reference
+	// gives it (masterName), else backing it up as a Redis server would fail on its first
+	// command, so say what to set.
+	sentinel := strings.HasSuffix(str("spec", "type"), "/redissentinel")
+	if sentinel && ref.MasterName == "" {
 		return nil, fmt.Errorf("AppBinding %s/%s is of a Redis Sentinel (type %s), which names no master set: "+
-			"target the AppBinding of the Redis database it monitors, or an inline target (redis.mode sentinel, "+
-			"redis.service the Sentinel's Service, redis.masterName the master set)", ns, name, typ)
+			"set target.ref.masterName (and target.ref.authSecret when the data nodes' password differs from the Sentinel's), "+
+			"or target the AppBinding of the Redis database it monitors", ns, name, str("spec", "type"))
+	}
+	if !sentinel && ref.MasterName != "" {
+		return nil, fmt.Errorf("AppBinding %s/%s is not of a Redis Sentinel (type %q): target.ref.masterName applies only to one", ns, name, str("spec", "type"))
 	}
 	scheme := "redis"
 	switch raw := str("spec", "clientConfig", "url"); {
@@ -253,6 +259,21 @@ func resolveAppBinding(ctx context.Context, c client.Reader, ns, name string) (*
 			return nil, err
 		}
 		out.Redis.Username, out.Redis.Password = string(s.Data["username"]), string(s.Data["password"])
+	}
+	if sentinel {
+		out.Sentinel = &redisconn.Sentinel{Addrs: []string{out.Redis.Addr}, MasterName: ref.MasterName,
+			Username: out.Redis.Username, Password: out.Redis.Password}
+		if a := ref.AuthSecret; a != nil {
+			s, err := readSecret(ctx, c, ns, a.Name, "Redis auth Secret")
+			if err != nil {
+				return nil, err
+			}
+			uk, pk := orDefault(a.UsernameKey, v1alpha1.DefaultUsernameKey), orDefault(a.PasswordKey, v1alpha1.DefaultPasswordKey)
+			out.Redis.Username, out.Redis.Password = string(s.Data[uk]), string(s.Data[pk])
+			if out.Redis.Password == "" {
+				return nil, fmt.Errorf("Redis auth Secret %s/%s has no key %q", ns, a.Name, pk)
+			}
+		}
 	}
 	caBundle := str("spec", "clientConfig", "caBundle")
 	if scheme == "rediss" || caBundle != "" {

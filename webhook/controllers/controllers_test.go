@@ -508,8 +508,15 @@ func TestRestoreSession(t *testing.T) {
 func TestRunnerRBAC(t *testing.T) {
 	ctx := context.Background()
 	bc := newBC("rbac")
-	if err := cluster.Client.Create(ctx, bc); err != nil {
-		t.Fatal(err)
+	// A Sentinel's AppBinding with the data nodes' Secret named by the reference.
+	sentinelBC := newBC("rbac-sentinel")
+	sentinelBC.Spec.Target.Ref.MasterName = "cache"
+	sentinelBC.Spec.Target.Ref.AuthSecret = &v1alpha1.AuthSecret{Name: "cache-data-auth"}
+	for _, o := range []client.Object{bc, sentinelBC,
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cache-data-auth", Namespace: ns}, StringData: map[string]string{"password": secretValue}}} {
+		if err := cluster.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cfg := rest.CopyConfig(cluster.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":" + v1alpha1.RunnerServiceAccount}
@@ -518,7 +525,7 @@ func TestRunnerRBAC(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "runner reads its storage and auth Secrets", func() error {
-		for _, name := range []string{"storage", "redis-auth"} {
+		for _, name := range []string{"storage", "redis-auth", "cache-data-auth"} {
 			if err := runner.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &corev1.Secret{}); err != nil {
 				return err
 			}

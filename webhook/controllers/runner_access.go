@@ -150,6 +150,9 @@ func runnerNeeds(ctx context.Context, c client.Client, ns string) (*runnerNeed, 
 			}
 		}
 		if t.Ref != nil {
+			if t.Ref.AuthSecret != nil {
+				add(t.Ref.AuthSecret.Name)
+			}
 			ab := &unstructured.Unstructured{}
 			ab.SetAPIVersion(v1alpha1.AppBindingAPIVersion)
 			ab.SetKind(v1alpha1.AppBindingKind)
