@@ -6,30 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// promtool returns the promtool that hack/tools.sh builds into the tools cache.
-func promtool(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("STASH_TOOLS_BIN")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir = filepath.Join(home, ".cache", "kubectl-stash", "bin")
-	}
-	bin := filepath.Join(dir, "promtool")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("promtool not found in %s: run `make test`, whose tools step builds it (hack/tools.sh promtool)", dir)
-	}
-	return bin
-}
+	"stash.dev/redis/test/testproc"
+)
 
 // TestAlertRules checks the rule file and runs its unit tests: a failing backup, a stale one
 // and a healthy one, each firing or not as it should (monitoring/prometheus-rules_test.yaml).
 func TestAlertRules(t *testing.T) {
-	bin := promtool(t)
+	bin := testproc.Tool(t, "promtool")
 	for _, args := range [][]string{
 		{"check", "rules", "prometheus-rules.yaml"},
 		{"test", "rules", "prometheus-rules_test.yaml"},

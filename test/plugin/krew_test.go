@@ -12,24 +12,17 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"stash.dev/redis/test/testproc"
 )
 
-// toolsBin is where hack/tools.sh installs the tools (krew, validate-krew-manifest, helm);
-// the test fails when one of tools is missing there.
+// toolsBin is the directory of the tools hack/tools.sh builds (krew, validate-krew-manifest,
+// helm); the test fails when one of them is missing there.
 func toolsBin(t *testing.T, tools ...string) string {
 	t.Helper()
-	dir := os.Getenv("STASH_TOOLS_BIN")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir = filepath.Join(home, ".cache", "kubectl-stash", "bin")
-	}
+	dir := ""
 	for _, tool := range tools {
-		if _, err := os.Stat(filepath.Join(dir, tool)); err != nil {
-			t.Fatalf("%s not found in %s: run `make test`, whose tools step installs it (hack/tools.sh)", tool, dir)
-		}
+		dir = filepath.Dir(testproc.Tool(t, tool))
 	}
 	return dir
 }

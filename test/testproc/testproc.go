@@ -149,3 +149,23 @@ func Interrupt(cmd *exec.Cmd, grace time.Duration) {
 		<-done
 	}
 }
+
+// Tool returns the path of a tool that hack/tools.sh builds into the tools cache
+// ($STASH_TOOLS_BIN, which the Makefile exports, else ~/.cache/kubectl-stash/bin). The test
+// fails, never skips, when it is missing: `make test` builds every tool first.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	dir := os.Getenv("STASH_TOOLS_BIN")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(home, ".cache", "kubectl-stash", "bin")
+	}
+	bin := filepath.Join(dir, name)
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s not found in %s: run `make test`, whose tools step builds it (hack/tools.sh)", name, dir)
+	}
+	return bin
+}
