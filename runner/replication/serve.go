@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -98,15 +99,25 @@ func Serve(ctx context.Context, r io.Reader, opts ServeOptions) (st load.Stats, 
 	defer l.Close()
 	_, port, _ := net.SplitHostPort(l.Addr().String())
 
-	// Settings changed for the duration are put back, also when ctx is cancelled.
+	// Settings changed for the duration are put back, also when ctx is cancelled. When that
+	// fails too (a stopped or dead target) the error says so; the marker makes the next restore
+	// finish the job (recoverLeftover in runner/restore).
 	var undo []func(context.Context) error
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
+		var first error
 		for i := len(undo) - 1; i >= 0; i-- {
-			if uerr := undo[i](uctx); uerr != nil && err == nil {
-				err = uerr
+			if uerr := undo[i](uctx); uerr != nil && first == nil {
+				first = uerr
 			}
+		}
+		switch {
+		case first == nil:
+		case err == nil:
+			err = first
+		default:
+			err = fmt.Errorf("%w; putting the target back failed too (the next restore does it): %w", err, first)
 		}
 	}()
 	setConfig := func(name, value, old string) error {
@@ -122,13 +133,23 @@ func Serve(ctx context.Context, r io.Reader, opts ServeOptions) (st load.Stats, 
 		return nil
 	}
 	token, user := cfg["masterauth"], cfg["masteruser"]
-	if token == "" {
+	setAuth, setLoad := token == "", loadCfg["repl-diskless-load"] == "disabled"
+	// The marker goes first, naming what is changed next: a runner killed at any later point
+	// leaves a target that the next restore recognises and puts back (recoverLeftover in
+	// runner/restore).
+	if _, ok := cfg["masteruser"]; ok && user == "" {
+		user = Marker{SetMasterauth: setAuth, SetDisklessLoad: setLoad}.String()
+		if err := setConfig("masteruser", user, ""); err != nil {
+			return st, err
+		}
+	}
+	if setAuth {
 		token = randomHex(20)
 		if err := setConfig("masterauth", token, ""); err != nil {
 			return st, err
 		}
 	}
-	if loadCfg["repl-diskless-load"] == "disabled" {
+	if setLoad {
 		if err := setConfig("repl-diskless-load", "on-empty-db", "disabled"); err != nil {
 			return st, err
 		}
@@ -155,6 +176,7 @@ func Serve(ctx context.Context, r io.Reader, opts ServeOptions) (st load.Stats, 
 	defer conn.Close()
 	stopConn := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stopConn()
+	conn = &linkConn{Conn: conn, timeout: linkTimeout(opts.Redis), target: opts.Redis.Addr, ctx: ctx}
 	br := bufio.NewReader(conn)
 	rd := resp.NewReader(br)
 	if err := handshake(rd, conn, user, token); err != nil {
@@ -167,15 +189,17 @@ func Serve(ctx context.Context, r io.Reader, opts ServeOptions) (st load.Stats, 
 		if ctx.Err() != nil {
 			err = ctx.Err() // the cancellation, not the write it interrupted
 		}
+		sent := st.Total
 		st.Keys, st.Total = map[int]int64{}, 0
-		return st, fmt.Errorf("%w (the load was aborted: %s discards what it received)", err, opts.Redis.Addr)
+		return st, fmt.Errorf("%w (the load was aborted after %d keys were sent: %s discards what it received)", err, sent, opts.Redis.Addr)
 	}
 	if err := waitLoaded(br, rd); err != nil {
+		sent := st.Total
 		st.Keys, st.Total = map[int]int64{}, 0
 		if ctx.Err() != nil {
 			return st, ctx.Err()
 		}
-		return st, fmt.Errorf("%s did not load the snapshot (its log says why): %w", opts.Redis.Addr, err)
+		return st, fmt.Errorf("%s did not load the snapshot after all %d keys were sent (its log says why): %w", opts.Redis.Addr, sent, err)
 	}
 	if err := ctl.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
 		return st, fmt.Errorf("promote %s after loading (run REPLICAOF NO ONE on it): %w", opts.Redis.Addr, err)
@@ -347,7 +371,10 @@ func sendRDB(ctx context.Context, r io.Reader, conn net.Conn, opts ServeOptions,
 
 // waitLoaded waits for the replica's first REPLCONF ACK, which it sends once the data is loaded.
 // While it loads, it sends bare newlines to keep the link alive. A replica that fails to load
-// closes the connection instead.
+// closes the connection instead. The wait has no overall deadline, because a big dataset takes
+// as long as it takes to load, but it has a progress check: the link is a linkConn, so a
+// replica that sends nothing, not even its once-a-second newline, for the read timeout (a
+// stopped or hung server, a dead link) fails the wait instead of hanging the restore.
 func waitLoaded(br *bufio.Reader, rd *resp.Reader) error {
 	for {
 		if b, err := br.Peek(1); err == nil && b[0] == '\n' {
@@ -411,4 +438,125 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// linkTimeout is how long the replication link may carry nothing before the runner calls the
+// target stalled: the connection's read timeout (--redis-read-timeout), as for every other
+// wait on Redis.
+func linkTimeout(o redisconn.Options) time.Duration {
+	if o.ReadTimeout > 0 {
+		return o.ReadTimeout
+	}
+	return redisconn.DefaultReadTimeout
+}
+
+// ErrLinkStalled is wrapped by the error of a replication link that carried nothing for the
+// read timeout.
+var ErrLinkStalled = errors.New("the server or the link to it stalled")
+
+// linkConn is the runner's side of the replication link. Every Read and Write may wait at most
+// timeout, counted from its start: an idle deadline, so a transfer or a load of any size goes on
+// while bytes move (a loading replica sends a newline every second), but a target that is
+// stopped, hung or cut off without a reset fails the restore instead of blocking it forever in
+// a write (the socket buffers full) or in waitLoaded.
+type linkConn struct {
+	net.Conn
+	timeout time.Duration
+	target  string
+	// ctx is the restore's: once it is done, the deadline in the past that cancellation set
+	// must not be pushed into the future again.
+	ctx context.Context
+}
+
+func (c *linkConn) Read(p []byte) (int, error) {
+	if c.ctx.Err() == nil {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+	}
+	n, err := c.Conn.Read(p)
+	return n, c.explain(err, "sent nothing")
+}
+
+func (c *linkConn) Write(p []byte) (int, error) {
+	if c.ctx.Err() == nil {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	}
+	n, err := c.Conn.Write(p)
+	return n, c.explain(err, "took no data")
+}
+
+func (c *linkConn) explain(err error, what string) error {
+	if err != nil && c.ctx.Err() == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("the replication link to %s %s for %s (%w): %w", c.target, what, c.timeout, ErrLinkStalled, err)
+	}
+	return err
+}
+
+// markerPrefix starts the masteruser a replication restore sets on the target for its duration
+// (when the target has none): it marks the target as being restored by a runner, and the rest of
+// it names the other settings the runner changed, so that the next command can put back what a
+// runner that died (SIGKILL, a deleted Pod, a lost node) left behind. A Redis server keeps
+// nothing else about where its master came from.
+const markerPrefix = "stash-runner-restore"
+
+// Marker is what a replication restore records on its target in masteruser.
+type Marker struct {
+	// SetMasterauth: the target had no masterauth and got a random one.
+	SetMasterauth bool
+	// SetDisklessLoad: repl-diskless-load was "disabled" and is "on-empty-db".
+	SetDisklessLoad bool
+}
+
+// String is the masteruser value, e.g. stash-runner-restore+masterauth+repl-diskless-load.
+func (m Marker) String() string {
+	s := markerPrefix
+	if m.SetMasterauth {
+		s += "+masterauth"
+	}
+	if m.SetDisklessLoad {
+		s += "+repl-diskless-load"
+	}
+	return s
+}
+
+// ParseMarker reads a masteruser value; ok is false unless a replication restore set it.
+func ParseMarker(masteruser string) (m Marker, ok bool) {
+	rest, ok := strings.CutPrefix(masteruser, markerPrefix)
+	if !ok {
+		return Marker{}, false
+	}
+	for part := range strings.SplitSeq(rest, "+") {
+		switch part {
+		case "":
+		case "masterauth":
+			m.SetMasterauth = true
+		case "repl-diskless-load":
+			m.SetDisklessLoad = true
+		default:
+			return Marker{}, false
+		}
+	}
+	return m, true
+}
+
+// Undo puts back on c what a replication restore that carried this marker changed: the
+// target's replication (REPLICAOF NO ONE), repl-diskless-load, masterauth and, last, the marker
+// itself, so that an undo cut short is found again by the next command.
+func (m Marker) Undo(ctx context.Context, c *redis.Client) error {
+	if err := c.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		return fmt.Errorf("replicaof no one: %w", err)
+	}
+	if m.SetDisklessLoad {
+		if err := c.ConfigSet(ctx, "repl-diskless-load", "disabled").Err(); err != nil {
+			return fmt.Errorf("put back repl-diskless-load: %w", err)
+		}
+	}
+	if m.SetMasterauth {
+		if err := c.ConfigSet(ctx, "masterauth", "").Err(); err != nil {
+			return fmt.Errorf("remove the runner's masterauth: %w", err)
+		}
+	}
+	if err := c.ConfigSet(ctx, "masteruser", "").Err(); err != nil {
+		return fmt.Errorf("remove the runner's masteruser: %w", err)
+	}
+	return nil
 }
