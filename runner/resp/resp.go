@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"slices"
 	"strconv"
 )
 
@@ -102,6 +104,9 @@ func ParseInt(b []byte) (int64, error) {
 	for _, c := range b {
 		if c < '0' || c > '9' {
 			return 0, fmt.Errorf("%w: bad integer %q", ErrProtocol, b)
+		}
+		if v > (math.MaxInt64-9)/10 {
+			return 0, fmt.Errorf("%w: integer %q out of range", ErrProtocol, b)
 		}
 		v = v*10 + int64(c-'0')
 	}
@@ -207,6 +212,23 @@ func (r *Reader) ReadBulkData(dst []byte) error {
 	return r.bulkEnd()
 }
 
+// AppendBulkData reads the n data bytes announced by ReadBulkLen and the trailing CRLF and
+// appends them to dst, growing it as the data arrives: memory follows what the input holds,
+// not what its header claims (a length in a damaged or hostile stream can say anything).
+func (r *Reader) AppendBulkData(dst []byte, n int) ([]byte, error) {
+	const step = 1 << 20
+	for n > 0 {
+		c := min(n, step)
+		l := len(dst)
+		dst = slices.Grow(dst, c)[:l+c]
+		if _, err := io.ReadFull(r.br, dst[l:]); err != nil {
+			return dst[:l], noEOF(err)
+		}
+		n -= c
+	}
+	return dst, r.bulkEnd()
+}
+
 // DiscardBulkData drops the n data bytes announced by ReadBulkLen and the trailing CRLF.
 func (r *Reader) DiscardBulkData(n int) error {
 	if _, err := r.br.Discard(n); err != nil {
@@ -238,6 +260,10 @@ func (r *Reader) AppendBulkReply(dst []byte) (out []byte, isNil bool, err error)
 	}
 	if n < 0 {
 		return dst, true, nil
+	}
+	if n > 64<<10 {
+		out, err = r.AppendBulkData(dst, n)
+		return out, false, err
 	}
 	dst = Grow(dst, n)
 	if err := r.ReadBulkData(dst[len(dst) : len(dst)+n]); err != nil {

@@ -255,11 +255,15 @@ func (d *Decoder) ReadPayload(dst []byte) error {
 // Payload reads the payload of the record Next returned into a buffer of the Decoder's, valid
 // until the next call to Payload.
 func (d *Decoder) Payload() ([]byte, error) {
-	if cap(d.payload) < d.rec.PayloadLen {
-		d.payload = make([]byte, d.rec.PayloadLen)
+	if !d.pending {
+		return nil, fmt.Errorf("read snapshot: no record pending")
 	}
-	d.payload = d.payload[:d.rec.PayloadLen]
-	return d.payload, d.ReadPayload(d.payload)
+	d.pending = false
+	var err error
+	if d.payload, err = d.rd.AppendBulkData(d.payload[:0], d.rec.PayloadLen); err != nil {
+		return nil, fmt.Errorf("read snapshot: %w", noEOF(err))
+	}
+	return d.payload, d.endRecord()
 }
 
 // endRecord discards the arguments after the payload (REPLACE, ABSTTL).
