@@ -16,6 +16,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -316,8 +317,19 @@ func (c *idleConn) Read(p []byte) (int, error) {
 		_ = c.Conn.SetReadDeadline(time.Unix(1, 0))
 	}
 	n, err := c.Conn.Read(p)
-	if err != nil && c.ctx.Err() == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+	if err == nil || c.ctx.Err() != nil {
+		return n, err
+	}
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		return n, fmt.Errorf("no reply from redis %s in %s (the server or the link to it stalled): %w", c.RemoteAddr(), c.timeout, err)
+	case err == io.EOF:
+		// A server never ends a connection the runner still reads from: it exited, was
+		// killed, closed the client (CLIENT KILL, an output buffer limit) or the link was cut.
+		// Without this, the error was a bare "EOF".
+		return n, fmt.Errorf("redis %s closed the connection (the server exited or dropped the client, or the link to it was cut): %w", c.RemoteAddr(), err)
+	case errors.Is(err, syscall.ECONNRESET):
+		return n, fmt.Errorf("redis %s reset the connection (the server died or the link to it was cut): %w", c.RemoteAddr(), err)
 	}
 	return n, err
 }
