@@ -30,17 +30,7 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	var err error
-	tmp, err := os.MkdirTemp("", "webhook-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(tmp)
-	if pluginDir, err = clustertest.BuildPlugin(tmp); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if cluster, err = clustertest.Start(nil); err != nil {
+	if cluster, pluginDir, err = clustertest.StartWithPlugin(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

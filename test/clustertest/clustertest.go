@@ -59,6 +59,22 @@ func Start(setup func(ctrl.Manager) error) (*Cluster, error) {
 	return StartWith(Options{Setup: setup})
 }
 
+// StartWithPlugin starts a cluster as Start does and builds kubectl-stash (BuildPlugin) into
+// the cluster's own directory, which Stop removes: what a suite that runs the plugin through
+// the real kubectl needs. It returns the plugin's directory.
+func StartWithPlugin() (*Cluster, string, error) {
+	c, err := Start(nil)
+	if err != nil {
+		return nil, "", err
+	}
+	dir, err := BuildPlugin(filepath.Join(c.dir, "plugin"))
+	if err != nil {
+		c.Stop()
+		return nil, "", err
+	}
+	return c, dir, nil
+}
+
 // Options shape the cluster StartWith starts.
 type Options struct {
 	// Setup, when not nil, adds controllers to the manager before it starts.

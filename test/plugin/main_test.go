@@ -25,7 +25,6 @@ var (
 	// kubectl is the real kubectl as the cluster's admin, with our kubectl-stash on PATH.
 	kubectl   testproc.Kubectl
 	pluginDir string
-	tmpDir    string
 	root      = clustertest.RootDir()
 )
 
@@ -36,16 +35,7 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	ctrllog.SetLogger(logr.Discard())
 	var err error
-	if tmpDir, err = os.MkdirTemp("", "plugin-test-"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(tmpDir)
-	if pluginDir, err = clustertest.BuildPlugin(tmpDir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if cluster, err = clustertest.Start(nil); err != nil {
+	if cluster, pluginDir, err = clustertest.StartWithPlugin(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
