@@ -40,7 +40,8 @@ same repository, it continues the newest chain where the source still has the st
 (PSYNC continue), and otherwise starts a new chain with a new base.
 
 The source counts the follower as a replica (WAIT, min-replicas-to-write); it is named
-stash-runner in CLIENT LIST. Restoring to a point in time is not part of this preview.`,
+stash-runner in CLIENT LIST. stash-runner restore --to-time or --to-offset restores to a point
+of the recoverable window that stash-runner snapshots shows.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {

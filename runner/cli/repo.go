@@ -15,13 +15,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"stash.dev/redis/api/v1alpha1"
+	"stash.dev/redis/runner/journal"
 	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/session"
 	"stash.dev/redis/version"
 )
 
 func newSnapshotsCommand(g *global) *cobra.Command {
-	var asJSON bool
+	var asJSON, windows bool
 	cmd := &cobra.Command{
 		Use:   "snapshots --repository URL",
 		Short: "List the snapshots in a repository",
@@ -39,6 +40,28 @@ func newSnapshotsCommand(g *global) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			wins, gaps, err := journal.Windows(cmd.Context(), r)
+			if err != nil {
+				return err
+			}
+			if windows {
+				if asJSON {
+					enc := json.NewEncoder(g.Out)
+					enc.SetIndent("", "  ")
+					if wins == nil {
+						wins = []journal.Window{}
+					}
+					if gaps == nil {
+						gaps = []journal.Gap{}
+					}
+					return enc.Encode(struct {
+						Windows []journal.Window `json:"windows"`
+						Gaps    []journal.Gap    `json:"gaps"`
+					}{wins, gaps})
+				}
+				printWindows(g.Out, wins, gaps)
+				return nil
+			}
 			if asJSON {
 				enc := json.NewEncoder(g.Out)
 				enc.SetIndent("", "  ")
@@ -48,11 +71,43 @@ func newSnapshotsCommand(g *global) *cobra.Command {
 				return enc.Encode(all)
 			}
 			printSnapshots(g.Out, all)
+			if len(wins) > 0 {
+				fmt.Fprintln(g.Out)
+				printWindows(g.Out, wins, gaps)
+			}
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the manifests as JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the manifests as JSON (with --windows: the windows and gaps)")
+	cmd.Flags().BoolVar(&windows, "windows", false, "print only the recoverable windows of the journal chains (continuous backup) and the gaps between them")
 	return cmd
+}
+
+// printWindows lists, per journal chain, what a restore to a point in time can reach: from the
+// base's instant and offset to the last closed segment's; a stretch between two chains that
+// neither holds is a line of its own, so that a gap is never hidden.
+func printWindows(w io.Writer, wins []journal.Window, gaps []journal.Gap) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHAIN\tFROM\tTO\tOFFSETS\tSEGMENTS\tCOMMANDS\tREPLID")
+	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	for _, win := range wins {
+		for _, g := range gaps {
+			if g.Before == win.Chain {
+				fmt.Fprintf(tw, "gap\t%s\t%s\t%d-%d\t-\t-\t%.8s-%.8s (not recoverable: the source's commands in between are not in the repository)\n",
+					ts(g.From), ts(g.To), g.FromOffset, g.ToOffset, g.FromReplID, g.ToReplID)
+			}
+		}
+		replID := fmt.Sprintf("%.8s", win.ReplID)
+		if win.EndReplID != win.ReplID {
+			replID += "-" + fmt.Sprintf("%.8s", win.EndReplID)
+		}
+		if win.Problem != "" {
+			replID += " (not restorable: " + win.Problem + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d-%d\t%d\t%d\t%s\n", win.Chain, ts(win.Start), ts(win.End),
+			win.StartOffset, win.EndOffset, win.Segments, win.Commands, replID)
+	}
+	tw.Flush()
 }
 
 func printSnapshots(w io.Writer, all []repo.Manifest) {
@@ -107,10 +162,16 @@ func newForgetCommand(g *global) *cobra.Command {
 			for _, m := range res.Remove {
 				fmt.Fprintf(g.Out, "remove %s\n", m.ID)
 			}
+			for _, c := range res.Chains {
+				fmt.Fprintf(g.Out, "remove journal chain %s\n", c)
+			}
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(g.Out, "kept %d snapshots, %s %d\n", len(res.Keep), verb, len(res.Remove))
+			if len(res.Chains) > 0 {
+				fmt.Fprintf(g.Out, "%s %d journal chains\n", verb, len(res.Chains))
+			}
 			return nil
 		},
 	}

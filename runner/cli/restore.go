@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,6 +19,12 @@ type RestoreOptions struct {
 	resultFile string
 	cluster    clusterFlags
 	opts       restore.Options
+	// toTime and toOffset ask for a restore to a point in time (set in Validate).
+	toTime   string
+	toOffset int64
+	point    *restore.Point
+	// snapshotSet says --snapshot was given: it pins the chain of a restore to a point.
+	snapshotSet bool
 }
 
 func newRestoreCommand(g *global) *cobra.Command {
@@ -27,6 +34,7 @@ func newRestoreCommand(g *global) *cobra.Command {
 		Short: "Restore a snapshot into a Redis server and verify it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.snapshotSet = cmd.Flags().Changed("snapshot")
 			if o.cluster.session != "" {
 				return o.cluster.runRestore(cmd.Context(), o.g)
 			}
@@ -55,6 +63,8 @@ func newRestoreCommand(g *global) *cobra.Command {
 	f.BoolVar(&o.opts.AllowLossy, "allow-lossy", false, "into a server that cannot hold some values (hash field TTLs or vector sets into Valkey or an older Redis), restore the other keys and list the ones left out (default: refuse before writing anything)")
 	f.StringVar(&o.opts.ListenHost, "listen-host", "", "address the target connects to for --method replication (default: the runner's address on its connection to the target)")
 	f.StringVar(&o.resultFile, "result-file", "", "write the result as JSON to this file")
+	f.StringVar(&o.toTime, "to-time", "", "restore the source as it was at this instant (RFC 3339): the newest base snapshot with a journal before it, then the journal up to it (see the windows in stash-runner snapshots)")
+	f.Int64Var(&o.toOffset, "to-offset", -1, "restore the source as it was at this replication offset: a base snapshot with a journal, then the journal up to it")
 	return cmd
 }
 
@@ -62,6 +72,23 @@ func newRestoreCommand(g *global) *cobra.Command {
 func (o *RestoreOptions) Validate() error {
 	if err := restore.CheckMethod(o.opts.Method); err != nil {
 		return fmt.Errorf("--method: %w", err)
+	}
+	switch {
+	case o.toTime != "" && o.toOffset >= 0:
+		return errors.New("give either --to-time or --to-offset, not both")
+	case o.toTime != "":
+		t, err := time.Parse(time.RFC3339Nano, o.toTime)
+		if err != nil {
+			return fmt.Errorf("--to-time %q: not an RFC 3339 time such as 2026-12-02T10:15:00Z: %w", o.toTime, err)
+		}
+		o.point = &restore.Point{Time: t}
+	case o.toOffset >= 0:
+		o.point = &restore.Point{Offset: o.toOffset, ByOffset: true}
+	case o.toOffset < -1:
+		return fmt.Errorf("--to-offset %d: a replication offset is not negative", o.toOffset)
+	}
+	if o.point != nil && (len(o.redis.databases) > 0 || o.opts.KeyPattern != "") {
+		return errors.New("--to-time and --to-offset replay every command of the journal: --databases and --key-pattern do not apply")
 	}
 	return o.g.validateRepository()
 }
@@ -81,8 +108,37 @@ func (o *RestoreOptions) Complete() error {
 // Run restores and verifies.
 func (o *RestoreOptions) Run(ctx context.Context) error {
 	start := time.Now()
+	if o.point != nil {
+		res, err := o.runToPoint(ctx)
+		return finish(o.resultFile, "restore", start, res, err)
+	}
 	res, err := o.run(ctx)
 	return finish(o.resultFile, "restore", start, res, err)
+}
+
+// runToPoint restores a base and replays its journal up to the point. Without an explicit
+// --snapshot the chain is chosen by the point.
+func (o *RestoreOptions) runToPoint(ctx context.Context) (restore.PointResult, error) {
+	r, err := o.g.openRepo(ctx, false)
+	if err != nil {
+		return restore.PointResult{}, err
+	}
+	defer r.Close()
+	o.opts.Repository = r
+	if !o.snapshotSet {
+		o.opts.Snapshot = ""
+	}
+	o.opts.Progress = &progress.Counter{}
+	stop := progress.Report(ctx, o.g.ErrOut, "restore", o.opts.Progress, o.g.progressInterval)
+	res, err := restore.ToPoint(ctx, o.opts, *o.point)
+	stop()
+	if err != nil {
+		return res, err
+	}
+	fmt.Fprintf(o.g.Out, "restored to %s: base snapshot %s (offset %d, %d keys by %s) and %d journal segments, %d commands replayed; the target is at offset %d, received %s; %s\n",
+		o.point, res.Chain, res.BaseOffset, res.Keys, res.Method, res.Segments, res.Commands, res.Offset,
+		res.Time.UTC().Format(time.RFC3339), res.Duration.Round(time.Millisecond))
+	return res, nil
 }
 
 func (o *RestoreOptions) run(ctx context.Context) (restore.Result, error) {

@@ -192,6 +192,13 @@ func follow(ctx context.Context, opts *Options, pos *position) error {
 	if err != nil {
 		return errLink{err}
 	}
+	// After a diskless transfer a Redis 7+ master starts the stream at the replica's first ACK:
+	// send it now rather than at the next tick, so that the receive times recorded (which a
+	// restore to a point in time goes by) stay within milliseconds of the source's.
+	fs.Acknowledge(pos.offset)
+	if err := fs.AckNow(); err != nil {
+		return errLink{err}
+	}
 	rec := &recorder{ctx: ctx, opts: opts, pos: pos, done: make(chan struct{})}
 	go rec.closeOnInterval(fs)
 	err = rec.record(journal.NewCommandReader(br), fs)

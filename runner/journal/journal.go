@@ -57,9 +57,12 @@ type Manifest struct {
 	DB       int   `json:"db"`
 	EndDB    int   `json:"endDB"`
 	Commands int64 `json:"commands"`
-	// Marks map receive times to offsets inside the segment, one per second at most: where a
-	// replay to a point in time can stop.
+	// Marks map receive times to offsets inside the segment, one per MarkResolution at most:
+	// where a replay to a point in time can stop.
 	Marks []Mark `json:"marks,omitempty"`
+	// MarkResolution is the span of time a mark stands for (the commands after a mark up to the
+	// next were received in the mark's span); zero in older segments means a second.
+	MarkResolution time.Duration `json:"markResolution,omitempty"`
 	// RawBytes is EndOffset-StartOffset; StoredBytes and SHA256 describe the data object.
 	RawBytes    int64  `json:"rawBytes"`
 	StoredBytes int64  `json:"storedBytes"`
@@ -100,7 +103,19 @@ type Writer struct {
 	r        *repo.Repository
 	m        Manifest
 	ow       *repo.SnapshotWriter
-	lastMark int64 // unix second of the last mark
+	lastMark int64 // span (of MarkResolution) of the last mark
+}
+
+// markResolution is how finely a segment's marks place a receive time: a restore to a point in
+// time is exact to this span.
+const markResolution = 100 * time.Millisecond
+
+// Resolution is the span of time one of the segment's marks stands for.
+func (m Manifest) Resolution() time.Duration {
+	if m.MarkResolution > 0 {
+		return m.MarkResolution
+	}
+	return time.Second
 }
 
 // NewWriter starts a segment. The caller must call Commit or Abort.
@@ -114,7 +129,7 @@ func NewWriter(ctx context.Context, r *repo.Repository, s Start) (*Writer, error
 	}
 	return &Writer{r: r, ow: ow, lastMark: -1, m: Manifest{
 		FormatVersion: FormatVersion, Chain: s.Chain, ReplID: s.ReplID,
-		StartOffset: s.Offset, EndOffset: s.Offset, DB: s.DB, EndDB: s.DB,
+		StartOffset: s.Offset, EndOffset: s.Offset, DB: s.DB, EndDB: s.DB, MarkResolution: markResolution,
 	}}, nil
 }
 
@@ -125,7 +140,7 @@ func (w *Writer) BeginCommand(at time.Time) {
 	}
 	w.m.LastTime = at
 	w.m.Commands++
-	if s := at.Unix(); s != w.lastMark {
+	if s := at.UnixNano() / int64(markResolution); s != w.lastMark {
 		w.lastMark = s
 		w.m.Marks = append(w.m.Marks, Mark{Offset: w.m.EndOffset, Time: at})
 	}

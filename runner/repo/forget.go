@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -64,9 +65,20 @@ func (p Policy) Apply(snaps []Manifest) (keep, remove []Manifest) {
 // ForgetResult lists what Forget kept and removed (or would remove, in a dry run).
 type ForgetResult struct {
 	Keep, Remove []Manifest
+	// Chains are the journal chains (runner/journal) removed: those of the removed snapshots
+	// and those whose base snapshot was already gone.
+	Chains []string
 }
 
-// Forget applies the policy and deletes the snapshots it does not keep, unless dryRun.
+// journalPrefix is where runner/journal keeps the chains of continuous backup:
+// journal/<base snapshot id>/<offset>.json (segment manifests) and .data (segment data). This
+// package cannot import runner/journal (which builds on it), so retention knows the layout here.
+const journalPrefix = "journal/"
+
+// Forget applies the policy and deletes the snapshots it does not keep, unless dryRun. A base
+// snapshot and its journal chain go together: the chain of a removed snapshot is deleted before
+// the snapshot (so a chain is never left without its base), and the newest chain's base is
+// always kept, because a follower may be extending it.
 func (r *Repository) Forget(ctx context.Context, p Policy, dryRun bool) (ForgetResult, error) {
 	if p.Empty() {
 		return ForgetResult{}, errors.New("forget needs at least one --keep-* rule; refusing to remove every snapshot")
@@ -75,18 +87,96 @@ func (r *Repository) Forget(ctx context.Context, p Policy, dryRun bool) (ForgetR
 	if err != nil {
 		return ForgetResult{}, err
 	}
+	chains, err := r.ListObjects(ctx, journalPrefix, true)
+	if err != nil {
+		return ForgetResult{}, err
+	}
+	hasChain := map[string]bool{}
+	for _, c := range chains {
+		hasChain[strings.TrimSuffix(strings.TrimPrefix(c, journalPrefix), "/")] = true
+	}
 	keep, remove := p.Apply(all)
+	// The newest snapshot with a chain is the base a running follower may be extending.
+	for i := len(all) - 1; i >= 0; i-- {
+		if !hasChain[all[i].ID] {
+			continue
+		}
+		if j := slices.IndexFunc(remove, func(m Manifest) bool { return m.ID == all[i].ID }); j >= 0 {
+			keep = append(keep, remove[j])
+			slices.SortFunc(keep, func(a, b Manifest) int { return compareManifests(b, a) })
+			remove = slices.Delete(remove, j, j+1)
+		}
+		break
+	}
 	res := ForgetResult{Keep: keep, Remove: remove}
+	kept := map[string]bool{}
+	for _, m := range keep {
+		kept[m.ID] = true
+	}
+	for _, m := range remove {
+		if hasChain[m.ID] {
+			res.Chains = append(res.Chains, m.ID)
+		}
+	}
+	// Chains whose base is gone (removed by an older runner) cannot be restored.
+	exists := map[string]bool{}
+	for _, m := range all {
+		exists[m.ID] = true
+	}
+	var orphans []string
+	for c := range hasChain {
+		if !exists[c] {
+			orphans = append(orphans, c)
+		}
+	}
+	slices.Sort(orphans)
 	if dryRun {
+		res.Chains = append(res.Chains, orphans...)
 		return res, nil
 	}
 	for _, m := range remove {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
+		if hasChain[m.ID] {
+			if err := r.deleteChain(ctx, m.ID); err != nil {
+				return res, err
+			}
+		}
 		if err := r.Delete(ctx, m.ID); err != nil {
 			return res, err
 		}
 	}
+	for _, c := range orphans {
+		// Checked again: a base is written before its chain's first segment, so a chain whose
+		// base does not exist now never gets one.
+		if _, err := r.Manifest(ctx, c); !errors.Is(err, ErrSnapshotNotFound) {
+			continue
+		}
+		if err := r.deleteChain(ctx, c); err != nil {
+			return res, err
+		}
+		res.Chains = append(res.Chains, c)
+	}
 	return res, nil
+}
+
+// deleteChain removes the journal chain of base id: every segment manifest first, so that no
+// segment stays visible without its data, then the data objects and anything else under it.
+func (r *Repository) deleteChain(ctx context.Context, id string) error {
+	keys, err := r.ListObjects(ctx, journalPrefix+id+"/", false)
+	if err != nil {
+		return err
+	}
+	for _, manifests := range []bool{true, false} {
+		for _, k := range keys {
+			if strings.HasSuffix(k, ".json") != manifests {
+				continue
+			}
+			if err := r.DeleteObject(ctx, k); err != nil {
+				return fmt.Errorf("delete journal chain %s: %w", id, err)
+			}
+		}
+	}
+	return nil
 }

@@ -1,0 +1,201 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"stash.dev/redis/runner/repo"
+)
+
+// Stop says where a replay to a point ends. A replay applies the commands that end at or
+// before Offset (a replication offset: after them the source was at Offset), plus, when
+// Through is set, the command that starts at Through (and those before it), and a MULTI/EXEC
+// block only whole: a block whose EXEC lies beyond the stop is left out with everything after it.
+type Stop struct {
+	Offset int64
+	// Through, if HasThrough, is the start offset of one more command to apply: a time mark's
+	// command, received at a known instant, whose end the manifest does not record.
+	Through    int64
+	HasThrough bool
+}
+
+// NoStop replays everything.
+var NoStop = Stop{Offset: math.MaxInt64}
+
+// StopAtOffset stops where the source's replication offset was off: a command that spans off
+// is not applied (the target then holds the stream up to the command before).
+func StopAtOffset(off int64) Stop { return Stop{Offset: off} }
+
+// StopAtTime stops after the last command the follower received at or before t, as far as the
+// manifests tell: they record the receive time of each segment's first and last command and
+// of the first command of each span of Manifest.Resolution (100 ms; a second in older
+// segments). Within the span of t, the commands after that span's first are not known to
+// precede t and are left out: the stop is exact to the span, rounding down (every command
+// received before the start of t's span is applied, none received after t). from is the offset
+// before the first segment (the base's).
+func StopAtTime(from int64, segs []Manifest, t time.Time) Stop {
+	stop := Stop{Offset: from}
+	for _, m := range segs {
+		if t.Before(m.FirstTime) {
+			break
+		}
+		if !t.Before(m.LastTime) {
+			stop.Offset = m.EndOffset
+			continue
+		}
+		// t falls inside m: find the last mark at or before it.
+		i := -1
+		for j, mk := range m.Marks {
+			if mk.Time.After(t) {
+				break
+			}
+			i = j
+		}
+		if i < 0 {
+			stop.Offset = m.StartOffset // no mark: nothing of m is known to precede t
+			break
+		}
+		mk := m.Marks[i]
+		// The commands between two marks were received in the first mark's span.
+		res := int64(m.Resolution())
+		spanEnd := time.Unix(0, (mk.Time.UnixNano()/res+1)*res)
+		if i+1 < len(m.Marks) && !t.Before(spanEnd) {
+			stop.Offset = m.Marks[i+1].Offset
+		} else {
+			stop.Offset, stop.Through, stop.HasThrough = mk.Offset, mk.Offset, true
+		}
+		break
+	}
+	return stop
+}
+
+// needs reports whether a replay that stops at s reads segment m.
+func (s Stop) needs(m Manifest) bool {
+	return m.StartOffset < s.Offset || (s.HasThrough && m.StartOffset <= s.Through)
+}
+
+// Needed returns the leading segments that a replay stopping at s reads.
+func (s Stop) Needed(segs []Manifest) []Manifest {
+	n := 0
+	for n < len(segs) && s.needs(segs[n]) {
+		n++
+	}
+	return segs[:n]
+}
+
+// Window is what one chain can restore: the base's instant and offset, up to the last command
+// of its last segment. Times are when the follower received the commands.
+type Window struct {
+	Chain string `json:"chain"`
+	// ReplID is the base's replication id, EndReplID the last segment's.
+	ReplID    string    `json:"replID"`
+	EndReplID string    `json:"endReplID"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	// StartOffset is the base's replication offset, EndOffset the end of the last segment.
+	StartOffset int64 `json:"startOffset"`
+	EndOffset   int64 `json:"endOffset"`
+	Segments    int   `json:"segments"`
+	Commands    int64 `json:"commands"`
+	// Problem says why the chain cannot be restored (its base is gone, its segments have a gap);
+	// empty when it can.
+	Problem string `json:"problem,omitempty"`
+	// Manifests are the chain's segments in offset order.
+	Manifests []Manifest `json:"-"`
+}
+
+// Gap is a stretch of the source's history that no chain holds: between the end of one chain
+// and the base of the next, when the next does not continue the same replication history from
+// an offset the first one reached.
+type Gap struct {
+	After      string    `json:"after"`
+	Before     string    `json:"before"`
+	From       time.Time `json:"from"`
+	To         time.Time `json:"to"`
+	FromOffset int64     `json:"fromOffset"`
+	ToOffset   int64     `json:"toOffset"`
+	FromReplID string    `json:"fromReplID"`
+	ToReplID   string    `json:"toReplID"`
+}
+
+// Continues reports whether chain b (newer) starts where chain a left off or before: same
+// replication history, its base at an offset a reached. Nothing of the source is then missing
+// between them.
+func Continues(a, b Window) bool {
+	return b.ReplID == a.EndReplID && b.StartOffset <= a.EndOffset
+}
+
+// Windows lists every chain of the repository with its recoverable window, oldest first, and
+// the gaps between consecutive restorable chains. A chain whose base is missing or whose
+// segments do not follow each other is listed with its Problem.
+func Windows(ctx context.Context, r *repo.Repository) ([]Window, []Gap, error) {
+	chains, err := Chains(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	var wins []Window
+	for _, chain := range chains {
+		segs, err := List(ctx, r, chain)
+		if err != nil {
+			return nil, nil, err
+		}
+		w := Window{Chain: chain, Segments: len(segs), Manifests: segs}
+		for _, m := range segs {
+			w.Commands += m.Commands
+		}
+		base, err := r.Manifest(ctx, chain)
+		switch {
+		case errors.Is(err, repo.ErrSnapshotNotFound):
+			w.Problem = "its base snapshot is missing"
+			if len(segs) > 0 {
+				w.Start, w.StartOffset, w.ReplID = segs[0].FirstTime, segs[0].StartOffset, segs[0].ReplID
+			}
+		case err != nil:
+			return nil, nil, err
+		default:
+			w.Start, w.StartOffset, w.ReplID = base.Time, base.ReplOffset, base.ReplID
+			if err := CheckContiguous(base.ReplOffset, segs); err != nil {
+				w.Problem = err.Error()
+			}
+		}
+		w.End, w.EndOffset, w.EndReplID = w.Start, w.StartOffset, w.ReplID
+		if n := len(segs); n > 0 {
+			w.End, w.EndOffset, w.EndReplID = segs[n-1].LastTime, segs[n-1].EndOffset, segs[n-1].ReplID
+		}
+		if len(segs) == 0 && w.Problem != "" {
+			continue // an empty chain directory without a base: nothing to show
+		}
+		wins = append(wins, w)
+	}
+	var gaps []Gap
+	var prev *Window
+	for i := range wins {
+		w := &wins[i]
+		if w.Problem != "" {
+			continue
+		}
+		if prev != nil && !Continues(*prev, *w) {
+			gaps = append(gaps, Gap{After: prev.Chain, Before: w.Chain, From: prev.End, To: w.Start,
+				FromOffset: prev.EndOffset, ToOffset: w.StartOffset, FromReplID: prev.EndReplID, ToReplID: w.ReplID})
+		}
+		prev = w
+	}
+	return wins, gaps, nil
+}
+
+// Verify reads the whole data of segment m and checks it against its manifest.
+func Verify(ctx context.Context, r *repo.Repository, m Manifest) error {
+	jr, err := Open(ctx, r, m)
+	if err != nil {
+		return err
+	}
+	defer jr.Close()
+	if _, err := io.Copy(io.Discard, jr); err != nil {
+		return fmt.Errorf("verify journal segment %s: %w", m.Name(), err)
+	}
+	return nil
+}
