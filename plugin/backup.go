@@ -340,6 +340,9 @@ func (o *BackupDescribeOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(tw, "Message:\t%s\n", bc.Status.Message)
 	}
 	fmt.Fprintf(tw, "Last backup:\t%s ago\nLast success:\t%s ago\n", ago(bc.Status.LastBackupTime, now), ago(bc.Status.LastSuccessfulBackupTime, now))
+	if c := s.Continuous; c != nil && c.Enabled {
+		fmt.Fprintf(tw, "Continuous:\t%s\n", describeContinuous(bc.Status.Continuous, now))
+	}
 	if len(bc.Status.Conditions) > 0 {
 		fmt.Fprintln(tw, "Conditions:")
 		fmt.Fprintln(tw, "  TYPE\tSTATUS\tREASON\tMESSAGE")
@@ -356,6 +359,20 @@ func (o *BackupDescribeOptions) Run(ctx context.Context) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// describeContinuous says what a point-in-time restore can reach and how far behind the
+// follower is.
+func describeContinuous(cs *v1alpha1.ContinuousStatus, now time.Time) string {
+	if cs == nil || cs.WindowEnd == nil {
+		return "enabled, no window yet (the follower has not reported)"
+	}
+	out := fmt.Sprintf("chain %s, restorable from %s to %s (%s behind)", cs.Chain,
+		cs.WindowStart.UTC().Format(time.RFC3339), cs.WindowEnd.UTC().Format(time.RFC3339), now.Sub(cs.WindowEnd.Time).Round(time.Second))
+	if cs.Error != "" {
+		out += "; follower error: " + cs.Error
+	}
+	return out
 }
 
 func describeTarget(t v1alpha1.Target) string {

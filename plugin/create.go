@@ -422,6 +422,9 @@ type backupConfigFlags struct {
 	paused          bool
 	timeout         string
 	historyLimit    int32
+	// continuous enables the follower; segmentInterval is its segment interval ("" default).
+	continuous      bool
+	segmentInterval string
 }
 
 // NewCmdCreateBackupConfig returns `kubectl stash create backupconfig`.
@@ -451,6 +454,8 @@ func NewCmdCreateBackupConfig(getter genericclioptions.RESTClientGetter, streams
 	f.BoolVar(&o.spec.paused, "paused", false, "create it paused (see: kubectl stash backup resume)")
 	f.StringVar(&o.spec.timeout, "timeout", "", "fail a backup that runs longer, e.g. 30m (default 1h)")
 	f.Int32Var(&o.spec.historyLimit, "history-limit", -1, "BackupSessions to keep (default 1)")
+	f.BoolVar(&o.spec.continuous, "continuous", false, "also follow the replication stream into the repository's journal (point-in-time restore; the target must allow PSYNC)")
+	f.StringVar(&o.spec.segmentInterval, "segment-interval", "", "with --continuous: close a journal segment this long after its first command (default 10s)")
 	return cmd
 }
 
@@ -509,6 +514,12 @@ func buildBackupConfig(f backupConfigFlags) (*v1alpha1.BackupConfiguration, erro
 	if f.historyLimit >= 0 {
 		v := f.historyLimit
 		bc.Spec.BackupHistoryLimit = &v
+	}
+	if f.segmentInterval != "" && !f.continuous {
+		return nil, errors.New("--segment-interval applies with --continuous")
+	}
+	if f.continuous {
+		bc.Spec.Continuous = &v1alpha1.ContinuousBackup{Enabled: true, SegmentInterval: f.segmentInterval}
 	}
 	return bc, nil
 }

@@ -212,6 +212,11 @@ func TestBuildBackupConfig(t *testing.T) {
 			flags: backupConfigFlags{target: targetFlags{appBinding: "sen", masterName: "cache", authSecret: "cache-auth"}, repo: "repo", keep: keep(), historyLimit: -1},
 			want: v1alpha1.BackupConfigurationSpec{Repository: v1alpha1.RepositoryRef{Name: "repo"},
 				Target: v1alpha1.Target{Ref: &v1alpha1.TargetRef{Name: "sen", MasterName: "cache", AuthSecret: &v1alpha1.AuthSecret{Name: "cache-auth"}}}}},
+		{name: "continuous with its segment interval",
+			flags: backupConfigFlags{target: targetFlags{address: "h:1"}, repo: "repo", keep: keep(), historyLimit: -1, continuous: true, segmentInterval: "5s"},
+			want: v1alpha1.BackupConfigurationSpec{Repository: v1alpha1.RepositoryRef{Name: "repo"}, Target: v1alpha1.Target{Redis: &v1alpha1.RedisTarget{Address: "h:1"}},
+				Continuous: &v1alpha1.ContinuousBackup{Enabled: true, SegmentInterval: "5s"}}},
+		{name: "segment interval without continuous", flags: backupConfigFlags{target: targetFlags{address: "h:1"}, keep: keep(), segmentInterval: "5s"}, wantErr: "applies with --continuous"},
 		{name: "mode on appbinding", flags: backupConfigFlags{target: targetFlags{appBinding: "a", mode: "sentinel"}, keep: keep()}, wantErr: "the AppBinding already says"},
 	}
 	for _, tc := range tests {

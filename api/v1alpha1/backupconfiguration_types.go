@@ -55,6 +55,46 @@ type BackupConfigurationSpec struct {
 	// Task is accepted for compatibility with Stash.
 	// +optional
 	Task *TaskRef `json:"task,omitempty"`
+	// Continuous, when enabled, also follows the target's replication stream into the
+	// repository's journal (point-in-time recovery; docs/runner.md): the controller runs the
+	// follower as a Deployment of one Pod beside the scheduled backups.
+	// +optional
+	Continuous *ContinuousBackup `json:"continuous,omitempty"`
+}
+
+// ContinuousBackup configures the follower of a BackupConfiguration.
+type ContinuousBackup struct {
+	// Enabled runs the follower (while the configuration is not paused).
+	Enabled bool `json:"enabled,omitempty"`
+	// SegmentInterval closes a journal segment this long after its first command, as a
+	// duration ("10s", "1m"): at most this much of the newest writes is not yet in the
+	// repository. Defaults to 10s.
+	// +optional
+	SegmentInterval string `json:"segmentInterval,omitempty"`
+}
+
+// ContinuousStatus is what the follower reports: the journal chain it writes and the window of
+// instants a restore can reach through it.
+type ContinuousStatus struct {
+	// Chain is the journal chain being written: the id of its base snapshot.
+	// +optional
+	Chain string `json:"chain,omitempty"`
+	// WindowStart is the instant of the chain's base snapshot.
+	// +optional
+	WindowStart *metav1.Time `json:"windowStart,omitempty"`
+	// WindowEnd is when the follower received the last command of the newest closed segment:
+	// the latest instant a restore can reach.
+	// +optional
+	WindowEnd *metav1.Time `json:"windowEnd,omitempty"`
+	// Segments is the number of segments of the chain written by this follower.
+	// +optional
+	Segments int64 `json:"segments,omitempty"`
+	// Follower is the Pod that reported last.
+	// +optional
+	Follower string `json:"follower,omitempty"`
+	// Error is the follower's last error, empty while it runs well.
+	// +optional
+	Error string `json:"error,omitempty"`
 }
 
 // RetentionPolicy keeps snapshots by count and by calendar bucket, like restic's forget.
@@ -116,6 +156,8 @@ const (
 	ConditionBackendSecretFound = "BackendSecretFound"
 	ConditionBackupTargetFound  = "BackupTargetFound"
 	ConditionCronJobCreated     = "CronJobCreated"
+	// ConditionFollowerDeployed is about the Deployment of the continuous-backup follower.
+	ConditionFollowerDeployed = "FollowerDeployed"
 	ConditionValidationPassed   = "ValidationPassed"
 )
 
@@ -139,6 +181,9 @@ type BackupConfigurationStatus struct {
 	// NextScheduleTime is when the next scheduled backup starts.
 	// +optional
 	NextScheduleTime *metav1.Time `json:"nextScheduleTime,omitempty"`
+	// Continuous is the follower's report, with spec.continuous enabled.
+	// +optional
+	Continuous *ContinuousStatus `json:"continuous,omitempty"`
 	// Conditions are the latest observations of the BackupConfiguration.
 	// +optional
 	// +listType=map

@@ -8,6 +8,7 @@ const (
 	CronJobPrefix    = "stash-trigger-"
 	BackupJobPrefix  = "stash-backup-"
 	RestoreJobPrefix = "stash-restore-"
+	FollowerPrefix   = "stash-follow-"
 
 	maxCronJobName = 52
 	maxJobName     = 63
@@ -24,6 +25,10 @@ const (
 
 // CronJobName is the name of the CronJob that triggers a BackupConfiguration.
 func CronJobName(backupConfiguration string) string { return CronJobPrefix + backupConfiguration }
+
+// FollowerName is the name of the Deployment that runs a BackupConfiguration's
+// continuous-backup follower (shorter than its CronJob's name, so always valid).
+func FollowerName(backupConfiguration string) string { return FollowerPrefix + backupConfiguration }
 
 // BackupJobName is the name of the Job that runs a BackupSession.
 func BackupJobName(session string) string { return BackupJobPrefix + session }

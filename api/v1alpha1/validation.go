@@ -237,6 +237,36 @@ func (b *BackupConfiguration) Validate() field.ErrorList {
 		}
 	}
 	errs = append(errs, validateRuntimeSettings(s.RuntimeSettings, sp.Child("runtimeSettings"))...)
+	errs = append(errs, s.Continuous.validate(&s.Target, sp.Child("continuous"))...)
+	return errs
+}
+
+// Bounds of continuous.segmentInterval: shorter segments cost a storage write each; longer
+// ones leave that much of the newest writes outside the repository.
+const (
+	minSegmentInterval = time.Second
+	maxSegmentInterval = time.Hour
+)
+
+func (c *ContinuousBackup) validate(t *Target, p *field.Path) field.ErrorList {
+	if c == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	if c.SegmentInterval != "" {
+		d, err := time.ParseDuration(c.SegmentInterval)
+		if err != nil || d < minSegmentInterval || d > maxSegmentInterval {
+			errs = append(errs, field.Invalid(p.Child("segmentInterval"), c.SegmentInterval,
+				fmt.Sprintf("must be a duration from %s to %s, such as \"10s\"", minSegmentInterval, maxSegmentInterval)))
+		}
+	}
+	if r := t.Redis; c.Enabled && r != nil && (r.Mode == RedisModeCluster || r.Mode == RedisModeSentinel) {
+		errs = append(errs, field.Forbidden(p.Child("enabled"),
+			fmt.Sprintf("continuous backup follows one standalone server; target.redis.mode %s is not supported yet", r.Mode)))
+	}
+	if c.Enabled && t.ReadFromReplica {
+		errs = append(errs, field.Forbidden(p.Child("enabled"), "continuous backup follows the server the target names; readFromReplica does not apply"))
+	}
 	return errs
 }
 

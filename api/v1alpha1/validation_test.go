@@ -161,6 +161,14 @@ func TestInvalidObjects(t *testing.T) {
 		obj  object
 		want []string
 	}{
+		// Continuous backup
+		{"continuous segment interval too short", bc(func(b *BackupConfiguration) {
+			b.Spec.Continuous = &ContinuousBackup{Enabled: true, SegmentInterval: "100ms"}
+		}), []string{`spec.continuous.segmentInterval: Invalid value: "100ms": must be a duration from 1s to 1h0m0s, such as "10s"`}},
+		{"continuous of a cluster", bc(func(b *BackupConfiguration) {
+			b.Spec.Target = Target{Redis: &RedisTarget{Address: "redis:6379", Mode: RedisModeCluster}}
+			b.Spec.Continuous = &ContinuousBackup{Enabled: true}
+		}), []string{"spec.continuous.enabled: Forbidden: continuous backup follows one standalone server; target.redis.mode cluster is not supported yet"}},
 		// Repository
 		{"repository without backend", repo(func(r *Repository) { r.Spec.Backend.GCS = nil }),
 			[]string{"spec.backend: Required value: must set exactly one of local, s3, gcs, azure"}},

@@ -87,6 +87,7 @@ func NewRootCommand(s Streams, getenv func(string) string, version string) *cobr
 		newVersionCommand(g),
 		newTriggerCommand(g),
 		newFollowCommand(g),
+		newContinuousCommand(g),
 	)
 	return root
 }

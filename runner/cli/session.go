@@ -123,3 +123,28 @@ func newTriggerCommand(g *global) *cobra.Command {
 	cmd.Flags().BoolVar(&force, "force", false, "create a session even when the BackupConfiguration is paused")
 	return cmd
 }
+
+// newContinuousCommand is the in-cluster follower that the Deployment of a BackupConfiguration
+// with spec.continuous runs; `follow` is the same outside a cluster.
+func newContinuousCommand(g *global) *cobra.Command {
+	var f clusterFlags
+	var bc string
+	cmd := &cobra.Command{
+		Use:   "continuous --backupconfiguration NAMESPACE/NAME",
+		Short: "In-cluster continuous backup: follow a BackupConfiguration's target into its repository's journal and report the window in its status",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ns, name, err := splitName(bc, "--backupconfiguration")
+			if err != nil {
+				return err
+			}
+			c, err := kubeClient()
+			if err != nil {
+				return err
+			}
+			return session.RunContinuous(cmd.Context(), c, ns, name, f.options(g))
+		},
+	}
+	cmd.Flags().StringVar(&bc, "backupconfiguration", "", "the BackupConfiguration, as NAMESPACE/NAME")
+	return cmd
+}

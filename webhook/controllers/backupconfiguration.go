@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/robfig/cron/v3"
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -52,6 +53,7 @@ func (r *BackupConfigurationReconciler) Reconcile(ctx context.Context, req ctrl.
 		// the runners' access to what it named goes here.
 		if apierrors.IsNotFound(err) {
 			r.setScheduleInterval(req.Namespace, req.Name, 0)
+			r.Metrics.ForgetContinuous(req.Namespace, req.Name)
 			// In a namespace being deleted nothing can be created: nothing needs revoking.
 			if err := ensureRunnerAccess(ctx, r.Client, req.Namespace); err != nil && !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 				return ctrl.Result{}, err
@@ -114,6 +116,18 @@ func (r *BackupConfigurationReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, err
 	}
 	set(v1alpha1.ConditionCronJobCreated, true, "Created", "CronJob "+v1alpha1.CronJobName(bc.Name))
+	if running, err := r.ensureFollower(ctx, bc, repo); err != nil {
+		set(v1alpha1.ConditionFollowerDeployed, false, "Error", err.Error())
+		_ = r.updateStatus(ctx, bc, old)
+		return ctrl.Result{}, err
+	} else if running {
+		set(v1alpha1.ConditionFollowerDeployed, true, "Deployed", "Deployment "+v1alpha1.FollowerName(bc.Name))
+	} else if c := bc.Spec.Continuous; c != nil && c.Enabled {
+		set(v1alpha1.ConditionFollowerDeployed, false, "Waiting", "the follower runs once the configuration is not paused and its Repository exists")
+	} else {
+		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionFollowerDeployed)
+	}
+	r.setContinuous(bc)
 
 	st.NextScheduleTime = nil
 	var interval time.Duration
@@ -154,6 +168,16 @@ func (r *BackupConfigurationReconciler) setScheduleInterval(ns, name string, d t
 	r.Metrics.ScheduleInterval.With(l).Set(d.Seconds())
 }
 
+// setContinuous exports the window the follower reported while continuous backup is on.
+func (r *BackupConfigurationReconciler) setContinuous(bc *v1alpha1.BackupConfiguration) {
+	cs, c := bc.Status.Continuous, bc.Spec.Continuous
+	if c == nil || !c.Enabled || cs == nil || cs.WindowEnd == nil || cs.WindowStart == nil {
+		r.Metrics.ForgetContinuous(bc.Namespace, bc.Name)
+		return
+	}
+	r.Metrics.SetContinuous(bc.Namespace, bc.Name, cs.WindowStart.Time, cs.WindowEnd.Time)
+}
+
 func firstNonEmpty(s ...string) string {
 	for _, v := range s {
 		if v != "" {
@@ -171,6 +195,31 @@ func (r *BackupConfigurationReconciler) updateStatus(ctx context.Context, bc *v1
 		return fmt.Errorf("update status of backupconfiguration %s/%s: %w", bc.Namespace, bc.Name, err)
 	}
 	return nil
+}
+
+// ensureFollower keeps the follower's Deployment while continuous backup is enabled, the
+// configuration is not paused and its Repository exists, and deletes it otherwise. running
+// says whether it is wanted.
+func (r *BackupConfigurationReconciler) ensureFollower(ctx context.Context, bc *v1alpha1.BackupConfiguration, repo *v1alpha1.Repository) (running bool, err error) {
+	c := bc.Spec.Continuous
+	if c == nil || !c.Enabled || bc.Spec.Paused || repo == nil {
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.FollowerName(bc.Name), Namespace: bc.Namespace}}
+		if err := r.Delete(ctx, d, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+			return false, fmt.Errorf("delete follower deployment %s/%s: %w", d.Namespace, d.Name, err)
+		}
+		return false, nil
+	}
+	want := jobs.FollowerDeployment(bc, repo, r.Jobs)
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+	_, err = controllerutil.CreateOrUpdate(ctx, r.Client, d, func() error {
+		d.Labels = want.Labels
+		d.Spec = want.Spec
+		return controllerutil.SetControllerReference(bc, d, r.Scheme())
+	})
+	if err != nil {
+		return false, fmt.Errorf("ensure follower deployment %s/%s: %w", want.Namespace, want.Name, err)
+	}
+	return true, nil
 }
 
 func (r *BackupConfigurationReconciler) ensureCronJob(ctx context.Context, bc *v1alpha1.BackupConfiguration) error {
@@ -246,6 +295,7 @@ func (r *BackupConfigurationReconciler) SetupWithManager(mgr ctrl.Manager) error
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.BackupConfiguration{}).
 		Owns(&batchv1.CronJob{}).
+		Owns(&appsv1.Deployment{}).
 		Watches(&v1alpha1.Repository{}, handler.EnqueueRequestsFromMapFunc(r.configsInNamespace)).
 		Named("backupconfiguration").
 		Complete(r)

@@ -1,10 +1,13 @@
 package controllers
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"stash.dev/redis/api/v1alpha1"
 )
 
 // Metrics are the gauges of sessions and repositories, under Stash's names so that
@@ -26,6 +29,9 @@ type Metrics struct {
 	// schedule, so that an alert can say "no success within two intervals" without
 	// knowing cron. Paused and deleted configurations have none.
 	ScheduleInterval *prometheus.GaugeVec
+	// continuous holds the followers' windows (status.continuous), exported with the lag
+	// computed at each scrape.
+	continuous *continuousWindows
 }
 
 var (
@@ -45,7 +51,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg.MustRegister(v)
 		return v
 	}
+	cw := &continuousWindows{windows: map[[2]string]continuousWindow{}}
+	reg.MustRegister(cw)
 	return &Metrics{
+		continuous:            cw,
 		BackupSuccess:         g("backupsession_success", "1 when the last backup session succeeded, 0 when it failed.", sessionLabels),
 		BackupDuration:        g("backupsession_duration_seconds", "Time the last backup session took.", sessionLabels),
 		BackupLastSuccessTime: g("backupsession_last_success_time_seconds", "Unix time of the last successful backup session.", sessionLabels),
@@ -59,6 +68,72 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		RepositoryIntegrity:   g("repository_integrity", "1 when the last check of the repository passed, 0 when it failed.", repositoryLabels),
 		ScheduleInterval:      g("backupconfiguration_schedule_interval_seconds", "Seconds between two scheduled runs of the BackupConfiguration (absent while paused).", invokerLabels),
 	}
+}
+
+// continuousWindow is the recoverable window of one follower.
+type continuousWindow struct{ start, end time.Time }
+
+// continuousWindows exports the windows of the continuous-backup followers. The lag (now minus
+// the window's end) is computed when Prometheus scrapes, so that a follower that stopped
+// reporting shows a growing lag rather than the last value it set.
+type continuousWindows struct {
+	mu      sync.Mutex
+	windows map[[2]string]continuousWindow // by namespace, BackupConfiguration name
+	now     func() time.Time
+}
+
+var (
+	continuousLabels = []string{"namespace", "invoker_kind", "invoker_name"}
+	continuousLag    = prometheus.NewDesc("stash_continuous_lag_seconds",
+		"Seconds since the follower received the last command of its newest closed journal segment.", continuousLabels, nil)
+	continuousWindowSeconds = prometheus.NewDesc("stash_continuous_recoverable_window_seconds",
+		"Length of the window a point-in-time restore can reach through the current chain.", continuousLabels, nil)
+	continuousStart = prometheus.NewDesc("stash_continuous_window_start_timestamp_seconds",
+		"Unix time of the current chain's base snapshot: the oldest instant it restores to.", continuousLabels, nil)
+	continuousEnd = prometheus.NewDesc("stash_continuous_window_end_timestamp_seconds",
+		"Unix time of the newest instant the journal restores to.", continuousLabels, nil)
+)
+
+func (c *continuousWindows) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{continuousLag, continuousWindowSeconds, continuousStart, continuousEnd} {
+		ch <- d
+	}
+}
+
+func (c *continuousWindows) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
+	if c.now != nil {
+		now = c.now()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, w := range c.windows {
+		l := []string{k[0], v1alpha1.KindBackupConfiguration, k[1]}
+		ch <- prometheus.MustNewConstMetric(continuousLag, prometheus.GaugeValue, now.Sub(w.end).Seconds(), l...)
+		ch <- prometheus.MustNewConstMetric(continuousWindowSeconds, prometheus.GaugeValue, w.end.Sub(w.start).Seconds(), l...)
+		ch <- prometheus.MustNewConstMetric(continuousStart, prometheus.GaugeValue, float64(w.start.UnixMilli())/1e3, l...)
+		ch <- prometheus.MustNewConstMetric(continuousEnd, prometheus.GaugeValue, float64(w.end.UnixMilli())/1e3, l...)
+	}
+}
+
+// SetContinuous records the window a BackupConfiguration's follower reported; a zero end
+// removes it.
+func (m *Metrics) SetContinuous(ns, name string, start, end time.Time) {
+	if m == nil {
+		return
+	}
+	m.continuous.mu.Lock()
+	defer m.continuous.mu.Unlock()
+	if end.IsZero() {
+		delete(m.continuous.windows, [2]string{ns, name})
+		return
+	}
+	m.continuous.windows[[2]string{ns, name}] = continuousWindow{start: start, end: end}
+}
+
+// ForgetContinuous removes a BackupConfiguration's window (deleted, or continuous disabled).
+func (m *Metrics) ForgetContinuous(ns, name string) {
+	m.SetContinuous(ns, name, time.Time{}, time.Time{})
 }
 
 // Clock is the reconcilers' time source; tests may set Now.

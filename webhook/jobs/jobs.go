@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -109,11 +110,7 @@ func (rj runnerJob) build(o Options) *batchv1.Job {
 	}
 	pod := podSpec(o, rj.Runtime, args)
 	pod.RestartPolicy = corev1.RestartPolicyNever
-	if l := rj.Repository.Spec.Backend.Local; l != nil {
-		// A local repository is a volume mounted where the Repository says.
-		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "repository", VolumeSource: l.VolumeSource})
-		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "repository", MountPath: l.MountPath})
-	}
+	mountRepository(&pod, rj.Repository)
 	j := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: rj.Name, Namespace: rj.Namespace, Labels: labels},
 		Spec: batchv1.JobSpec{
@@ -125,6 +122,40 @@ func (rj runnerJob) build(o Options) *batchv1.Job {
 		j.Spec.ActiveDeadlineSeconds = ptr.To(int64(d.Seconds()))
 	}
 	return j
+}
+
+// mountRepository mounts a local repository's volume where the Repository says; other
+// backends need nothing in the Pod.
+func mountRepository(pod *corev1.PodSpec, repo *v1alpha1.Repository) {
+	if l := repo.Spec.Backend.Local; l != nil {
+		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "repository", VolumeSource: l.VolumeSource})
+		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "repository", MountPath: l.MountPath})
+	}
+}
+
+// ComponentFollower labels the Deployment and Pod of a continuous-backup follower.
+const ComponentFollower = "follower"
+
+// FollowerDeployment returns the Deployment that runs bc's continuous-backup follower
+// (`stash-runner continuous`): one Pod, replaced only after the old one is gone (Recreate:
+// two followers of one source would write two chains), under the runner's account and
+// runtime settings, restarted by its ReplicaSet whenever it exits.
+func FollowerDeployment(bc *v1alpha1.BackupConfiguration, repo *v1alpha1.Repository, o Options) *appsv1.Deployment {
+	labels := map[string]string{v1alpha1.LabelComponent: ComponentFollower, v1alpha1.LabelInvokerName: bc.Name}
+	pod := podSpec(o, bc.Spec.RuntimeSettings, []string{"continuous", "--backupconfiguration", bc.Namespace + "/" + bc.Name})
+	pod.RestartPolicy = corev1.RestartPolicyAlways
+	// SIGTERM closes the open segment; give the upload of that segment time to finish.
+	pod.TerminationGracePeriodSeconds = ptr.To[int64](60)
+	mountRepository(&pod, repo)
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.FollowerName(bc.Name), Namespace: bc.Namespace, Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: pod},
+		},
+	}
 }
 
 // podSpec is the runner's Pod: non-root, read-only root filesystem, no privilege escalation,
@@ -180,6 +211,8 @@ func RunnerRole(namespace string, secrets []string) *rbacv1.Role {
 		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"backupsessions", "restoresessions", "backupconfigurations", "repositories"}, Verbs: []string{"get"}},
 		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"backupsessions"}, Verbs: []string{"create"}},
 		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"backupsessions/status", "restoresessions/status"}, Verbs: []string{"get", "patch", "update"}},
+		// The follower reports its window in its BackupConfiguration's status.
+		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"backupconfigurations/status"}, Verbs: []string{"patch"}},
 		{APIGroups: []string{"appcatalog.appscode.com"}, Resources: []string{"appbindings"}, Verbs: []string{"get"}},
 	}
 	if len(secrets) > 0 {

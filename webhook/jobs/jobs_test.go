@@ -119,7 +119,7 @@ func TestRunnerRoleNamesOnlyGivenSecrets(t *testing.T) {
 	if secretRules != 1 {
 		t.Errorf("want one secret rule, got %d", secretRules)
 	}
-	if r := RunnerRole("db", nil); len(r.Rules) != 4 {
+	if r := RunnerRole("db", nil); len(r.Rules) != 5 {
 		t.Errorf("no secrets: want no secret rule, got %+v", r.Rules)
 	}
 	if RunnerRoleBinding("db").Subjects[0].Name != v1alpha1.RunnerServiceAccount {

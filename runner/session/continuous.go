@@ -1,0 +1,113 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"stash.dev/redis/api/v1alpha1"
+	"stash.dev/redis/runner/backup"
+	"stash.dev/redis/runner/follow"
+	"stash.dev/redis/runner/journal"
+)
+
+// RunContinuous is the in-cluster follower of a BackupConfiguration with spec.continuous (what
+// its Deployment runs): it resolves the target and the repository as a backup session does,
+// follows the target (runner/follow: a base snapshot, then journal segments) until ctx ends,
+// and reports in the configuration's status.continuous the chain and the window a restore can
+// reach, after every base and segment. It reconnects after a lost link by itself; an error it
+// returns (the repository failing, the target refusing PSYNC) is written into the status
+// first, and the Deployment's Pod restarts.
+func RunContinuous(ctx context.Context, c client.Client, ns, name string, o Options) error {
+	bc := &v1alpha1.BackupConfiguration{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, bc); err != nil {
+		return fmt.Errorf("read BackupConfiguration %s/%s: %w", ns, name, err)
+	}
+	report := func(change func(*v1alpha1.ContinuousStatus)) {
+		base := bc.DeepCopy()
+		if bc.Status.Continuous == nil {
+			bc.Status.Continuous = &v1alpha1.ContinuousStatus{}
+		}
+		change(bc.Status.Continuous)
+		bc.Status.Continuous.Follower = o.Hostname
+		// A lost status update is not worth stopping the journal for: the next one carries it.
+		if err := c.Status().Patch(context.WithoutCancel(ctx), bc, client.MergeFrom(base)); err != nil {
+			o.log("write status of BackupConfiguration %s/%s: %v", ns, name, err)
+		}
+	}
+	err := runContinuous(ctx, c, bc, o, report)
+	if err != nil && ctx.Err() == nil {
+		report(func(s *v1alpha1.ContinuousStatus) { s.Error = err.Error() })
+	}
+	return err
+}
+
+func runContinuous(ctx context.Context, c client.Client, bc *v1alpha1.BackupConfiguration, o Options, report func(func(*v1alpha1.ContinuousStatus))) error {
+	cs := bc.Spec.Continuous
+	if cs == nil || !cs.Enabled {
+		return fmt.Errorf("BackupConfiguration %s/%s does not enable spec.continuous", bc.Namespace, bc.Name)
+	}
+	interval := follow.DefaultSegmentInterval
+	if cs.SegmentInterval != "" {
+		d, err := time.ParseDuration(cs.SegmentInterval)
+		if err != nil {
+			return fmt.Errorf("spec.continuous.segmentInterval: %w", err)
+		}
+		interval = d
+	}
+	ends, err := o.open(ctx, c, bc.Namespace, bc.Spec.Repository, &bc.Spec.Target, true)
+	if err != nil {
+		return err
+	}
+	defer ends.repo.Close()
+	t := ends.target
+	if t.Sentinel != nil || t.Mode == string(v1alpha1.RedisModeCluster) {
+		return errors.New("continuous backup follows one standalone server: Sentinel and cluster targets are not supported yet")
+	}
+	if len(t.Databases) > 0 {
+		o.log("continuous backup records every database of the server; target.redis.databases applies to the scheduled backups only")
+	}
+	err = follow.Run(ctx, follow.Options{
+		Redis: t.Redis, Repository: ends.repo, SegmentInterval: interval,
+		Hostname: o.Hostname, RunnerVersion: o.RunnerVersion, Reconnect: true,
+		Logf: o.log,
+		OnBase: func(res backup.Result) {
+			start := chainStart(res.SnapshotID)
+			report(func(s *v1alpha1.ContinuousStatus) {
+				s.Chain, s.WindowStart, s.WindowEnd, s.Segments, s.Error = res.SnapshotID, start, start, 0, ""
+			})
+		},
+		OnSegment: func(m journal.Manifest) {
+			report(func(s *v1alpha1.ContinuousStatus) {
+				if s.Chain != m.Chain { // a restarted follower continues its chain
+					s.Chain, s.WindowStart, s.Segments = m.Chain, chainStart(m.Chain), 0
+				}
+				if m.Commands > 0 {
+					s.WindowEnd = &metav1.Time{Time: m.LastTime}
+				}
+				s.Segments++
+				s.Error = ""
+			})
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("follow %s into %s: %w", t.Redis.Addr, ends.url, err)
+	}
+	return nil
+}
+
+// chainStart is the instant of a chain's base snapshot, which its id (the snapshot's) records
+// to the second: the backup's start, the moment its fork took the dataset.
+func chainStart(chain string) *metav1.Time {
+	t, err := time.Parse("20060102T150405Z", strings.SplitN(chain, "-", 2)[0])
+	if err != nil {
+		return nil
+	}
+	return &metav1.Time{Time: t}
+}

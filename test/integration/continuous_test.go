@@ -1,0 +1,109 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"stash.dev/redis/api/v1alpha1"
+	"stash.dev/redis/runner/session"
+	"stash.dev/redis/test/redistest"
+	"stash.dev/redis/test/testproc"
+)
+
+// TestContinuousReportsAMovingWindow runs the in-cluster follower (what the follower
+// Deployment runs) against a real redis-server and API server: it takes a base, records the
+// writes that follow, and its BackupConfiguration's status.continuous shows the chain and a
+// window whose end moves with the writes; the repository lists the base snapshot. Cancelling
+// it (the Pod's SIGTERM) ends it without an error in the status.
+func TestContinuousReportsAMovingWindow(t *testing.T) {
+	ctx := context.Background()
+	ns := "runner-continuous"
+	if err := cluster.CreateNamespace(ctx, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	src := redistest.Start(t)
+	if err := src.Client.Do(ctx, "DEBUG", "POPULATE", "1000", "key", "16").Err(); err != nil {
+		t.Fatal(err)
+	}
+	repoDir := t.TempDir()
+	for _, o := range []client.Object{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "storage", Namespace: ns}, StringData: map[string]string{"RESTIC_PASSWORD": "repo-password"}},
+		&v1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "repo", Namespace: ns}, Spec: v1alpha1.RepositorySpec{Backend: v1alpha1.Backend{
+			StorageSecretName: "storage",
+			Local:             &v1alpha1.LocalSpec{MountPath: repoDir, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: repoDir}}},
+		}}},
+		&v1alpha1.BackupConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "pitr", Namespace: ns}, Spec: v1alpha1.BackupConfigurationSpec{
+			Schedule: "@daily", Repository: v1alpha1.RepositoryRef{Name: "repo"},
+			Target:     v1alpha1.Target{Redis: &v1alpha1.RedisTarget{Address: src.Addr}},
+			Continuous: &v1alpha1.ContinuousBackup{Enabled: true, SegmentInterval: "1s"},
+		}},
+	} {
+		if err := cluster.Client.Create(ctx, o); err != nil {
+			t.Fatalf("create %s: %v", o.GetName(), err)
+		}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- session.RunContinuous(runCtx, cluster.Client, ns, "pitr", session.Options{Hostname: "follower-pod"})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	status := func() *v1alpha1.ContinuousStatus {
+		bc := &v1alpha1.BackupConfiguration{}
+		if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pitr"}, bc); err != nil {
+			t.Fatal(err)
+		}
+		return bc.Status.Continuous
+	}
+	var first *v1alpha1.ContinuousStatus
+	testproc.Eventually(t, 30*time.Second, "the base and a chain in the status", func() error {
+		select {
+		case err := <-done:
+			t.Fatalf("the follower stopped: %v", err)
+		default:
+		}
+		first = status()
+		if first == nil || first.Chain == "" || first.WindowStart == nil || first.WindowEnd == nil || first.Follower != "follower-pod" {
+			return fmt.Errorf("status.continuous %+v", first)
+		}
+		return nil
+	})
+	if !v1alpha1.SnapshotIDPattern.MatchString(first.Chain) {
+		t.Fatalf("chain %q is not a snapshot id", first.Chain)
+	}
+	// Writes after the base: segments close every second and the window's end follows them.
+	for i := range 3 {
+		if err := src.Client.Set(ctx, fmt.Sprintf("after:%d", i), "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1200 * time.Millisecond)
+	}
+	testproc.Eventually(t, 30*time.Second, "the window's end moves", func() error {
+		s := status()
+		if s.Segments == 0 || !s.WindowEnd.After(first.WindowEnd.Time) || s.Chain != first.Chain || s.Error != "" {
+			return fmt.Errorf("status.continuous %+v (first %+v)", s, first)
+		}
+		if lag := time.Since(s.WindowEnd.Time); lag > 20*time.Second {
+			return fmt.Errorf("window end %s is %s old", s.WindowEnd, lag)
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("the follower ended with %v", err)
+	}
+	done <- nil // for the cleanup
+	if s := status(); s.Error != "" {
+		t.Fatalf("a stopped follower reported an error: %q", s.Error)
+	}
+}
