@@ -158,7 +158,7 @@ const (
 	ConditionCronJobCreated     = "CronJobCreated"
 	// ConditionFollowerDeployed is about the Deployment of the continuous-backup follower.
 	ConditionFollowerDeployed = "FollowerDeployed"
-	ConditionValidationPassed   = "ValidationPassed"
+	ConditionValidationPassed = "ValidationPassed"
 )
 
 // BackupConfigurationStatus says whether backups can run and when they last did.
