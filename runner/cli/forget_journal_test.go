@@ -117,3 +117,66 @@ func TestForgetJournal(t *testing.T) {
 		t.Fatalf("snapshots after forget:\n%s", list)
 	}
 }
+
+// TestWindowsShowGaps: two chains of which the second does not continue the first's
+// replication history are two windows with a gap between them; a time in the gap, before the
+// first base or after the last segment is refused, naming the windows, before any connection.
+func TestWindowsShowGaps(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	repoURL := "file://" + dir
+	b, err := store.Open(ctx, repoURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(ctx, b, repo.Options{Password: testPassword, Create: true, WorkFactor: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	chain := func(id, replID string, off int64, at time.Time) {
+		t.Helper()
+		w, err := r.NewSnapshotWriter(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte("SELECT 0\r\n"))
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.WriteManifest(ctx, repo.Manifest{ID: id, Time: at, Databases: map[int]int64{}, RawBytes: w.RawBytes(),
+			StoredBytes: w.StoredBytes(), SHA256: w.SHA256(), ReplID: replID, ReplOffset: off}); err != nil {
+			t.Fatal(err)
+		}
+		jw, err := journal.NewWriter(ctx, r, journal.Start{Chain: id, ReplID: replID, Offset: off})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			jw.BeginCommand(at.Add(time.Duration(i+1) * time.Minute))
+			jw.Write(resp.AppendCommand(nil, "SET", "a", "1"))
+		}
+		if _, err := jw.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, c := "20261201T100000Z-aaaaaa", "20261201T110000Z-cccccc"
+	chain(a, strings.Repeat("1", 40), 1000, t0)
+	chain(c, strings.Repeat("2", 40), 50, t0.Add(time.Hour)) // a restarted source: a new history
+	list := mustRun(t, nil, "snapshots", "--repository", repoURL)
+	if !strings.Contains(list, "\ngap ") || !strings.Contains(list, a+"  ") || !strings.Contains(list, c+"  ") ||
+		!strings.Contains(list, "2026-12-01T10:03:00Z") || !strings.Contains(list, "1000-1081") {
+		t.Fatalf("snapshots:\n%s", list)
+	}
+	for _, tc := range []struct{ at, want string }{
+		{"2026-12-01T10:30:00Z", "in the gap between chain " + a + " and chain " + c},
+		{"2026-12-01T09:00:00Z", "outside every recoverable window"},
+		{"2026-12-01T12:00:00Z", "outside every recoverable window"},
+	} {
+		_, _, err := run(t, nil, "restore", "--redis", "redis://127.0.0.1:1", "--repository", repoURL, "--to-time", tc.at)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "nothing was written") {
+			t.Errorf("restore --to-time %s: %v, want %q", tc.at, err, tc.want)
+		}
+	}
+}

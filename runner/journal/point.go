@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"stash.dev/redis/runner/repo"
@@ -129,7 +131,7 @@ func Continues(a, b Window) bool {
 	return b.ReplID == a.EndReplID && b.StartOffset <= a.EndOffset
 }
 
-// Windows lists every chain of the repository with its recoverable window, oldest first, and
+// Windows lists every chain of the repository with its recoverable window, oldest base first, and
 // the gaps between consecutive restorable chains. A chain whose base is missing or whose
 // segments do not follow each other is listed with its Problem.
 func Windows(ctx context.Context, r *repo.Repository) ([]Window, []Gap, error) {
@@ -171,6 +173,13 @@ func Windows(ctx context.Context, r *repo.Repository) ([]Window, []Gap, error) {
 		}
 		wins = append(wins, w)
 	}
+	// Chain ids have a second's resolution: order by the base's time, which has more.
+	slices.SortStableFunc(wins, func(a, b Window) int {
+		if c := a.Start.Compare(b.Start); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Chain, b.Chain)
+	})
 	var gaps []Gap
 	var prev *Window
 	for i := range wins {
