@@ -62,12 +62,31 @@ type RestoreSessionSpec struct {
 	// KeyPattern restores only keys matching this glob (Redis MATCH syntax).
 	// +optional
 	KeyPattern string `json:"keyPattern,omitempty"`
+	// PointInTime restores the source as it was at this instant (RFC 3339): the newest base
+	// snapshot before it whose journal chain reaches it, then the journal replayed up to it
+	// (continuous backup; docs/runner.md). Snapshot, if set, pins the chain. Databases and
+	// KeyPattern do not apply.
+	// +optional
+	PointInTime *metav1.Time `json:"pointInTime,omitempty"`
 	// RuntimeSettings shape the restore Job's Pod.
 	// +optional
 	RuntimeSettings *RuntimeSettings `json:"runtimeSettings,omitempty"`
 	// Task is accepted for compatibility with Stash.
 	// +optional
 	Task *TaskRef `json:"task,omitempty"`
+}
+
+// PointInTimeStatus is where a restore to a point in time stopped.
+type PointInTimeStatus struct {
+	// Chain is the journal chain replayed: the id of its base snapshot.
+	Chain string `json:"chain,omitempty"`
+	// Offset is the source's replication offset the target's data is at.
+	Offset int64 `json:"offset,omitempty"`
+	// Time is when the follower received the last command replayed.
+	// +optional
+	Time *metav1.Time `json:"time,omitempty"`
+	// Commands is the number of journal commands replayed on the base.
+	Commands int64 `json:"commands,omitempty"`
 }
 
 // RestoreSessionStatus is the result of a restore.
@@ -78,6 +97,10 @@ type RestoreSessionStatus struct {
 	// Snapshot is the id of the snapshot restored ("latest" resolved).
 	// +optional
 	Snapshot string `json:"snapshot,omitempty"`
+	// PointInTime is how far a restore to a point in time got: the replication offset and the
+	// receive time of the last command replayed, and the chain.
+	// +optional
+	PointInTime *PointInTimeStatus `json:"pointInTime,omitempty"`
 	// KeysRestored is the number of keys written to the target.
 	// +optional
 	KeysRestored int64 `json:"keysRestored,omitempty"`

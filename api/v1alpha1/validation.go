@@ -580,6 +580,10 @@ func (r *RestoreSession) Validate() field.ErrorList {
 				"may not be set together with keyPattern: the flush would delete the keys that the pattern leaves out"))
 		}
 	}
+	if s.PointInTime != nil && (len(s.Databases) > 0 || s.KeyPattern != "") {
+		errs = append(errs, field.Forbidden(sp.Child("pointInTime"),
+			"a restore to a point in time replays every command of the journal: databases and keyPattern do not apply"))
+	}
 	errs = append(errs, validateRuntimeSettings(s.RuntimeSettings, sp.Child("runtimeSettings"))...)
 	return errs
 }

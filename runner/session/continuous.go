@@ -102,12 +102,13 @@ func runContinuous(ctx context.Context, c client.Client, bc *v1alpha1.BackupConf
 	return nil
 }
 
-// chainStart is the instant of a chain's base snapshot, which its id (the snapshot's) records
-// to the second: the backup's start, the moment its fork took the dataset.
+// chainStart is the oldest instant a restore through a chain reaches, from the chain's id (its
+// base snapshot's, which records the backup's start to the second, rounded down): the next
+// whole second, so that a restore to the time shown is inside the window.
 func chainStart(chain string) *metav1.Time {
 	t, err := time.Parse("20060102T150405Z", strings.SplitN(chain, "-", 2)[0])
 	if err != nil {
 		return nil
 	}
-	return &metav1.Time{Time: t}
+	return &metav1.Time{Time: t.Add(time.Second)}
 }

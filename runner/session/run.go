@@ -305,12 +305,24 @@ func runRestore(ctx context.Context, c client.Client, rs *v1alpha1.RestoreSessio
 	stop := o.reportProgress(ctx, "restore", counter, func(p *v1alpha1.Progress) {
 		_ = patchRestoreStatus(ctx, c, rs, func(st *v1alpha1.RestoreSessionStatus) { st.Progress = p })
 	})
-	res, err = restore.Run(ctx, restore.Options{
+	opts := restore.Options{
 		Redis: target.Redis, Sentinel: target.Sentinel, Mode: target.Mode, Repository: r, Snapshot: rs.Spec.Snapshot,
 		Flush: rs.Spec.FlushBeforeRestore, Replace: rs.Spec.ConflictPolicy == v1alpha1.ConflictReplace,
 		Databases: dbs, KeyPattern: rs.Spec.KeyPattern, Progress: counter,
 		Warn: func(w string) { o.log("warning: %s", w) },
-	})
+	}
+	if pit := rs.Spec.PointInTime; pit != nil {
+		var pr restore.PointResult
+		pr, err = restore.ToPoint(ctx, opts, restore.Point{Time: pit.Time})
+		res = pr.Result
+		if pr.Chain != "" {
+			reached := &v1alpha1.PointInTimeStatus{Chain: pr.Chain, Offset: pr.Offset, Time: &metav1.Time{Time: pr.Time}, Commands: pr.Commands}
+			_ = patchRestoreStatus(ctx, c, rs, func(st *v1alpha1.RestoreSessionStatus) { st.PointInTime = reached })
+			o.log("restored base %s and %d journal commands: the target is at offset %d, received %s", pr.Chain, pr.Commands, pr.Offset, pr.Time.UTC().Format(time.RFC3339Nano))
+		}
+	} else {
+		res, err = restore.Run(ctx, opts)
+	}
 	stop()
 	if err != nil {
 		// restore.Run's error says whether and how far the target was changed.
