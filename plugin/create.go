@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -542,6 +543,8 @@ type restoreFlags struct {
 	conflictPolicy     string
 	databases          []int32
 	keyPattern         string
+	// toTime is --to-time: an RFC 3339 instant to restore to through the journal.
+	toTime string
 }
 
 func (r *restoreFlags) addFlags(cmd *cobra.Command) {
@@ -552,6 +555,7 @@ func (r *restoreFlags) addFlags(cmd *cobra.Command) {
 	f.StringVar(&r.conflictPolicy, "conflict-policy", "", "when a key exists: Fail (default) or Replace")
 	f.Int32SliceVar(&r.databases, "databases", nil, "restore only these databases")
 	f.StringVar(&r.keyPattern, "key-pattern", "", "restore only keys matching this glob pattern")
+	f.StringVar(&r.toTime, "to-time", "", "restore the source as it was at this instant (RFC 3339, e.g. 2026-12-02T10:15:00Z) through the continuous backup's journal (see: kubectl stash backup describe)")
 	_ = cmd.RegisterFlagCompletionFunc("conflict-policy", cobra.FixedCompletions([]string{"Fail", "Replace"}, cobra.ShellCompDirectiveNoFileComp))
 }
 
@@ -602,6 +606,17 @@ func buildRestoreSession(f restoreFlags) (*v1alpha1.RestoreSession, error) {
 	if err != nil {
 		return nil, err
 	}
+	var pit *metav1.Time
+	if f.toTime != "" {
+		t, err := time.Parse(time.RFC3339, f.toTime)
+		if err != nil {
+			return nil, fmt.Errorf("--to-time %q: want an RFC 3339 time such as 2026-12-02T10:15:00Z", f.toTime)
+		}
+		pit = &metav1.Time{Time: t}
+		if f.snapshot == v1alpha1.SnapshotLatest {
+			f.snapshot = "" // the restore picks the newest base before the instant
+		}
+	}
 	return &v1alpha1.RestoreSession{
 		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.KindRestoreSession},
 		ObjectMeta: metav1.ObjectMeta{Name: f.name, GenerateName: f.generateName, Namespace: f.namespace},
@@ -614,6 +629,7 @@ func buildRestoreSession(f restoreFlags) (*v1alpha1.RestoreSession, error) {
 			ConflictPolicy:     v1alpha1.ConflictPolicy(f.conflictPolicy),
 			Databases:          f.databases,
 			KeyPattern:         f.keyPattern,
+			PointInTime:        pit,
 		},
 	}, nil
 }

@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"stash.dev/redis/api/v1alpha1"
@@ -262,5 +264,23 @@ func TestParseTarget(t *testing.T) {
 		if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(targetFlags{})); diff != "" && !tc.wantErr {
 			t.Errorf("parseTarget(%q) (-want +got):\n%s", tc.to, diff)
 		}
+	}
+}
+
+// TestRestoreToTime: --to-time becomes spec.pointInTime and leaves the base to the restore
+// (no snapshot pinned unless one is named); a time that is not RFC 3339 is refused.
+func TestRestoreToTime(t *testing.T) {
+	rs, err := buildRestoreSession(restoreFlags{name: "r", target: targetFlags{address: "h:1"}, repo: "repo", snapshot: v1alpha1.SnapshotLatest, toTime: "2026-12-02T10:15:00Z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := rs.Spec.PointInTime; p == nil || !p.Equal(&metav1.Time{Time: time.Date(2026, 12, 2, 10, 15, 0, 0, time.UTC)}) || rs.Spec.Snapshot != "" {
+		t.Fatalf("pointInTime %v snapshot %q", rs.Spec.PointInTime, rs.Spec.Snapshot)
+	}
+	if errs := rs.Validate(); len(errs) > 0 {
+		t.Fatalf("validate: %v", errs)
+	}
+	if _, err := buildRestoreSession(restoreFlags{target: targetFlags{address: "h:1"}, toTime: "yesterday"}); err == nil || !strings.Contains(err.Error(), "RFC 3339") {
+		t.Fatalf("bad --to-time: %v", err)
 	}
 }
