@@ -3,7 +3,6 @@ package redisconn_test
 import (
 	"context"
 	"errors"
-	"io"
 	"strings"
 	"testing"
 
@@ -13,8 +12,8 @@ import (
 
 // TestServerClosedConnection: a raw connection the server closes (the server killed, the client
 // killed, the link cut) fails with an error that names the server and says it closed the
-// connection, still io.EOF underneath; before, the message was a bare "EOF" (the chaos suite's
-// cut and SIGKILL scenarios, test/chaos).
+// connection (ErrClosedByServer); before, the message was a bare "EOF", or "unexpected EOF"
+// from the RESP reader (the chaos suite's cut and SIGKILL scenarios, test/chaos).
 func TestServerClosedConnection(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.Start(t)
@@ -28,7 +27,7 @@ func TestServerClosedConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = conn.Simple("PING")
-	if !errors.Is(err, io.EOF) || !strings.Contains(err.Error(), "redis "+srv.Addr+" closed the connection") {
+	if !errors.Is(err, redisconn.ErrClosedByServer) || !strings.Contains(err.Error(), "redis "+srv.Addr+" closed the connection") {
 		t.Fatalf("ping on a connection the server closed: %v", err)
 	}
 }

@@ -320,18 +320,38 @@ func (c *idleConn) Read(p []byte) (int, error) {
 	if err == nil || c.ctx.Err() != nil {
 		return n, err
 	}
-	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
+	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return n, fmt.Errorf("no reply from redis %s in %s (the server or the link to it stalled): %w", c.RemoteAddr(), c.timeout, err)
-	case err == io.EOF:
-		// A server never ends a connection the runner still reads from: it exited, was
-		// killed, closed the client (CLIENT KILL, an output buffer limit) or the link was cut.
-		// Without this, the error was a bare "EOF".
-		return n, fmt.Errorf("redis %s closed the connection (the server exited or dropped the client, or the link to it was cut): %w", c.RemoteAddr(), err)
-	case errors.Is(err, syscall.ECONNRESET):
-		return n, fmt.Errorf("redis %s reset the connection (the server died or the link to it was cut): %w", c.RemoteAddr(), err)
 	}
-	return n, err
+	return n, c.explain(err)
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err == nil || c.ctx.Err() != nil {
+		return n, err
+	}
+	return n, c.explain(err)
+}
+
+// ErrClosedByServer is wrapped by the error of a read or write on a connection that the server
+// (or something on the link) closed or reset.
+var ErrClosedByServer = errors.New("the connection was closed")
+
+// explain names the server and what happened when a connection ends under the runner. A server
+// never ends a connection the runner still uses: it exited, was killed, dropped the client
+// (CLIENT KILL, an output buffer limit) or the link was cut. Without this the error was a bare
+// "EOF" (which the RESP reader turns into "unexpected EOF"), or a socket error without the
+// server's name. The end of the stream is not io.EOF any more: nothing read from a server
+// ends cleanly that way.
+func (c *idleConn) explain(err error) error {
+	switch {
+	case err == io.EOF, errors.Is(err, syscall.EPIPE):
+		return fmt.Errorf("redis %s closed the connection (the server exited or dropped the client, or the link to it was cut): %w: %v", c.RemoteAddr(), ErrClosedByServer, err)
+	case errors.Is(err, syscall.ECONNRESET):
+		return fmt.Errorf("redis %s reset the connection (the server died or the link to it was cut): %w: %w", c.RemoteAddr(), ErrClosedByServer, err)
+	}
+	return err
 }
 
 // Conn is a raw RESP connection used for pipelined bulk transfers.
