@@ -155,6 +155,9 @@ func (r *Repository) unseal(b []byte, v any) error {
 
 // Manifest reads and verifies the manifest of snapshot id.
 func (r *Repository) Manifest(ctx context.Context, id string) (Manifest, error) {
+	if err := checkID(id); err != nil {
+		return Manifest{}, err
+	}
 	b, err := r.bucket.ReadAll(ctx, manifestKey(id))
 	if isNotFound(err) {
 		return Manifest{}, fmt.Errorf("snapshot %s: %w", id, ErrSnapshotNotFound)
@@ -230,7 +233,10 @@ func (r *Repository) Resolve(ctx context.Context, ref string) (Manifest, error) 
 	if ref == "" {
 		ref = "latest"
 	}
-	if ref != "latest" {
+	if ref != "latest" && !idPrefix.MatchString(ref) {
+		return Manifest{}, fmt.Errorf("%w: %w: %q (an id, the start of one, or latest)", ErrSnapshotNotFound, ErrInvalidID, ref)
+	}
+	if ref != "latest" && IDPattern.MatchString(ref) {
 		m, err := r.Manifest(ctx, ref)
 		if !errors.Is(err, ErrSnapshotNotFound) {
 			return m, err
@@ -264,6 +270,9 @@ func (r *Repository) Resolve(ctx context.Context, ref string) (Manifest, error) 
 // Delete removes a snapshot: the manifest first, so that the snapshot disappears atomically,
 // then the data.
 func (r *Repository) Delete(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
 	if err := r.bucket.Delete(ctx, manifestKey(id)); err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete manifest of snapshot %s: %w", id, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"regexp"
 	"time"
 
 	"gocloud.dev/blob"
@@ -203,6 +204,25 @@ func (r *Repository) URL() string { return r.bucket.URL }
 
 // Close closes the underlying bucket.
 func (r *Repository) Close() error { return r.bucket.Close() }
+
+// IDPattern matches the ids NewID makes (the API's SnapshotIDPattern is the same). An id is
+// part of object keys, so nothing else is accepted where a whole id is expected: "../keys" must
+// not name an object outside snapshots/.
+var IDPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6,16}$`)
+
+// ErrInvalidID is wrapped by the error for a string that is not a snapshot id (nor, where a
+// prefix is allowed, the start of one), together with ErrSnapshotNotFound.
+var ErrInvalidID = errors.New("not a snapshot id")
+
+// idPrefix is what the start of an id may hold.
+var idPrefix = regexp.MustCompile(`^[0-9TZa-f-]+$`)
+
+func checkID(id string) error {
+	if !IDPattern.MatchString(id) {
+		return fmt.Errorf("%w: %w: %q (ids look like 20261125T233500Z-a1b2c3)", ErrSnapshotNotFound, ErrInvalidID, id)
+	}
+	return nil
+}
 
 // NewID returns a snapshot id that sorts by time and is unique: 20261125T233500Z-a1b2c3.
 func NewID(now time.Time) string {

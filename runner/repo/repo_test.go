@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/crypt"
 	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/store"
@@ -94,5 +95,43 @@ func TestNewIDSortsByTime(t *testing.T) {
 	b := repo.NewID(time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC))
 	if !(a < b) || len(a) != len("20260102T030405Z-a1b2c3") || a[:17] != "20260102T030405Z-" {
 		t.Fatalf("ids %q, %q", a, b)
+	}
+}
+
+// TestIDsCannotEscapeSnapshots: an id is part of object keys, so a string that is not an id
+// (nor, for Resolve, the start of one) is refused before any key is made of it: "../keys/x"
+// must not read or delete an object outside snapshots/. The runner's pattern is the API's.
+func TestIDsCannotEscapeSnapshots(t *testing.T) {
+	if repo.IDPattern.String() != v1alpha1.SnapshotIDPattern.String() {
+		t.Fatalf("runner id pattern %s, API pattern %s", repo.IDPattern, v1alpha1.SnapshotIDPattern)
+	}
+	ctx := context.Background()
+	b, err := store.Open(ctx, "file://"+t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(ctx, b, repo.Options{Password: "pw", Create: true, WorkFactor: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteManifest(ctx, repo.Manifest{ID: "20260101T000000Z-aaaaaa", Keys: 7}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"../keys/x", "..", "20260101T000000Z-aaaaaa/../../keys", "/etc/passwd", "a b"} {
+		if _, err := r.Manifest(ctx, id); !errors.Is(err, repo.ErrInvalidID) {
+			t.Errorf("Manifest(%q): %v", id, err)
+		}
+		if _, err := r.Resolve(ctx, id); !errors.Is(err, repo.ErrInvalidID) {
+			t.Errorf("Resolve(%q): %v", id, err)
+		}
+		if err := r.Delete(ctx, id); !errors.Is(err, repo.ErrInvalidID) {
+			t.Errorf("Delete(%q): %v", id, err)
+		}
+	}
+	// A whole id and the start of one still resolve.
+	for _, ref := range []string{"20260101T000000Z-aaaaaa", "20260101T", "latest"} {
+		if m, err := r.Resolve(ctx, ref); err != nil || m.ID != "20260101T000000Z-aaaaaa" {
+			t.Errorf("Resolve(%q) = %q, %v", ref, m.ID, err)
+		}
 	}
 }
