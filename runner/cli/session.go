@@ -68,27 +68,15 @@ func (f *clusterFlags) options(g *global) session.Options {
 }
 
 func (f *clusterFlags) runBackup(ctx context.Context, g *global) error {
-	ns, name, err := splitName(f.session, "--session")
-	if err != nil {
-		return err
-	}
-	c, err := kubeClient()
-	if err != nil {
-		return err
-	}
-	return session.RunBackup(ctx, c, ns, name, f.options(g))
+	return withObject("--session", f.session, func(c client.Client, ns, name string) error {
+		return session.RunBackup(ctx, c, ns, name, f.options(g))
+	})
 }
 
 func (f *clusterFlags) runRestore(ctx context.Context, g *global) error {
-	ns, name, err := splitName(f.session, "--session")
-	if err != nil {
-		return err
-	}
-	c, err := kubeClient()
-	if err != nil {
-		return err
-	}
-	return session.RunRestore(ctx, c, ns, name, f.options(g))
+	return withObject("--session", f.session, func(c client.Client, ns, name string) error {
+		return session.RunRestore(ctx, c, ns, name, f.options(g))
+	})
 }
 
 func newTriggerCommand(g *global) *cobra.Command {
@@ -99,29 +87,37 @@ func newTriggerCommand(g *global) *cobra.Command {
 		Short: "Create a BackupSession of a BackupConfiguration (what its CronJob runs at each tick)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ns, name, err := splitName(bc, "--backupconfiguration")
-			if err != nil {
-				return err
-			}
-			c, err := kubeClient()
-			if err != nil {
-				return err
-			}
-			s, err := session.Trigger(cmd.Context(), c, ns, name, force)
-			if err != nil {
-				return err
-			}
-			if s == nil {
-				fmt.Fprintf(g.Out, "BackupConfiguration %s/%s is paused: no session created\n", ns, name)
+			return withObject("--backupconfiguration", bc, func(c client.Client, ns, name string) error {
+				s, err := session.Trigger(cmd.Context(), c, ns, name, force)
+				if err != nil {
+					return err
+				}
+				if s == nil {
+					fmt.Fprintf(g.Out, "BackupConfiguration %s/%s is paused: no session created\n", ns, name)
+					return nil
+				}
+				fmt.Fprintf(g.Out, "backupsession/%s created\n", s.Name)
 				return nil
-			}
-			fmt.Fprintf(g.Out, "backupsession/%s created\n", s.Name)
-			return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&bc, "backupconfiguration", "", "the BackupConfiguration, as NAMESPACE/NAME")
 	cmd.Flags().BoolVar(&force, "force", false, "create a session even when the BackupConfiguration is paused")
 	return cmd
+}
+
+// withObject parses the in-cluster flag's NAMESPACE/NAME value, connects to the API server and
+// runs run.
+func withObject(flag, value string, run func(c client.Client, ns, name string) error) error {
+	ns, name, err := splitName(value, flag)
+	if err != nil {
+		return err
+	}
+	c, err := kubeClient()
+	if err != nil {
+		return err
+	}
+	return run(c, ns, name)
 }
 
 // newContinuousCommand is the in-cluster follower that the Deployment of a BackupConfiguration
@@ -134,15 +130,9 @@ func newContinuousCommand(g *global) *cobra.Command {
 		Short: "In-cluster continuous backup: follow a BackupConfiguration's target into its repository's journal and report the window in its status",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ns, name, err := splitName(bc, "--backupconfiguration")
-			if err != nil {
-				return err
-			}
-			c, err := kubeClient()
-			if err != nil {
-				return err
-			}
-			return session.RunContinuous(cmd.Context(), c, ns, name, f.options(g))
+			return withObject("--backupconfiguration", bc, func(c client.Client, ns, name string) error {
+				return session.RunContinuous(cmd.Context(), c, ns, name, f.options(g))
+			})
 		},
 	}
 	cmd.Flags().StringVar(&bc, "backupconfiguration", "", "the BackupConfiguration, as NAMESPACE/NAME")

@@ -19,9 +19,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
-	"regexp"
 	"time"
 
 	"gocloud.dev/blob"

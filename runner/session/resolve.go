@@ -149,14 +149,9 @@ func resolveInline(ctx context.Context, c client.Reader, ns string, r *v1alpha1.
 		out.Databases = append(out.Databases, int(db))
 	}
 	if a := r.AuthSecret; a != nil {
-		s, err := readSecret(ctx, c, ns, a.Name, "Redis auth Secret")
+		s, err := readAuthSecret(ctx, c, ns, a, &out.Redis)
 		if err != nil {
 			return nil, err
-		}
-		uk, pk := orDefault(a.UsernameKey, v1alpha1.DefaultUsernameKey), orDefault(a.PasswordKey, v1alpha1.DefaultPasswordKey)
-		out.Redis.Username, out.Redis.Password = string(s.Data[uk]), string(s.Data[pk])
-		if out.Redis.Password == "" {
-			return nil, fmt.Errorf("Redis auth Secret %s/%s has no key %q", ns, a.Name, pk)
 		}
 		if v := s.Data[SentinelPasswordKey]; len(v) > 0 {
 			sentinelPassword = string(v)
@@ -264,14 +259,8 @@ func resolveAppBinding(ctx context.Context, c client.Reader, ns string, ref *v1a
 		out.Sentinel = &redisconn.Sentinel{Addrs: []string{out.Redis.Addr}, MasterName: ref.MasterName,
 			Username: out.Redis.Username, Password: out.Redis.Password}
 		if a := ref.AuthSecret; a != nil {
-			s, err := readSecret(ctx, c, ns, a.Name, "Redis auth Secret")
-			if err != nil {
+			if _, err := readAuthSecret(ctx, c, ns, a, &out.Redis); err != nil {
 				return nil, err
-			}
-			uk, pk := orDefault(a.UsernameKey, v1alpha1.DefaultUsernameKey), orDefault(a.PasswordKey, v1alpha1.DefaultPasswordKey)
-			out.Redis.Username, out.Redis.Password = string(s.Data[uk]), string(s.Data[pk])
-			if out.Redis.Password == "" {
-				return nil, fmt.Errorf("Redis auth Secret %s/%s has no key %q", ns, a.Name, pk)
 			}
 		}
 	}
@@ -303,6 +292,21 @@ func resolveAppBinding(ctx context.Context, c client.Reader, ns string, ref *v1a
 		out.Redis.TLS = cfg
 	}
 	return out, nil
+}
+
+// readAuthSecret sets the username and password of o from the Secret a names and returns the
+// Secret; a Secret without the password key is an error.
+func readAuthSecret(ctx context.Context, c client.Reader, ns string, a *v1alpha1.AuthSecret, o *redisconn.Options) (*corev1.Secret, error) {
+	s, err := readSecret(ctx, c, ns, a.Name, "Redis auth Secret")
+	if err != nil {
+		return nil, err
+	}
+	uk, pk := orDefault(a.UsernameKey, v1alpha1.DefaultUsernameKey), orDefault(a.PasswordKey, v1alpha1.DefaultPasswordKey)
+	o.Username, o.Password = string(s.Data[uk]), string(s.Data[pk])
+	if o.Password == "" {
+		return nil, fmt.Errorf("Redis auth Secret %s/%s has no key %q", ns, a.Name, pk)
+	}
+	return s, nil
 }
 
 func addClientCert(ctx context.Context, c client.Reader, ns, name string, cfg *tls.Config) error {
