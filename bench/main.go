@@ -44,6 +44,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "continuous" {
+		if err := continuousMain(ctx, os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "error:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "cluster" {
 		if err := clusterMain(ctx, os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "error:", err)
@@ -471,6 +478,12 @@ type server struct {
 	addr   string
 	cmd    *exec.Cmd
 	client *redis.Client
+}
+
+func (s *server) port() int {
+	_, p, _ := net.SplitHostPort(s.addr)
+	n, _ := strconv.Atoi(p)
+	return n
 }
 
 func startRedis(ctx context.Context, dir string) (*server, error) {
