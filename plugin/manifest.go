@@ -111,7 +111,7 @@ func splitDocuments(file string, r io.Reader) ([]document, error) {
 		cur.Reset()
 	}
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 16<<20)
+	sc.Buffer(make([]byte, 64*1024), maxLine)
 	for sc.Scan() {
 		lineNo++
 		if docSeparator.MatchString(sc.Text()) {
@@ -126,12 +126,18 @@ func splitDocuments(file string, r io.Reader) ([]document, error) {
 		cur.Write(sc.Bytes())
 		cur.WriteByte('\n')
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return nil, fmt.Errorf("read %s: line %d is longer than %d MiB (no Kubernetes object has such a line; the API server limits a request to 3 MiB)", file, lineNo+1, maxLine>>20)
+	} else if err != nil {
 		return nil, fmt.Errorf("read %s: %w", file, err)
 	}
 	flush()
 	return docs, nil
 }
+
+// maxLine bounds one line of a manifest, and with it the memory a hostile file can make
+// splitDocuments take per line.
+const maxLine = 16 << 20
 
 func hasContent(b []byte) bool {
 	for _, l := range bytes.Split(b, []byte("\n")) {

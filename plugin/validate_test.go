@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -123,5 +125,44 @@ func TestVersion(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "kubectl-stash ") {
 		t.Errorf("version output %q", out.String())
+	}
+}
+
+// TestValidateHostileInput: an alias bomb, nesting 100,000 deep and 10,000 documents get
+// verdicts quickly; a line longer than any manifest holds is refused naming the line. Each in
+// well under a second and without memory growing with what the input claims.
+func TestValidateHostileInput(t *testing.T) {
+	aliases := "a: &a [x, x, x, x, x, x, x, x, x]\n"
+	prev := "a"
+	for _, n := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
+		aliases += n + ": &" + n + " [" + strings.Repeat("*"+prev+", ", 8) + "*" + prev + "]\n"
+		prev = n
+	}
+	var many strings.Builder
+	for i := range 10000 {
+		if i > 0 {
+			many.WriteString("---\n")
+		}
+		many.WriteString("apiVersion: stash.dev/v1alpha1\nkind: Repository\nmetadata: {name: r" + strings.Repeat("x", i%7) + ", namespace: db}\nspec: {backend: {gcs: {bucket: bucket}, storageSecretName: s}}\n")
+	}
+	tests := []struct {
+		name, input, want string
+	}{
+		{"alias bomb", "apiVersion: stash.dev/v1alpha1\nkind: Repository\n" + aliases, "malformed YAML: yaml: document contains excessive aliasing"},
+		{"deep nesting", "a: " + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + "\n", "malformed YAML: yaml: exceeded max depth"},
+		{"10,000 documents", many.String(), "-:10000: Repository/rxxx: valid"},
+		{"a 17 MiB line", "apiVersion: stash.dev/v1alpha1\nkind: Repository\nmetadata: {name: r, annotations: {a: " + strings.Repeat("x", 17<<20) + "}}\n", "line 3 is longer than 16 MiB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			out, errOut, err := runValidate(t, tt.input, "-f", "-")
+			if got := out + errOut + fmt.Sprint(err); !strings.Contains(got, tt.want) {
+				t.Fatalf("want %q in:\n%.2000s", tt.want, got)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("took %s", d)
+			}
+		})
 	}
 }
