@@ -55,6 +55,15 @@ func TestAppBindingTarget(t *testing.T) {
 	loadSample(t, src, 3000)
 	mustKubectl(t, "stash", "create", "backupconfig", "by-appbinding", "-n", ns, "--repo", "repo", "--target-appbinding", "redis-src", "--schedule", "@daily")
 	backupAndRestore(t, "AppBindings", ns, "by-appbinding", "repo", "appbinding/redis-dst", src, dst)
+	// The passwords the runner read from the auth Secrets are nowhere the cluster shows them:
+	// the runner's logs, the Jobs and Pods, the sessions, the Events.
+	logs := mustKubectl(t, "stash", "backup", "logs", "by-appbinding", "-n", ns)
+	objects := mustKubectl(t, "get", "jobs,pods,backupsessions,restoresessions,events", "-n", ns, "-o", "yaml")
+	for _, pw := range []string{"src-password", "dst-password"} {
+		if strings.Contains(logs, pw) || strings.Contains(objects, pw) {
+			t.Errorf("the Redis password %q shows in the runner's logs or the namespace's objects", pw)
+		}
+	}
 }
 
 // TestS3PrivateCAFromCACertData backs up to MinIO over TLS with a certificate from a CA that
