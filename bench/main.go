@@ -44,6 +44,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "scale" {
+		if err := scaleMain(ctx, os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "error:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "continuous" {
 		if err := continuousMain(ctx, os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "error:", err)

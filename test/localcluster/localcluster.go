@@ -46,6 +46,7 @@ type Cluster struct {
 
 	env     *envtest.Environment
 	procs   []*exec.Cmd
+	pids    map[string]int
 	cancel  context.CancelFunc
 	agentWG sync.WaitGroup
 	log     io.Writer
@@ -156,8 +157,16 @@ func (c *Cluster) startProcess(name, bin string, args ...string) error {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	c.procs = append(c.procs, cmd)
+	if c.pids == nil {
+		c.pids = map[string]int{}
+	}
+	c.pids[name] = cmd.Process.Pid
 	return nil
 }
+
+// Pid returns the process id of a process Start started (stash-webhook,
+// kube-controller-manager), or 0: what a bench measures the controller's CPU and memory by.
+func (c *Cluster) Pid(name string) int { return c.pids[name] }
 
 // AdminKubectl is the real kubectl as the cluster's admin, with BinDir first on PATH.
 func (c *Cluster) AdminKubectl() testproc.Kubectl {
