@@ -32,6 +32,12 @@ var ErrIntegrity = errors.New("integrity check failed")
 // memory budget.
 const DefaultWorkFactor = 15
 
+// MaxWorkFactor is the largest work factor Unseal accepts. A key file says its own work factor,
+// and age accepts up to 22 (4 GiB of scrypt memory): a tampered or hostile key file could make
+// the runner take that much before the password is even checked. 2^16 costs 64 MiB; keys this
+// runner makes use 2^15.
+const MaxWorkFactor = 16
+
 // Key is an unlocked repository key.
 type Key struct {
 	identity *age.X25519Identity
@@ -92,6 +98,7 @@ func Unseal(sealed []byte, password string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	id.SetMaxWorkFactor(MaxWorkFactor)
 	r, err := age.Decrypt(armor.NewReader(bytes.NewReader(sealed)), id)
 	if err != nil {
 		var nm *age.NoIdentityMatchError

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
+	"time"
 
 	"stash.dev/redis/runner/crypt"
 )
@@ -67,4 +69,52 @@ func TestEncryptDecryptAndMAC(t *testing.T) {
 	if !crypt.VerifyMAC([]byte("manifest"), mac, other, k) || crypt.VerifyMAC([]byte("manifest!"), mac, k) || crypt.VerifyMAC([]byte("manifest"), mac, other) {
 		t.Fatal("mac verification")
 	}
+}
+
+// TestUnsealRefusesAHugeWorkFactor: a key file sealed with a work factor above MaxWorkFactor
+// is refused before scrypt runs (it would take 2^wf × 1 KiB of memory).
+func TestUnsealRefusesAHugeWorkFactor(t *testing.T) {
+	k, err := crypt.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := k.Seal("pw", crypt.MaxWorkFactor+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := crypt.Unseal(sealed, "pw"); err == nil || !strings.Contains(err.Error(), "work factor") {
+		t.Fatalf("unseal of a key with work factor %d: %v", crypt.MaxWorkFactor+1, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("refusing took %s: scrypt ran", d)
+	}
+}
+
+// FuzzUnsealAndDecrypt feeds arbitrary bytes to what reads a repository's key files and its
+// sealed objects: errors, never a panic.
+func FuzzUnsealAndDecrypt(f *testing.F) {
+	k, err := crypt.NewKey()
+	if err != nil {
+		f.Fatal(err)
+	}
+	sealed, err := k.Seal("pw", 10)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var enc bytes.Buffer
+	w, _ := k.Encrypt(&enc)
+	_, _ = w.Write([]byte(`{"id":"x"}`))
+	_ = w.Close()
+	f.Add(sealed)
+	f.Add(enc.Bytes())
+	f.Add([]byte("age-encryption.org/v1\n-> scrypt AAAAAAAAAAAAAAAAAAAAAA 22\nAAAA\n--- AAAA\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		// The fuzzing workers each make their own key, so what unseals cannot be compared with
+		// k: the property is that hostile bytes give an error, not a panic or a hang.
+		_, _ = crypt.Unseal(b, "pw")
+		if r, err := crypt.Decrypt(bytes.NewReader(b), k); err == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(r, 1<<20))
+		}
+	})
 }
