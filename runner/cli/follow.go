@@ -32,7 +32,8 @@ func newFollowCommand(g *global) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "follow --redis URL --repository URL",
 		Short: "Continuous backup (preview): a base snapshot, then the replication stream into the repository's journal, until stopped",
-		Long: `follow connects to a standalone Redis as a replica, takes a base snapshot from the full
+		Long: `follow connects to a standalone Redis (or, with --sentinel-master, the master that the Sentinel
+at --redis names, asked again at every reconnection) as a replica, takes a base snapshot from the full
 resynchronization, then records the replication stream that follows into journal segments
 (closed every --segment-interval or --segment-size, whichever comes first). It runs until
 SIGTERM or SIGINT, which close the open segment. After a lost link, or when started again on the
@@ -54,7 +55,7 @@ of the recoverable window that stash-runner snapshots shows.`,
 		},
 	}
 	o.redis.bind(cmd)
-	for _, name := range []string{"databases", "workers", "sentinel-master"} {
+	for _, name := range []string{"databases", "workers"} {
 		_ = cmd.Flags().MarkHidden(name) // a follower records every database of one server
 	}
 	cmd.Flags().DurationVar(&o.interval, "segment-interval", follow.DefaultSegmentInterval, "close a journal segment this long after its first command")
@@ -76,9 +77,6 @@ func (o *FollowOptions) Validate() error {
 		return fmt.Errorf("--segment-size %s: must be between 4KiB and 1GiB", o.size)
 	}
 	o.opts.SegmentSize = n
-	if o.redis.sentinelMaster != "" {
-		return errors.New("follow does not support --sentinel-master yet: pass the master's address")
-	}
 	if len(o.redis.databases) > 0 {
 		return errors.New("follow records every database: --databases does not apply")
 	}
@@ -93,6 +91,9 @@ func (o *FollowOptions) Complete() error {
 	}
 	host, _ := os.Hostname()
 	o.opts.Redis, o.opts.SegmentInterval, o.opts.Reconnect = ro, o.interval, !o.noReconnect
+	// With --sentinel-master, --redis is the Sentinel, asked for the master at every
+	// (re)connection: the follower follows the new master after a failover.
+	o.opts.Sentinel = o.redis.sentinel(o.g, ro)
 	o.opts.Hostname, o.opts.RunnerVersion = host, o.g.version
 	o.opts.Logf = func(format string, args ...any) { fmt.Fprintf(o.g.ErrOut, format+"\n", args...) }
 	return nil

@@ -51,6 +51,12 @@ type Options struct {
 	// Reconnect makes Run reconnect after a lost link (PSYNC continue, else a new base) instead
 	// of returning the link's error. Errors of the repository always end Run.
 	Reconnect bool
+	// Sentinel, if set, names the master set to follow: the follower asks the Sentinel for the
+	// master at every (re)connection, so that it follows the new master after a failover.
+	// Redis then carries only the data nodes' credentials and TLS settings.
+	Sentinel *redisconn.Sentinel
+
+	lastAddr string // the master the Sentinel named last, to log a change
 }
 
 // position is the end of the journal: where the next segment starts.
@@ -144,9 +150,15 @@ func lastPosition(ctx context.Context, r *repo.Repository) (position, error) {
 // takes a new base and starts a new chain; then it records the stream until the link or ctx
 // ends. It returns nil only when ctx ended it and everything read was committed.
 func follow(ctx context.Context, opts *Options, pos *position) error {
-	so := replication.SyncOptions{Redis: opts.Redis, Logf: opts.Logf}
+	src, err := opts.source(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return errLink{err}
+	}
+	so := replication.SyncOptions{Redis: src, Logf: opts.Logf}
 	var fs *replication.FullSync
-	var err error
 	if pos.chain != "" && len(pos.replID) == 40 {
 		fs, err = replication.Resume(ctx, so, pos.replID, pos.offset)
 	} else {
@@ -157,13 +169,14 @@ func follow(ctx context.Context, opts *Options, pos *position) error {
 			return nil
 		}
 		if errors.Is(err, replication.ErrSyncRefused) {
-			return fmt.Errorf("follow %s: continuous backup needs a source that serves a replica: %w", opts.Redis.Addr, err)
+			return fmt.Errorf("follow %s: continuous backup needs a source that serves a replica: %w", src.Addr, err)
 		}
 		return errLink{err}
 	}
 	defer fs.Close()
 	stop := context.AfterFunc(ctx, func() { fs.Close() })
 	defer stop()
+	defer opts.watchSentinel(ctx, src.Addr, fs)()
 
 	if fs.Continued {
 		opts.Logf("continuing chain %s at offset %d (replication id %s)", pos.chain, pos.offset, fs.ReplID)
@@ -173,13 +186,13 @@ func follow(ctx context.Context, opts *Options, pos *position) error {
 			opts.Logf("the source cannot continue chain %s at offset %d: a new base starts a new chain", pos.chain, pos.offset)
 		}
 		res, err := backup.FromFullSync(ctx, backup.Options{
-			Redis: opts.Redis, Repository: opts.Repository, Hostname: opts.Hostname, RunnerVersion: opts.RunnerVersion, Logf: opts.Logf,
+			Redis: src, Sentinel: opts.Sentinel, Repository: opts.Repository, Hostname: opts.Hostname, RunnerVersion: opts.RunnerVersion, Logf: opts.Logf,
 		}, fs)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil // nothing of the base was committed
 			}
-			return fmt.Errorf("follow %s: base snapshot: %w", opts.Redis.Addr, err)
+			return fmt.Errorf("follow %s: base snapshot: %w", src.Addr, err)
 		}
 		opts.Logf("base snapshot %s at offset %d (replication id %s): chain %s starts", res.SnapshotID, fs.Offset, fs.ReplID, res.SnapshotID)
 		if opts.OnBase != nil {
