@@ -165,9 +165,11 @@ func scaleMain(ctx context.Context, args []string) error {
 				done++
 			case v1alpha1.SessionFailed:
 				done++
-				if s.Status.Error == "" {
-					reasons = append(reasons, s.Namespace+"/"+s.Name+": failed without a reason")
+				reason := s.Status.Error
+				if reason == "" {
+					reason = "failed without a reason"
 				}
+				reasons = append(reasons, s.Namespace+"/"+s.Name+": "+reason)
 			}
 		}
 		if done == len(names) {
@@ -194,7 +196,7 @@ func scaleMain(ctx context.Context, args []string) error {
 		float64(requests1-requests0)/float64(max(reconciles, 1)))
 	fmt.Printf("| %d BackupSessions created at once: all ended | %s: %v |\n", len(names), sessionsDone.Round(time.Second), phases)
 	if len(reasons) > 0 {
-		fmt.Printf("| sessions failed without a reason | %s |\n", strings.Join(reasons, "; "))
+		fmt.Printf("| failed sessions and why | %s |\n", strings.Join(reasons, "; "))
 	}
 	return nil
 }

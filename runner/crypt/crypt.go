@@ -70,6 +70,9 @@ func (k *Key) Seal(password string, workFactor int) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal repository key: %w", err)
 	}
+	if workFactor > MaxWorkFactor {
+		return nil, fmt.Errorf("seal repository key: work factor %d is above %d, which Unseal refuses", workFactor, MaxWorkFactor)
+	}
 	if workFactor > 0 {
 		r.SetWorkFactor(workFactor)
 	}

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+	"filippo.io/age/armor"
+
 	"stash.dev/redis/runner/crypt"
 )
 
@@ -78,10 +81,25 @@ func TestUnsealRefusesAHugeWorkFactor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealed, err := k.Seal("pw", crypt.MaxWorkFactor+1)
+	if _, err := k.Seal("pw", crypt.MaxWorkFactor+1); err == nil {
+		t.Fatal("sealed a key that Unseal would refuse")
+	}
+	// A key file made elsewhere with a larger work factor (as age allows).
+	r, err := age.NewScryptRecipient("pw")
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.SetWorkFactor(crypt.MaxWorkFactor + 1)
+	var buf bytes.Buffer
+	aw := armor.NewWriter(&buf)
+	w, err := age.Encrypt(aw, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(w, "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ")
+	_ = w.Close()
+	_ = aw.Close()
+	sealed := buf.Bytes()
 	start := time.Now()
 	if _, err := crypt.Unseal(sealed, "pw"); err == nil || !strings.Contains(err.Error(), "work factor") {
 		t.Fatalf("unseal of a key with work factor %d: %v", crypt.MaxWorkFactor+1, err)
