@@ -260,9 +260,9 @@ func (c *ContinuousBackup) validate(t *Target, p *field.Path) field.ErrorList {
 				fmt.Sprintf("must be a duration from %s to %s, such as \"10s\"", minSegmentInterval, maxSegmentInterval)))
 		}
 	}
-	if r := t.Redis; c.Enabled && r != nil && (r.Mode == RedisModeCluster || r.Mode == RedisModeSentinel) {
+	if r := t.Redis; c.Enabled && r != nil && r.Mode == RedisModeCluster {
 		errs = append(errs, field.Forbidden(p.Child("enabled"),
-			fmt.Sprintf("continuous backup follows one standalone server; target.redis.mode %s is not supported yet", r.Mode)))
+			"continuous backup follows one server or a Sentinel's master; target.redis.mode cluster is not supported yet"))
 	}
 	if c.Enabled && t.ReadFromReplica {
 		errs = append(errs, field.Forbidden(p.Child("enabled"), "continuous backup follows the server the target names; readFromReplica does not apply"))

@@ -168,7 +168,7 @@ func TestInvalidObjects(t *testing.T) {
 		{"continuous of a cluster", bc(func(b *BackupConfiguration) {
 			b.Spec.Target = Target{Redis: &RedisTarget{Address: "redis:6379", Mode: RedisModeCluster}}
 			b.Spec.Continuous = &ContinuousBackup{Enabled: true}
-		}), []string{"spec.continuous.enabled: Forbidden: continuous backup follows one standalone server; target.redis.mode cluster is not supported yet"}},
+		}), []string{"spec.continuous.enabled: Forbidden: continuous backup follows one server or a Sentinel's master; target.redis.mode cluster is not supported yet"}},
 		// Repository
 		{"repository without backend", repo(func(r *Repository) { r.Spec.Backend.GCS = nil }),
 			[]string{"spec.backend: Required value: must set exactly one of local, s3, gcs, azure"}},

@@ -67,14 +67,14 @@ func runContinuous(ctx context.Context, c client.Client, bc *v1alpha1.BackupConf
 	}
 	defer ends.repo.Close()
 	t := ends.target
-	if t.Sentinel != nil || t.Mode == string(v1alpha1.RedisModeCluster) {
-		return errors.New("continuous backup follows one standalone server: Sentinel and cluster targets are not supported yet")
+	if t.Mode == string(v1alpha1.RedisModeCluster) {
+		return errors.New("continuous backup follows one server or a Sentinel's master: cluster targets are not supported yet")
 	}
 	if len(t.Databases) > 0 {
 		o.log("continuous backup records every database of the server; target.redis.databases applies to the scheduled backups only")
 	}
 	err = follow.Run(ctx, follow.Options{
-		Redis: t.Redis, Repository: ends.repo, SegmentInterval: interval,
+		Redis: t.Redis, Sentinel: t.Sentinel, Repository: ends.repo, SegmentInterval: interval,
 		Hostname: o.Hostname, RunnerVersion: o.RunnerVersion, Reconnect: true,
 		Logf: o.log,
 		OnBase: func(res backup.Result) {

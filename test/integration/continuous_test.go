@@ -24,12 +24,24 @@ import (
 // restores the base and exactly the writes before that instant, and says where it stopped.
 // Cancelling the follower (the Pod's SIGTERM) ends it without an error in the status.
 func TestContinuousReportsAMovingWindow(t *testing.T) {
+	t.Run("standalone", func(t *testing.T) {
+		src := redistest.Start(t)
+		continuousWindow(t, "runner-continuous", src, &v1alpha1.RedisTarget{Address: src.Addr})
+	})
+	// A Sentinel target: the follower asks the Sentinel for the master.
+	t.Run("sentinel", func(t *testing.T) {
+		src := redistest.Start(t)
+		sen := redistest.StartSentinel(t, src, "cache", 0)
+		continuousWindow(t, "runner-continuous-sentinel", src,
+			&v1alpha1.RedisTarget{Address: sen.Addr, Mode: v1alpha1.RedisModeSentinel, MasterName: "cache"})
+	})
+}
+
+func continuousWindow(t *testing.T, ns string, src *redistest.Server, target *v1alpha1.RedisTarget) {
 	ctx := context.Background()
-	ns := "runner-continuous"
 	if err := cluster.CreateNamespace(ctx, ns, nil); err != nil {
 		t.Fatal(err)
 	}
-	src := redistest.Start(t)
 	if err := src.Client.Do(ctx, "DEBUG", "POPULATE", "1000", "key", "16").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +54,7 @@ func TestContinuousReportsAMovingWindow(t *testing.T) {
 		}}},
 		&v1alpha1.BackupConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "pitr", Namespace: ns}, Spec: v1alpha1.BackupConfigurationSpec{
 			Schedule: "@daily", Repository: v1alpha1.RepositoryRef{Name: "repo"},
-			Target:     v1alpha1.Target{Redis: &v1alpha1.RedisTarget{Address: src.Addr}},
+			Target:     v1alpha1.Target{Redis: target},
 			Continuous: &v1alpha1.ContinuousBackup{Enabled: true, SegmentInterval: "1s"},
 		}},
 	} {
