@@ -108,8 +108,19 @@ func Serve(ctx context.Context, r io.Reader, opts ServeOptions) (st load.Stats, 
 		defer cancel()
 		var first error
 		for i := len(undo) - 1; i >= 0; i-- {
-			if uerr := undo[i](uctx); uerr != nil && first == nil {
+			uerr := undo[i](uctx)
+			if uerr == nil {
+				continue
+			}
+			if first == nil {
 				first = uerr
+			}
+			var ne net.Error
+			if errors.As(uerr, &ne) {
+				// The target does not answer (stopped, dead, cut off): every other step would
+				// wait its own read timeout for nothing. The marker, undone last, stays, so
+				// the next restore finds and finishes this.
+				break
 			}
 		}
 		switch {
@@ -198,6 +209,9 @@ func Serve(ctx context.Context, r io.Reader, opts ServeOptions) (st load.Stats, 
 		st.Keys, st.Total = map[int]int64{}, 0
 		if ctx.Err() != nil {
 			return st, ctx.Err()
+		}
+		if errors.Is(err, ErrLinkStalled) {
+			return st, fmt.Errorf("%s did not finish loading the snapshot after all %d keys were sent: %w", opts.Redis.Addr, sent, err)
 		}
 		return st, fmt.Errorf("%s did not load the snapshot after all %d keys were sent (its log says why): %w", opts.Redis.Addr, sent, err)
 	}
