@@ -334,22 +334,45 @@ func (c *idleConn) Write(p []byte) (int, error) {
 	return n, c.explain(err)
 }
 
-// ErrClosedByServer is wrapped by the error of a read or write on a connection that the server
-// (or something on the link) closed or reset.
-var ErrClosedByServer = errors.New("the connection was closed")
+// ErrClosedByServer matches the error of a read or write on a connection that the server (or
+// something on the link) closed or reset.
+var ErrClosedByServer = errors.New("the server closed the connection")
 
-// explain names the server and what happened when a connection ends under the runner. A server
-// never ends a connection the runner still uses: it exited, was killed, dropped the client
-// (CLIENT KILL, an output buffer limit) or the link was cut. Without this the error was a bare
-// "EOF" (which the RESP reader turns into "unexpected EOF"), or a socket error without the
-// server's name. The end of the stream is not io.EOF any more: nothing read from a server
-// ends cleanly that way.
+// closedError names the server and what happened when a connection ends under the runner. A
+// server never ends a connection the runner still uses: it exited, was killed, dropped the
+// client (CLIENT KILL, an output buffer limit) or the link was cut. Without it the error was a
+// bare "EOF" (which the RESP reader turns into "unexpected EOF") or a socket error without the
+// server's name. It does not unwrap to io.EOF, so no reader takes it for a clean end (nothing
+// read from a server ends cleanly that way) and none replaces it with a bare unexpected EOF.
+type closedError struct {
+	addr  net.Addr
+	reset bool
+	err   error
+}
+
+func (e *closedError) Error() string {
+	if e.reset {
+		return fmt.Sprintf("redis %s reset the connection (the server died or the link to it was cut): %v", e.addr, e.err)
+	}
+	return fmt.Sprintf("redis %s closed the connection (the server exited or dropped the client, or the link to it was cut): %v", e.addr, e.err)
+}
+
+func (e *closedError) Is(target error) bool { return target == ErrClosedByServer }
+
+// Unwrap gives the socket error of a reset (ECONNRESET, EPIPE), never io.EOF.
+func (e *closedError) Unwrap() error {
+	if e.err == io.EOF {
+		return nil
+	}
+	return e.err
+}
+
 func (c *idleConn) explain(err error) error {
 	switch {
 	case err == io.EOF, errors.Is(err, syscall.EPIPE):
-		return fmt.Errorf("redis %s closed the connection (the server exited or dropped the client, or the link to it was cut): %w: %v", c.RemoteAddr(), ErrClosedByServer, err)
+		return &closedError{addr: c.RemoteAddr(), err: err}
 	case errors.Is(err, syscall.ECONNRESET):
-		return fmt.Errorf("redis %s reset the connection (the server died or the link to it was cut): %w: %w", c.RemoteAddr(), ErrClosedByServer, err)
+		return &closedError{addr: c.RemoteAddr(), reset: true, err: err}
 	}
 	return err
 }
