@@ -97,9 +97,18 @@ type proc struct {
 // start runs stash-runner with args (a cheap key derivation and no progress lines added).
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, nil, args...)
+}
+
+// startEnv is start with more environment variables (a storage Secret's keys).
+func startEnv(t *testing.T, env map[string]string, args ...string) *proc {
+	t.Helper()
 	p := &proc{args: args, done: make(chan struct{})}
 	p.cmd = exec.Command(runnerBin, append(args, "--kdf-work-factor", "10", "--progress-interval", "0")...)
 	p.cmd.Env = append(os.Environ(), "RESTIC_PASSWORD="+password)
+	for k, v := range env {
+		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.errOut
 	p.start = time.Now()
 	if err := p.cmd.Start(); err != nil {
