@@ -27,6 +27,10 @@ var ErrWrongPassword = errors.New("wrong repository password")
 // ErrIntegrity is returned when stored data or metadata fails verification.
 var ErrIntegrity = errors.New("integrity check failed")
 
+// ErrRead is wrapped by the error of a decryption whose ciphertext could not be read (the
+// storage connection failed): the data may be fine, the transfer was not.
+var ErrRead = errors.New("reading the encrypted data failed")
+
 // DefaultWorkFactor is the scrypt work factor (log2 N) for new keys: 2^15 costs 32 MiB and about
 // 0.1 s per attempt, as in restic. age's own default (18) needs 256 MiB, more than a runner Pod's
 // memory budget.
@@ -137,22 +141,49 @@ func Decrypt(src io.Reader, keys ...*Key) (io.Reader, error) {
 	for i, k := range keys {
 		ids[i] = k.identity
 	}
-	r, err := age.Decrypt(src, ids...)
+	sr := &sourceReader{r: src}
+	r, err := age.Decrypt(sr, ids...)
 	if err != nil {
 		var nm *age.NoIdentityMatchError
 		if errors.As(err, &nm) {
 			return nil, fmt.Errorf("%w: data is not encrypted to this repository's key", ErrIntegrity)
 		}
+		if sr.err != nil {
+			return nil, fmt.Errorf("%w: header: %w", ErrRead, sr.err)
+		}
 		return nil, fmt.Errorf("%w: read encryption header: %w", ErrIntegrity, err)
 	}
-	return &integrityReader{r: r}, nil
+	return &integrityReader{r: r, src: sr}, nil
 }
 
-type integrityReader struct{ r io.Reader }
+// sourceReader remembers the error of the reader under the decryption: when reading the
+// ciphertext failed (a connection cut mid-download), the decryption's complaint about a short
+// chunk is not about the data's integrity, and the error says what really happened.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
+}
+
+type integrityReader struct {
+	r   io.Reader
+	src *sourceReader
+}
 
 func (ir *integrityReader) Read(p []byte) (int, error) {
 	n, err := ir.r.Read(p)
-	if err != nil && err != io.EOF {
+	switch {
+	case err == nil || err == io.EOF:
+	case ir.src.err != nil:
+		err = fmt.Errorf("%w: %w", ErrRead, ir.src.err)
+	default:
 		err = fmt.Errorf("%w: decrypt: %w", ErrIntegrity, err)
 	}
 	return n, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -135,4 +136,51 @@ func FuzzUnsealAndDecrypt(f *testing.F) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(r, 1<<20))
 		}
 	})
+}
+
+// failingReader returns its data, then err.
+type failingReader struct {
+	data []byte
+	err  error
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if len(f.data) == 0 {
+		return 0, f.err
+	}
+	n := copy(p, f.data)
+	f.data = f.data[n:]
+	return n, nil
+}
+
+// TestDecryptTellsReadErrorsFromDamage: ciphertext that ends early (a truncated object) is an
+// integrity failure; a read that fails (a connection cut mid-download) is that read's error,
+// not a claim that the data was altered.
+func TestDecryptTellsReadErrorsFromDamage(t *testing.T) {
+	k, err := crypt.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enc bytes.Buffer
+	w, _ := k.Encrypt(&enc)
+	_, _ = w.Write(bytes.Repeat([]byte("0123456789abcdef"), 20000))
+	_ = w.Close()
+	half := enc.Bytes()[:enc.Len()/2]
+
+	cut := errors.New("connection reset by peer")
+	r, err := crypt.Decrypt(&failingReader{data: slices.Clone(half), err: cut}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.Copy(io.Discard, r)
+	if !errors.Is(err, cut) || !errors.Is(err, crypt.ErrRead) || errors.Is(err, crypt.ErrIntegrity) {
+		t.Fatalf("a failed read: %v", err)
+	}
+	r, err = crypt.Decrypt(bytes.NewReader(half), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err = io.Copy(io.Discard, r); !errors.Is(err, crypt.ErrIntegrity) {
+		t.Fatalf("truncated ciphertext: %v", err)
+	}
 }

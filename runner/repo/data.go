@@ -191,7 +191,7 @@ func (sr *SnapshotReader) Read(p []byte) (int, error) {
 			err = io.EOF
 		}
 	} else if err != nil {
-		if !errors.Is(err, crypt.ErrIntegrity) {
+		if !errors.Is(err, crypt.ErrIntegrity) && !errors.Is(err, crypt.ErrRead) {
 			err = fmt.Errorf("%w: decompress: %w", crypt.ErrIntegrity, err)
 		}
 		err = fmt.Errorf("snapshot %s: %w", sr.m.ID, err)

@@ -24,7 +24,7 @@ import (
 // the account name of the storage Secret and its account key, or, without a key, a Microsoft
 // Entra token from azidentity's default chain (workload identity, managed identity). The
 // container must exist.
-func openAzure(ctx context.Context, u *url.URL, env map[string]string, attempts int) (*blob.Bucket, error) {
+func openAzure(ctx context.Context, u *url.URL, env map[string]string, attempts int, ioTimeout time.Duration) (*blob.Bucket, error) {
 	if u.Host == "" {
 		return nil, errors.New("azblob url has no container (use azblob://container/prefix)")
 	}
@@ -51,7 +51,7 @@ func openAzure(ctx context.Context, u *url.URL, env map[string]string, attempts 
 	if err != nil {
 		return nil, fmt.Errorf("azblob url: %w", err)
 	}
-	tr, err := transport(env, false)
+	tr, err := transport(env, false, ioTimeout)
 	if err != nil {
 		return nil, err
 	}

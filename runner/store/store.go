@@ -79,6 +79,14 @@ func Open(ctx context.Context, rawURL string, env map[string]string) (*Bucket, e
 		}
 		attempts = n
 	}
+	ioTimeout := DefaultIOTimeout
+	if v := u.Query().Get("io_timeout"); v != "" && u.Scheme != "file" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > time.Hour {
+			return nil, fmt.Errorf("repository url %q: io_timeout must be a duration from 1s to 1h, got %q", rawURL, v)
+		}
+		ioTimeout = d
+	}
 	var b *blob.Bucket
 	var before func(func(any) bool) error
 	switch u.Scheme {
@@ -101,9 +109,9 @@ func Open(ctx context.Context, rawURL string, env map[string]string) (*Bucket, e
 			}
 		}
 	case "s3":
-		b, err = openS3(ctx, u, env, attempts)
+		b, err = openS3(ctx, u, env, attempts, ioTimeout)
 	case "azblob":
-		b, err = openAzure(ctx, u, env, attempts)
+		b, err = openAzure(ctx, u, env, attempts, ioTimeout)
 	case "":
 		return nil, fmt.Errorf("repository url %q has no scheme (use file:///path, gs://bucket/prefix, s3://bucket/prefix or azblob://container/prefix)", rawURL)
 	default:

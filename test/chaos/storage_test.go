@@ -82,3 +82,69 @@ func mustRunEnv(t *testing.T, env map[string]string, args ...string) string {
 	}
 	return p.out.String()
 }
+
+// TestStorageStalled: the link to S3 (MinIO behind the fault proxy) stalls — open, silent —
+// mid-upload and mid-download. Every read and write of a storage connection has an idle deadline
+// (io_timeout in the repository URL, 60 s by default; 3 s here), so the request fails, is
+// retried up to max_attempts, and the command then fails naming the stall instead of hanging;
+// a failed backup leaves no snapshot, and the next run succeeds.
+func TestStorageStalled(t *testing.T) {
+	src := source(t)
+	runnertest.FillRandom(t, src, 2500, 4096)
+	digest := src.Digest(t)
+	m := miniotest.Start(t, "chaos")
+	p := proxyTo(t, strings.TrimPrefix(m.Endpoint, "http://"))
+	url := "s3://" + m.Bucket + "/repo?endpoint=http://" + p.Addr() + "&region=us-east-1&io_timeout=3s&max_attempts=2"
+
+	p.Set(faultproxy.Fault{Kind: faultproxy.Stall, Dir: faultproxy.ToServer, After: midStream})
+	stop := make(chan struct{})
+	at := activeAt(p, stop)
+	pr := startEnv(t, m.Env(), "backup", "--redis", src.URL(), "--repository", url)
+	err := pr.wait(t)
+	close(stop)
+	if err == nil {
+		t.Fatal("backup with a stalled upload succeeded")
+	}
+	msg := pr.message()
+	if !says(msg, "the link stalled") {
+		t.Fatalf("backup with a stalled upload: the error does not say the storage link stalled: %s", msg)
+	}
+	when := at()
+	if when.IsZero() {
+		t.Fatal("the stall never took effect")
+	}
+	detect := pr.end.Sub(when)
+	within(t, "failing after the upload stalled", detect, 30*time.Second)
+	p.Clear()
+	if ids := idRE.FindAllString(mustRunEnv(t, m.Env(), "snapshots", "--repository", url), -1); len(ids) != 0 {
+		t.Fatalf("a stalled backup left snapshots %v", ids)
+	}
+	record(t, row{Op: "backup, S3 (MinIO)", Fault: "upload stalled mid-stream (io_timeout=3s, max_attempts=2)",
+		Outcome: "fails: " + excerpt(msg), Detect: seconds(detect), Left: "nothing", Next: "succeeds"})
+	mustRunEnv(t, m.Env(), "backup", "--redis", src.URL(), "--repository", url)
+
+	dst := redistest.Start(t)
+	p.Set(faultproxy.Fault{Kind: faultproxy.Stall, Dir: faultproxy.ToClient, After: midStream})
+	stop = make(chan struct{})
+	at = activeAt(p, stop)
+	pr = startEnv(t, m.Env(), "restore", "--redis", dst.URL(), "--repository", url, "--method", "restore")
+	err = pr.wait(t)
+	close(stop)
+	if err == nil {
+		t.Fatal("restore with a stalled download succeeded")
+	}
+	msg = pr.message()
+	if !says(msg, "the link stalled") {
+		t.Fatalf("restore with a stalled download: the error does not say the storage link stalled: %s", msg)
+	}
+	detect = pr.end.Sub(at())
+	within(t, "failing after the download stalled", detect, 30*time.Second)
+	left := targetState(t, dst)
+	p.Clear()
+	mustRunEnv(t, m.Env(), "restore", "--redis", dst.URL(), "--repository", url, "--flush")
+	if d := dst.Digest(t); d != digest {
+		t.Fatalf("digest after the next restore %s, source %s", d, digest)
+	}
+	record(t, row{Op: "restore --method restore, S3 (MinIO)", Fault: "download stalled mid-stream (io_timeout=3s)",
+		Outcome: "fails: " + excerpt(msg), Detect: seconds(detect), Left: left, Next: "succeeds with --flush"})
+}
