@@ -31,7 +31,7 @@ func newFollowCommand(g *global) *cobra.Command {
 	o := &FollowOptions{g: g}
 	cmd := &cobra.Command{
 		Use:   "follow --redis URL --repository URL",
-		Short: "Continuous backup (preview): a base snapshot, then the replication stream into the repository's journal, until stopped",
+		Short: "Continuous backup: a base snapshot, then the replication stream into the repository's journal, until stopped",
 		Long: `follow connects to a standalone Redis (or, with --sentinel-master, the master that the Sentinel
 at --redis names, asked again at every reconnection) as a replica, takes a base snapshot from the full
 resynchronization, then records the replication stream that follows into journal segments
