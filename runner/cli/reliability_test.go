@@ -203,7 +203,7 @@ func TestStalledRedisDuringBackup(t *testing.T) {
 	ctx := context.Background()
 	src := redistest.Start(t)
 	src.Client.Do(ctx, "DEBUG", "POPULATE", 400000, "k", 100)
-	pid := redisPID(t, src)
+	pid := src.PID(t)
 	dir := t.TempDir()
 	repoURL := "file://" + dir
 	for _, method := range []string{backup.MethodDump, backup.MethodReplication} {
@@ -283,23 +283,6 @@ func openRepository(t *testing.T, url string) *repo.Repository {
 	return r
 }
 
-func redisPID(t *testing.T, s *redistest.Server) int {
-	t.Helper()
-	txt, err := s.Client.Info(context.Background(), "server").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(txt) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
-			if pid, err := strconv.Atoi(v); err == nil {
-				return pid
-			}
-		}
-	}
-	t.Fatal("no process_id in INFO server")
-	return 0
-}
-
 // TestDuplicateKeyHint: a restore by RESTORE that meets a key it already wrote (a snapshot that
 // holds the key twice) says so, instead of suggesting --flush, which cannot help.
 func TestDuplicateKeyHint(t *testing.T) {
@@ -366,7 +349,7 @@ func TestStalledTargetDuringRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := redistest.Start(t)
-	pid := redisPID(t, dst)
+	pid := dst.PID(t)
 	o := conn(t, dst)
 	o.ReadTimeout = time.Second
 	p := &progress.Counter{}

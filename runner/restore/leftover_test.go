@@ -3,7 +3,6 @@ package restore_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -109,7 +108,7 @@ func TestReplicationRestoreIntoStalledTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := redistest.Start(t)
-	pid := processID(t, dst)
+	pid := dst.PID(t)
 	o := conn(t, dst)
 	o.ReadTimeout = time.Second
 	pc := &progress.Counter{}
@@ -151,21 +150,4 @@ func TestReplicationRestoreIntoStalledTarget(t *testing.T) {
 		t.Fatalf("digest: source %s, restored %s", s, d)
 	}
 	assertPromoted(t, dst, "", "disabled")
-}
-
-func processID(t *testing.T, s *redistest.Server) int {
-	t.Helper()
-	txt, err := s.Client.Info(context.Background(), "server").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(txt) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
-			if pid, err := strconv.Atoi(v); err == nil {
-				return pid
-			}
-		}
-	}
-	t.Fatal(fmt.Sprintf("no process_id in INFO server of %s", s.Addr))
-	return 0
 }

@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -153,7 +152,7 @@ func TestBackupSourceProcessFaults(t *testing.T) {
 			t.Run(method+"/"+fault, func(t *testing.T) {
 				t.Parallel()
 				src := source(t)
-				pid := processID(t, src)
+				pid := src.PID(t)
 				p := proxyTo(t, src.Addr) // only to watch the bytes go by
 				dir := t.TempDir()
 				repoURL := "file://" + dir
@@ -204,23 +203,6 @@ func TestBackupSourceProcessFaults(t *testing.T) {
 			})
 		}
 	}
-}
-
-func processID(t *testing.T, s *redistest.Server) int {
-	t.Helper()
-	txt, err := s.Client.Info(ctx, "server").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(txt) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
-			if pid, err := strconv.Atoi(v); err == nil {
-				return pid
-			}
-		}
-	}
-	t.Fatalf("no process_id in INFO server of %s", s.Addr)
-	return 0
 }
 
 // TestRunnerKilledDuringBackup: a runner SIGKILLed mid-backup (an OOM kill, a deleted Pod)

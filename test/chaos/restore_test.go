@@ -147,7 +147,7 @@ func TestRestoreTargetFaults(t *testing.T) {
 			t.Run(method+"/"+fault, func(t *testing.T) {
 				t.Parallel()
 				dst := redistest.Start(t)
-				pid := processID(t, dst)
+				pid := dst.PID(t)
 				p := proxyTo(t, dst.Addr) // only to watch the bytes go by
 				pr := start(t, restoreArgs(p.Addr(), fx.repoURL, method)...)
 				if method == "replication" {

@@ -285,3 +285,22 @@ func quoteAll(v []string) []string {
 	}
 	return out
 }
+
+// PID returns the server's process id as it reports it (INFO server process_id): the process
+// that a test stops or kills, whatever wrapper started it.
+func (s *Server) PID(t testing.TB) int {
+	t.Helper()
+	txt, err := s.Client.Info(context.Background(), "server").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(txt) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			if pid, err := strconv.Atoi(v); err == nil {
+				return pid
+			}
+		}
+	}
+	t.Fatalf("no process_id in INFO server of %s", s.Addr)
+	return 0
+}
