@@ -346,6 +346,8 @@ func validateObject(res ValidationResult, data []byte) []ValidationResult {
 	if len(errs) > 0 {
 		res.Verdict = VerdictInvalid
 		res.Errors = fieldErrors(errs)
+	} else if w, ok := obj.(interface{ Warnings() []string }); ok {
+		res.Warnings = append(res.Warnings, w.Warnings()...)
 	}
 	return []ValidationResult{res}
 }

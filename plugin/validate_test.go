@@ -166,3 +166,14 @@ func TestValidateHostileInput(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateWarnsAboutContinuousBackup: a BackupConfiguration with continuous backup is valid,
+// with the warning admission gives: managed services refuse the follower's PSYNC.
+func TestValidateWarnsAboutContinuousBackup(t *testing.T) {
+	bc := "apiVersion: stash.dev/v1alpha1\nkind: BackupConfiguration\nmetadata: {name: pitr, namespace: db}\n" +
+		"spec: {schedule: '@daily', repository: {name: repo}, target: {redis: {address: 'redis:6379'}}, continuous: {enabled: true}}\n"
+	out, errOut, err := runValidate(t, bc, "-f", "-")
+	if err != nil || !strings.Contains(out, "BackupConfiguration/pitr: valid") || !strings.Contains(errOut, "warning: spec.continuous: the follower connects to the target as a replica (PSYNC)") {
+		t.Fatalf("err %v\nstdout: %s\nstderr: %s", err, out, errOut)
+	}
+}

@@ -150,7 +150,7 @@ func (w *backupConfigurationWebhook) validate(ctx context.Context, b *v1alpha1.B
 	if err != nil {
 		return nil, err
 	}
-	return warnings, invalid(b, v1alpha1.KindBackupConfiguration, errs)
+	return append(warnings, b.Warnings()...), invalid(b, v1alpha1.KindBackupConfiguration, errs)
 }
 
 type restoreSessionWebhook struct{ c client.Reader }

@@ -158,6 +158,9 @@ const (
 	ConditionCronJobCreated     = "CronJobCreated"
 	// ConditionFollowerDeployed is about the Deployment of the continuous-backup follower.
 	ConditionFollowerDeployed = "FollowerDeployed"
+	// ConditionContinuousBackupRunning is true while the follower's Pod is available and has
+	// reported no error: false says the journal is not growing, and why.
+	ConditionContinuousBackupRunning = "ContinuousBackupRunning"
 	ConditionValidationPassed = "ValidationPassed"
 )
 

@@ -241,6 +241,16 @@ func (b *BackupConfiguration) Validate() field.ErrorList {
 	return errs
 }
 
+// Warnings are what admission (and `kubectl stash validate`) says about a valid
+// BackupConfiguration that may still not work where it is applied.
+func (b *BackupConfiguration) Warnings() []string {
+	if c := b.Spec.Continuous; c != nil && c.Enabled {
+		return []string{"spec.continuous: the follower connects to the target as a replica (PSYNC); managed services " +
+			"(ElastiCache, Azure Cache for Redis, Memorystore) refuse that, and the follower then reports the refusal in status.continuous.error"}
+	}
+	return nil
+}
+
 // Bounds of continuous.segmentInterval: shorter segments cost a storage write each; longer
 // ones leave that much of the newest writes outside the repository.
 const (

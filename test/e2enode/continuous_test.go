@@ -46,6 +46,13 @@ func TestContinuousBackupInTheCluster(t *testing.T) {
 		}
 		return nil
 	})
+	waitFor(t, time.Minute, "condition ContinuousBackupRunning True", func() error {
+		out, _ := kubectl(t, "get", "backupconfiguration", "pitr", "-n", ns, "-o", `jsonpath={.status.conditions[?(@.type=="ContinuousBackupRunning")].status}`)
+		if out != "True" {
+			return fmt.Errorf("ContinuousBackupRunning %q", out)
+		}
+		return nil
+	})
 	var wrote []time.Time
 	for i := range 3 {
 		if i > 0 {

@@ -122,10 +122,14 @@ func (r *BackupConfigurationReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, err
 	} else if running {
 		set(v1alpha1.ConditionFollowerDeployed, true, "Deployed", "Deployment "+v1alpha1.FollowerName(bc.Name))
+		ok, reason, msg := r.followerRunning(ctx, bc)
+		set(v1alpha1.ConditionContinuousBackupRunning, ok, reason, msg)
 	} else if c := bc.Spec.Continuous; c != nil && c.Enabled {
 		set(v1alpha1.ConditionFollowerDeployed, false, "Waiting", "the follower runs once the configuration is not paused and its Repository exists")
+		set(v1alpha1.ConditionContinuousBackupRunning, false, "NotDeployed", "no follower runs")
 	} else {
 		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionFollowerDeployed)
+		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionContinuousBackupRunning)
 	}
 	r.setContinuous(bc)
 
@@ -220,6 +224,21 @@ func (r *BackupConfigurationReconciler) ensureFollower(ctx context.Context, bc *
 		return false, fmt.Errorf("ensure follower deployment %s/%s: %w", want.Namespace, want.Name, err)
 	}
 	return true, nil
+}
+
+// followerRunning says whether the follower's Pod is available and reports no error.
+func (r *BackupConfigurationReconciler) followerRunning(ctx context.Context, bc *v1alpha1.BackupConfiguration) (ok bool, reason, msg string) {
+	d := &appsv1.Deployment{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: bc.Namespace, Name: v1alpha1.FollowerName(bc.Name)}, d); err != nil {
+		return false, "NotFound", err.Error()
+	}
+	if d.Status.AvailableReplicas < 1 {
+		return false, "FollowerNotAvailable", "the follower's Pod is not running (see: kubectl logs deployment/" + d.Name + " -n " + d.Namespace + ")"
+	}
+	if cs := bc.Status.Continuous; cs != nil && cs.Error != "" {
+		return false, "FollowerError", cs.Error
+	}
+	return true, "Following", ""
 }
 
 func (r *BackupConfigurationReconciler) ensureCronJob(ctx context.Context, bc *v1alpha1.BackupConfiguration) error {

@@ -49,6 +49,11 @@ func TestContinuousFollowerDeployment(t *testing.T) {
 		if !meta.IsStatusConditionTrue(got.Status.Conditions, v1alpha1.ConditionFollowerDeployed) {
 			return fmt.Errorf("conditions %+v", got.Status.Conditions)
 		}
+		// envtest runs no Pods: the follower is deployed, not running, and the status says so.
+		if c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionContinuousBackupRunning); c == nil ||
+			c.Status != metav1.ConditionFalse || c.Reason != "FollowerNotAvailable" {
+			return fmt.Errorf("ContinuousBackupRunning %+v", c)
+		}
 		return nil
 	})
 
