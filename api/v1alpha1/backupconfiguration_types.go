@@ -161,7 +161,7 @@ const (
 	// ConditionContinuousBackupRunning is true while the follower's Pod is available and has
 	// reported no error: false says the journal is not growing, and why.
 	ConditionContinuousBackupRunning = "ContinuousBackupRunning"
-	ConditionValidationPassed = "ValidationPassed"
+	ConditionValidationPassed        = "ValidationPassed"
 )
 
 // BackupConfigurationStatus says whether backups can run and when they last did.
