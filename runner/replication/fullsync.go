@@ -144,6 +144,11 @@ func startSync(ctx context.Context, opts SyncOptions, replID string, offset int6
 	if err := c.W.Flush(); err != nil {
 		return nil, c.Err(err)
 	}
+	// A master that cannot start this replica's sync at once (a save for other replicas is under
+	// way) sends a newline now and then before its reply, as a keep-alive; real replicas skip them.
+	if err := skipKeepAlives(c.R.Buffered()); err != nil {
+		return nil, fmt.Errorf("psync to %s: %w", opts.Redis.Addr, c.Err(err))
+	}
 	line, err := c.R.ReadStatus()
 	if err != nil {
 		var re resp.Error
@@ -233,6 +238,20 @@ func parseFullResync(line string) (string, int64, error) {
 
 // transferReader reads the preamble of the RDB transfer: newlines the source sends while it
 // saves, then "$<length>" (the file from its disk) or "$EOF:<40-byte mark>" (diskless).
+// skipKeepAlives consumes the newlines a master sends while a replica waits for it.
+func skipKeepAlives(br *bufio.Reader) error {
+	for {
+		b, err := br.Peek(1)
+		if err != nil {
+			return err
+		}
+		if b[0] != '\n' {
+			return nil
+		}
+		_, _ = br.Discard(1)
+	}
+}
+
 func transferReader(br *bufio.Reader) (r io.Reader, diskless bool, size int64, err error) {
 	for {
 		b, err := br.ReadByte()
