@@ -57,8 +57,19 @@ func TestAppBindingTarget(t *testing.T) {
 	backupAndRestore(t, "AppBindings", ns, "by-appbinding", "repo", "appbinding/redis-dst", src, dst)
 	// The passwords the runner read from the auth Secrets are nowhere the cluster shows them:
 	// the runner's logs, the Jobs and Pods, the sessions, the Events.
-	logs := mustKubectl(t, "stash", "backup", "logs", "by-appbinding", "-n", ns)
-	objects := mustKubectl(t, "get", "jobs,pods,backupsessions,restoresessions,events", "-n", ns, "-o", "yaml")
+	var logs string
+	for _, session := range strings.Fields(mustKubectl(t, "get", "backupsessions", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}")) {
+		logs += mustKubectl(t, "stash", "backup", "logs", session, "-n", ns)
+	}
+	if logs == "" {
+		t.Fatal("no runner logs to look at")
+	}
+	// The runner's Jobs and Pods (the Redis Pods of the test carry their own --requirepass).
+	objects := mustKubectl(t, "get", "jobs,pods", "-l", v1alpha1.LabelSession, "-n", ns, "-o", "yaml") +
+		mustKubectl(t, "get", "backupsessions,restoresessions,events", "-n", ns, "-o", "yaml")
+	if !strings.Contains(objects, "stash-runner") {
+		t.Fatalf("the runner's Jobs and Pods are not among the objects looked at:\n%.2000s", objects)
+	}
 	for _, pw := range []string{"src-password", "dst-password"} {
 		if strings.Contains(logs, pw) || strings.Contains(objects, pw) {
 			t.Errorf("the Redis password %q shows in the runner's logs or the namespace's objects", pw)
