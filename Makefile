@@ -65,7 +65,7 @@ envtest-assets: ## Build kube-apiserver, kube-controller-manager and etcd from t
 	WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION) >/dev/null
 
 # Fuzz targets as package:function pairs; `make fuzz` runs each for FUZZ_TIME.
-FUZZ_TARGETS ?= ./runner/rdb:FuzzReader ./runner/rdb:FuzzConvert ./runner/stream:FuzzDecoder ./plugin:FuzzManifests ./runner/crypt:FuzzUnsealAndDecrypt
+FUZZ_TARGETS ?= ./runner/rdb:FuzzReader ./runner/rdb:FuzzConvert ./runner/stream:FuzzDecoder ./plugin:FuzzManifests ./runner/crypt:FuzzUnsealAndDecrypt ./runner/store:FuzzParseLocation
 FUZZ_TIME ?= 20s
 
 .PHONY: fuzz

@@ -53,6 +53,56 @@ type Bucket struct {
 // endpoint until the context ends, and a session would hang until its Job's deadline.
 const DefaultAttempts = 5
 
+// location is a repository URL checked before anything is opened: a known scheme and the
+// options every backend shares, parsed once (and fuzzed: FuzzParseLocation).
+type location struct {
+	u                  *url.URL
+	attempts           int
+	ioTimeout          time.Duration
+	chunkRetryDeadline time.Duration // gs only; 0 keeps the client's default
+}
+
+func parseLocation(rawURL string) (location, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return location{}, fmt.Errorf("parse repository url %q: %w", rawURL, err)
+	}
+	loc := location{u: u, attempts: DefaultAttempts, ioTimeout: DefaultIOTimeout}
+	switch u.Scheme {
+	case "file", "gs", "s3", "azblob":
+	case "":
+		return location{}, fmt.Errorf("repository url %q has no scheme (use file:///path, gs://bucket/prefix, s3://bucket/prefix or azblob://container/prefix)", rawURL)
+	default:
+		return location{}, fmt.Errorf("repository url %q: unsupported scheme %q (supported: file, gs, s3, azblob)", rawURL, u.Scheme)
+	}
+	if u.Scheme == "file" {
+		return loc, nil
+	}
+	q := u.Query()
+	if v := q.Get("max_attempts"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 20 {
+			return location{}, fmt.Errorf("repository url %q: max_attempts must be a number from 1 to 20, got %q", rawURL, v)
+		}
+		loc.attempts = n
+	}
+	if v := q.Get("io_timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > time.Hour {
+			return location{}, fmt.Errorf("repository url %q: io_timeout must be a duration from 1s to 1h, got %q", rawURL, v)
+		}
+		loc.ioTimeout = d
+	}
+	if v := q.Get("chunk_retry_deadline"); v != "" && u.Scheme == "gs" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return location{}, fmt.Errorf("repository url %q: chunk_retry_deadline must be a positive duration, got %q", rawURL, v)
+		}
+		loc.chunkRetryDeadline = d
+	}
+	return loc, nil
+}
+
 // Open opens a repository URL: file:///dir, gs://bucket/prefix[?chunk_retry_deadline=30s],
 // s3://bucket/prefix[?endpoint=https://host:port&region=R&insecure_tls=true],
 // azblob://container/prefix[?domain=host:port&protocol=http&localemu=true].
@@ -67,26 +117,11 @@ const DefaultAttempts = 5
 // Credentials, AWS web identity and EKS Pod Identity, Azure workload and managed identity), which
 // is how a Pod's workload identity reaches the runner.
 func Open(ctx context.Context, rawURL string, env map[string]string) (*Bucket, error) {
-	u, err := url.Parse(rawURL)
+	loc, err := parseLocation(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("parse repository url %q: %w", rawURL, err)
+		return nil, err
 	}
-	attempts := DefaultAttempts
-	if v := u.Query().Get("max_attempts"); v != "" && u.Scheme != "file" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 20 {
-			return nil, fmt.Errorf("repository url %q: max_attempts must be a number from 1 to 20, got %q", rawURL, v)
-		}
-		attempts = n
-	}
-	ioTimeout := DefaultIOTimeout
-	if v := u.Query().Get("io_timeout"); v != "" && u.Scheme != "file" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Second || d > time.Hour {
-			return nil, fmt.Errorf("repository url %q: io_timeout must be a duration from 1s to 1h, got %q", rawURL, v)
-		}
-		ioTimeout = d
-	}
+	u, attempts, ioTimeout := loc.u, loc.attempts, loc.ioTimeout
 	var b *blob.Bucket
 	var before func(func(any) bool) error
 	switch u.Scheme {
@@ -94,12 +129,7 @@ func Open(ctx context.Context, rawURL string, env map[string]string) (*Bucket, e
 		b, err = openFile(u)
 	case "gs":
 		b, err = openGCS(ctx, u, env, attempts)
-		if d := u.Query().Get("chunk_retry_deadline"); d != "" && err == nil {
-			dl, perr := time.ParseDuration(d)
-			if perr != nil {
-				b.Close()
-				return nil, fmt.Errorf("repository url %q: chunk_retry_deadline: %w", rawURL, perr)
-			}
+		if dl := loc.chunkRetryDeadline; dl > 0 && err == nil {
 			before = func(as func(any) bool) error {
 				var w *storage.Writer
 				if as(&w) {
@@ -112,10 +142,6 @@ func Open(ctx context.Context, rawURL string, env map[string]string) (*Bucket, e
 		b, err = openS3(ctx, u, env, attempts, ioTimeout)
 	case "azblob":
 		b, err = openAzure(ctx, u, env, attempts, ioTimeout)
-	case "":
-		return nil, fmt.Errorf("repository url %q has no scheme (use file:///path, gs://bucket/prefix, s3://bucket/prefix or azblob://container/prefix)", rawURL)
-	default:
-		return nil, fmt.Errorf("repository url %q: unsupported scheme %q (supported: file, gs, s3, azblob)", rawURL, u.Scheme)
 	}
 	if err != nil {
 		return nil, err
