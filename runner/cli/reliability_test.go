@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -203,7 +202,6 @@ func TestStalledRedisDuringBackup(t *testing.T) {
 	ctx := context.Background()
 	src := redistest.Start(t)
 	src.Client.Do(ctx, "DEBUG", "POPULATE", 400000, "k", 100)
-	pid := src.PID(t)
 	dir := t.TempDir()
 	repoURL := "file://" + dir
 	for _, method := range []string{backup.MethodDump, backup.MethodReplication} {
@@ -231,12 +229,8 @@ func TestStalledRedisDuringBackup(t *testing.T) {
 				}
 				time.Sleep(time.Millisecond)
 			}
-			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-				t.Fatal(err)
-			}
+			cont := src.Freeze(t)
 			stopped := time.Now()
-			cont := func() { _ = syscall.Kill(pid, syscall.SIGCONT) }
-			defer cont()
 			var res result
 			select {
 			case res = <-done:
@@ -349,7 +343,6 @@ func TestStalledTargetDuringRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := redistest.Start(t)
-	pid := dst.PID(t)
 	o := conn(t, dst)
 	o.ReadTimeout = time.Second
 	p := &progress.Counter{}
@@ -365,11 +358,7 @@ func TestStalledTargetDuringRestore(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	cont := func() { _ = syscall.Kill(pid, syscall.SIGCONT) }
-	defer cont()
+	cont := dst.Freeze(t)
 	stopped := time.Now()
 	var err error
 	select {

@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -152,7 +151,7 @@ func TestBackupSourceProcessFaults(t *testing.T) {
 			t.Run(method+"/"+fault, func(t *testing.T) {
 				t.Parallel()
 				src := source(t)
-				pid := src.PID(t)
+				thaw := func() {}
 				p := proxyTo(t, src.Addr) // only to watch the bytes go by
 				dir := t.TempDir()
 				repoURL := "file://" + dir
@@ -167,10 +166,7 @@ func TestBackupSourceProcessFaults(t *testing.T) {
 				if fault == "SIGKILL" {
 					src.Kill()
 				} else {
-					if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-						t.Fatal(err)
-					}
-					t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+					thaw = src.Freeze(t)
 				}
 				err := pr.wait(t)
 				if err == nil {
@@ -192,7 +188,7 @@ func TestBackupSourceProcessFaults(t *testing.T) {
 					src = source(t) // the server restarted (empty: save "" — so filled again)
 					next = "succeeds (server restarted)"
 				} else {
-					_ = syscall.Kill(pid, syscall.SIGCONT)
+					thaw()
 				}
 				mustRun(t, backupArgs(src.Addr, repoURL, method)...)
 				if ids := snapshots(t, repoURL); len(ids) != 1 {

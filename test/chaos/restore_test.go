@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -147,7 +146,7 @@ func TestRestoreTargetFaults(t *testing.T) {
 			t.Run(method+"/"+fault, func(t *testing.T) {
 				t.Parallel()
 				dst := redistest.Start(t)
-				pid := dst.PID(t)
+				thaw := func() {}
 				p := proxyTo(t, dst.Addr) // only to watch the bytes go by
 				pr := start(t, restoreArgs(p.Addr(), fx.repoURL, method)...)
 				if method == "replication" {
@@ -165,10 +164,7 @@ func TestRestoreTargetFaults(t *testing.T) {
 				if fault == "SIGKILL" {
 					dst.Kill()
 				} else {
-					if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-						t.Fatal(err)
-					}
-					t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+					thaw = dst.Freeze(t)
 				}
 				err := pr.wait(t)
 				if err == nil {
@@ -195,7 +191,7 @@ func TestRestoreTargetFaults(t *testing.T) {
 					dst = redistest.Start(t) // restarted, empty (save "")
 					next = "succeeds (target restarted)"
 				} else {
-					_ = syscall.Kill(pid, syscall.SIGCONT)
+					thaw()
 					left = targetState(t, dst)
 					next = "succeeds after SIGCONT"
 				}

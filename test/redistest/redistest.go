@@ -304,3 +304,17 @@ func (s *Server) PID(t testing.TB) int {
 	t.Fatalf("no process_id in INFO server of %s", s.Addr)
 	return 0
 }
+
+// Freeze stops the server with SIGSTOP, as a hung host or a stalled process would look to its
+// clients, and returns thaw, which sends SIGCONT (again and again harmlessly); the test's cleanup
+// thaws it too.
+func (s *Server) Freeze(t testing.TB) (thaw func()) {
+	t.Helper()
+	pid := s.PID(t)
+	thaw = func() { _ = syscall.Kill(pid, syscall.SIGCONT) }
+	t.Cleanup(thaw)
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP redis-server %s: %v", s.Addr, err)
+	}
+	return thaw
+}
