@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -115,26 +116,19 @@ func TestUnsealRefusesAHugeWorkFactor(t *testing.T) {
 // scryptStanza finds the work factor of an age scrypt recipient stanza.
 var scryptStanza = regexp.MustCompile(`scrypt \S+ (\d+)`)
 
-// askedWorkFactor is the scrypt work factor a sealed key (armored or not) asks for, 0 for none.
+// askedWorkFactor is the largest scrypt work factor a sealed key (armored or not) asks for, 0
+// for none; a number too long to parse counts as too large.
 func askedWorkFactor(b []byte) int {
-	if plain, err := io.ReadAll(io.LimitReader(armor.NewReader(bytes.NewReader(b)), 1<<16)); err == nil || len(plain) > 0 {
-		b = append(plain, b...)
-	}
+	plain, _ := io.ReadAll(io.LimitReader(armor.NewReader(bytes.NewReader(b)), 1<<16))
 	wf := 0
-	for _, m := range scryptStanza.FindAllSubmatch(b, -1) {
+	for _, m := range scryptStanza.FindAllSubmatch(append(plain, b...), -1) {
 		n, err := strconv.Atoi(string(m[1]))
-		if err != nil || n > wf {
-			wf = max(wf, n, 99*boolInt(err != nil))
+		if err != nil {
+			return math.MaxInt
 		}
+		wf = max(wf, n)
 	}
 	return wf
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // FuzzUnsealAndDecrypt feeds arbitrary bytes to what reads a repository's key files and its
