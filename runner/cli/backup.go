@@ -11,6 +11,7 @@ import (
 	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/backup"
 	"stash.dev/redis/runner/progress"
+	"stash.dev/redis/runner/repo"
 )
 
 // BackupOptions are the flags of `stash-runner backup`.
@@ -82,16 +83,10 @@ func (o *BackupOptions) Run(ctx context.Context) error {
 }
 
 func (o *BackupOptions) run(ctx context.Context) (backup.Result, error) {
-	r, err := o.g.openRepo(ctx, true)
-	if err != nil {
-		return backup.Result{}, err
-	}
-	defer r.Close()
-	o.opts.Repository = r
-	o.opts.Progress = &progress.Counter{}
-	stop := progress.Report(ctx, o.g.ErrOut, "backup", o.opts.Progress, o.g.progressInterval)
-	res, err := backup.Run(ctx, o.opts)
-	stop()
+	res, err := withProgress(ctx, o.g, "backup", true, func(r *repo.Repository, pr *progress.Counter) (backup.Result, error) {
+		o.opts.Repository, o.opts.Progress = r, pr
+		return backup.Run(ctx, o.opts)
+	})
 	if err != nil {
 		return res, err
 	}

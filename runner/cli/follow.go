@@ -15,6 +15,7 @@ import (
 	"stash.dev/redis/runner/backup"
 	"stash.dev/redis/runner/follow"
 	"stash.dev/redis/runner/journal"
+	"stash.dev/redis/runner/repo"
 )
 
 // FollowOptions are the flags of `stash-runner follow`.
@@ -101,12 +102,19 @@ func (o *FollowOptions) Complete() error {
 
 // Run follows until ctx ends.
 func (o *FollowOptions) Run(ctx context.Context) error {
-	r, err := o.g.openRepo(ctx, true)
+	err := o.g.useRepository(ctx, true, func(r *repo.Repository) error {
+		o.opts.Repository = r
+		return o.follow(ctx)
+	})
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	o.opts.Repository = r
+	fmt.Fprintln(o.g.ErrOut, "follow stopped; the open segment was closed")
+	return nil
+}
+
+// follow records until ctx ends, printing each base snapshot and segment as it is saved.
+func (o *FollowOptions) follow(ctx context.Context) error {
 	o.opts.OnBase = func(res backup.Result) {
 		fmt.Fprintf(o.g.Out, "base snapshot %s saved: %d keys, %s stored\n", res.SnapshotID, res.Keys, v1alpha1.HumanBytes(res.StoredBytes))
 	}
@@ -114,11 +122,7 @@ func (o *FollowOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(o.g.Out, "segment %s: offsets %d-%d, %d commands, %s to %s, %s stored\n", m.Name(), m.StartOffset, m.EndOffset,
 			m.Commands, m.FirstTime.UTC().Format(time.RFC3339Nano), m.LastTime.UTC().Format(time.RFC3339Nano), v1alpha1.HumanBytes(m.StoredBytes))
 	}
-	if err := follow.Run(ctx, o.opts); err != nil {
-		return err
-	}
-	fmt.Fprintln(o.g.ErrOut, "follow stopped; the open segment was closed")
-	return nil
+	return follow.Run(ctx, o.opts)
 }
 
 // parseSize reads a byte count: a number, optionally followed by KiB, MiB or GiB (or K, M, G,

@@ -11,6 +11,7 @@ import (
 	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/backup"
 	"stash.dev/redis/runner/progress"
+	"stash.dev/redis/runner/repo"
 )
 
 // ImportOptions are the flags of `stash-runner import`.
@@ -53,17 +54,11 @@ func (o *ImportOptions) run(ctx context.Context) (backup.Result, error) {
 		return backup.Result{}, err
 	}
 	defer f.Close()
-	r, err := o.g.openRepo(ctx, true)
-	if err != nil {
-		return backup.Result{}, err
-	}
-	defer r.Close()
 	host, _ := os.Hostname()
-	pr := &progress.Counter{}
-	stop := progress.Report(ctx, o.g.ErrOut, "import", pr, o.g.progressInterval)
-	res, err := backup.Import(ctx, backup.ImportOptions{RDB: f, Source: o.file, Repository: r, Databases: o.databases,
-		Hostname: host, RunnerVersion: o.g.version, Progress: pr})
-	stop()
+	res, err := withProgress(ctx, o.g, "import", true, func(r *repo.Repository, pr *progress.Counter) (backup.Result, error) {
+		return backup.Import(ctx, backup.ImportOptions{RDB: f, Source: o.file, Repository: r, Databases: o.databases,
+			Hostname: host, RunnerVersion: o.g.version, Progress: pr})
+	})
 	if err != nil {
 		return res, err
 	}

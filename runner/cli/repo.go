@@ -28,19 +28,16 @@ func newSnapshotsCommand(g *global) *cobra.Command {
 		Short: "List the snapshots in a repository",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := g.validateRepository(); err != nil {
+			var all []repo.Manifest
+			var wins []journal.Window
+			var gaps []journal.Gap
+			err := g.useRepository(cmd.Context(), false, func(r *repo.Repository) (err error) {
+				if all, err = r.List(cmd.Context()); err != nil {
+					return err
+				}
+				wins, gaps, err = journal.Windows(cmd.Context(), r)
 				return err
-			}
-			r, err := g.openRepo(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			all, err := r.List(cmd.Context())
-			if err != nil {
-				return err
-			}
-			wins, gaps, err := journal.Windows(cmd.Context(), r)
+			})
 			if err != nil {
 				return err
 			}
@@ -146,12 +143,11 @@ func newForgetCommand(g *global) *cobra.Command {
 			if p.Empty() {
 				return errors.New("give at least one --keep-* flag; forget refuses to remove every snapshot")
 			}
-			r, err := g.openRepo(cmd.Context(), false)
-			if err != nil {
+			var res repo.ForgetResult
+			err := g.useRepository(cmd.Context(), false, func(r *repo.Repository) (err error) {
+				res, err = r.Forget(cmd.Context(), p, dryRun)
 				return err
-			}
-			defer r.Close()
-			res, err := r.Forget(cmd.Context(), p, dryRun)
+			})
 			verb := "removed"
 			if dryRun {
 				verb = "would remove"
@@ -190,15 +186,9 @@ func newCheckCommand(g *global) *cobra.Command {
 		Short: "Verify manifests and data objects; report and optionally remove orphans of failed backups",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := g.validateRepository(); err != nil {
-				return err
-			}
-			r, err := g.openRepo(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			res, err := r.Check(cmd.Context(), opts)
+			res, err := withRepository(cmd.Context(), g, false, func(r *repo.Repository) (repo.CheckResult, error) {
+				return r.Check(cmd.Context(), opts)
+			})
 			if err != nil {
 				return err
 			}
@@ -245,10 +235,9 @@ func newCatCommand(g *global) *cobra.Command {
 				}
 				snapshot = args[0]
 			}
-			if err := g.validateRepository(); err != nil {
-				return err
-			}
-			return runCat(cmd.Context(), g, snapshot)
+			return g.useRepository(cmd.Context(), false, func(r *repo.Repository) error {
+				return runCat(cmd.Context(), g.Out, r, snapshot)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&snapshot, "snapshot", "", "snapshot id, unique id prefix, or latest (default latest)")
@@ -258,12 +247,7 @@ func newCatCommand(g *global) *cobra.Command {
 // runCat streams the plaintext as it is (the format of runner/stream, which redis-cli --pipe
 // replays), without decoding it; the stream is verified while it is written and the command fails
 // (after the data was written) if verification fails, so a pipeline must check the exit status.
-func runCat(ctx context.Context, g *global, snapshot string) error {
-	r, err := g.openRepo(ctx, false)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
+func runCat(ctx context.Context, out io.Writer, r *repo.Repository, snapshot string) error {
 	m, err := r.Resolve(ctx, snapshot)
 	if err != nil {
 		return err
@@ -273,7 +257,7 @@ func runCat(ctx context.Context, g *global, snapshot string) error {
 		return err
 	}
 	defer sr.Close()
-	if _, err := io.Copy(g.Out, sr); err != nil {
+	if _, err := io.Copy(out, sr); err != nil {
 		return fmt.Errorf("cat snapshot %s: %w", m.ID, err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"stash.dev/redis/runner/progress"
+	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/restore"
 )
 
@@ -119,19 +120,13 @@ func (o *RestoreOptions) Run(ctx context.Context) error {
 // runToPoint restores a base and replays its journal up to the point. Without an explicit
 // --snapshot the chain is chosen by the point.
 func (o *RestoreOptions) runToPoint(ctx context.Context) (restore.PointResult, error) {
-	r, err := o.g.openRepo(ctx, false)
-	if err != nil {
-		return restore.PointResult{}, err
-	}
-	defer r.Close()
-	o.opts.Repository = r
 	if !o.snapshotSet {
 		o.opts.Snapshot = ""
 	}
-	o.opts.Progress = &progress.Counter{}
-	stop := progress.Report(ctx, o.g.ErrOut, "restore", o.opts.Progress, o.g.progressInterval)
-	res, err := restore.ToPoint(ctx, o.opts, *o.point)
-	stop()
+	res, err := withProgress(ctx, o.g, "restore", false, func(r *repo.Repository, pr *progress.Counter) (restore.PointResult, error) {
+		o.opts.Repository, o.opts.Progress = r, pr
+		return restore.ToPoint(ctx, o.opts, *o.point)
+	})
 	if err != nil {
 		return res, err
 	}
@@ -142,16 +137,10 @@ func (o *RestoreOptions) runToPoint(ctx context.Context) (restore.PointResult, e
 }
 
 func (o *RestoreOptions) run(ctx context.Context) (restore.Result, error) {
-	r, err := o.g.openRepo(ctx, false)
-	if err != nil {
-		return restore.Result{}, err
-	}
-	defer r.Close()
-	o.opts.Repository = r
-	o.opts.Progress = &progress.Counter{}
-	stop := progress.Report(ctx, o.g.ErrOut, "restore", o.opts.Progress, o.g.progressInterval)
-	res, err := restore.Run(ctx, o.opts)
-	stop()
+	res, err := withProgress(ctx, o.g, "restore", false, func(r *repo.Repository, pr *progress.Counter) (restore.Result, error) {
+		o.opts.Repository, o.opts.Progress = r, pr
+		return restore.Run(ctx, o.opts)
+	})
 	if err != nil {
 		return res, err
 	}

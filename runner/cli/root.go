@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"stash.dev/redis/runner/crypt"
+	"stash.dev/redis/runner/progress"
 	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/store"
@@ -115,7 +116,40 @@ func (g *global) validateRepository() error {
 	return nil
 }
 
-// openRepo opens and unlocks the repository; create initializes an empty one.
+// withRepository is how every command reaches the repository: it checks --repository, opens and
+// unlocks the repository (create initializes an empty one), runs use on it and closes it.
+func withRepository[T any](ctx context.Context, g *global, create bool, use func(*repo.Repository) (T, error)) (T, error) {
+	var zero T
+	if err := g.validateRepository(); err != nil {
+		return zero, err
+	}
+	r, err := g.openRepo(ctx, create)
+	if err != nil {
+		return zero, err
+	}
+	defer r.Close()
+	return use(r)
+}
+
+// useRepository is withRepository for a command that returns no result.
+func (g *global) useRepository(ctx context.Context, create bool, use func(*repo.Repository) error) error {
+	_, err := withRepository(ctx, g, create, func(r *repo.Repository) (struct{}, error) { return struct{}{}, use(r) })
+	return err
+}
+
+// withProgress is withRepository for a run that moves keys (backup, import, restore): the run's
+// counter is reported on stderr as op every --progress-interval while it runs.
+func withProgress[T any](ctx context.Context, g *global, op string, create bool, run func(*repo.Repository, *progress.Counter) (T, error)) (T, error) {
+	return withRepository(ctx, g, create, func(r *repo.Repository) (T, error) {
+		pr := &progress.Counter{}
+		stop := progress.Report(ctx, g.ErrOut, op, pr, g.progressInterval)
+		defer stop()
+		return run(r, pr)
+	})
+}
+
+// openRepo opens and unlocks the repository; create initializes an empty one. Commands use
+// withRepository, which checks --repository first and closes the repository.
 func (g *global) openRepo(ctx context.Context, create bool) (*repo.Repository, error) {
 	pw, err := g.password()
 	if err != nil {
