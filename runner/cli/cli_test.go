@@ -15,9 +15,10 @@ import (
 
 	"stash.dev/redis/runner/cli"
 	"stash.dev/redis/test/redistest"
+	"stash.dev/redis/test/runnertest"
 )
 
-const testPassword = "s3cret-repo-password"
+const testPassword = runnertest.Password
 
 type env map[string]string
 

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"stash.dev/redis/runner/cli"
 	"stash.dev/redis/test/redistest"
+	"stash.dev/redis/test/testproc"
 )
 
 // lockedBuffer is a bytes.Buffer that a running command writes while the test reads it.
@@ -30,52 +32,72 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// follower is `stash-runner follow` running in-process until stop.
+type follower struct {
+	out, errOut lockedBuffer
+	cancel      context.CancelFunc
+	done        chan error
+}
+
+// startFollow runs stash-runner follow with args until stop.
+func startFollow(t *testing.T, args ...string) *follower {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	f := &follower{cancel: cancel, done: make(chan error, 1)}
+	e := env{cli.EnvResticPassword: testPassword}
+	cmd := cli.NewRootCommand(cli.Streams{In: strings.NewReader(""), Out: &f.out, ErrOut: &f.errOut}, e.get, "test")
+	cmd.SetArgs(append(append([]string{"follow"}, args...), "--kdf-work-factor", "10", "--progress-interval", "0"))
+	go func() { f.done <- cmd.ExecuteContext(ctx) }()
+	return f
+}
+
+// waitFor waits up to 30 s until cond holds of what the follower printed on stdout.
+func (f *follower) waitFor(t *testing.T, what string, cond func(stdout string) bool) {
+	t.Helper()
+	testproc.Eventually(t, 30*time.Second, what, func() error {
+		if !cond(f.out.String()) {
+			return fmt.Errorf("stdout: %s\nstderr: %s", f.out.String(), f.errOut.String())
+		}
+		return nil
+	})
+}
+
+// stop cancels the follower, as SIGTERM does, and fails the test unless it exits without
+// error within 30 s.
+func (f *follower) stop(t *testing.T) {
+	t.Helper()
+	f.cancel()
+	select {
+	case err := <-f.done:
+		if err != nil {
+			t.Fatalf("follow: %v\nstderr: %s", err, f.errOut.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("follow did not exit within 30 s of its cancellation")
+	}
+}
+
 // TestFollowCommand: `stash-runner follow` saves a base snapshot that `snapshots` lists, writes
 // segments as the source is written, and on cancellation (SIGTERM) closes the open one and
 // exits without error.
 func TestFollowCommand(t *testing.T) {
+	ctx := context.Background()
 	src := redistest.Start(t)
 	repoURL := "file://" + t.TempDir()
-	var out, errOut lockedBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	e := env{cli.EnvResticPassword: testPassword}
-	cmd := cli.NewRootCommand(cli.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, e.get, "test")
-	cmd.SetArgs([]string{"follow", "--redis", src.URL(), "--repository", repoURL, "--segment-interval", "200ms",
-		"--segment-size", "16KiB", "--kdf-work-factor", "10", "--progress-interval", "0"})
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s\nstdout: %s\nstderr: %s", what, out.String(), errOut.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	wait("the base snapshot", func() bool { return strings.Contains(out.String(), "base snapshot ") })
+	f := startFollow(t, "--redis", src.URL(), "--repository", repoURL, "--segment-interval", "200ms", "--segment-size", "16KiB")
+	f.waitFor(t, "the base snapshot", func(out string) bool { return strings.Contains(out, "base snapshot ") })
 	for i := range 300 {
 		if err := src.Client.Set(ctx, "k"+strings.Repeat("x", i%50), i, 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	wait("a segment", func() bool { return strings.Contains(out.String(), "segment ") })
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("follow: %v\nstderr: %s", err, errOut.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("follow did not exit within 30 s of its cancellation")
+	f.waitFor(t, "a segment", func(out string) bool { return strings.Contains(out, "segment ") })
+	f.stop(t)
+	if !strings.Contains(f.errOut.String(), "follow stopped") {
+		t.Fatalf("stderr: %s", f.errOut.String())
 	}
-	if !strings.Contains(errOut.String(), "follow stopped") {
-		t.Fatalf("stderr: %s", errOut.String())
-	}
-	base := idRE.FindString(out.String())
+	base := idRE.FindString(f.out.String())
 	if list := mustRun(t, nil, "snapshots", "--repository", repoURL); !strings.Contains(list, base) {
 		t.Fatalf("snapshots does not list the base %s:\n%s", base, list)
 	}

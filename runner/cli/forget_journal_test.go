@@ -12,8 +12,11 @@ import (
 	"stash.dev/redis/runner/journal"
 	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/resp"
-	"stash.dev/redis/runner/store"
+	"stash.dev/redis/test/runnertest"
 )
+
+// emptySnapshot is the snapshot stream of an empty database 0.
+var emptySnapshot = []byte("SELECT 0\r\n")
 
 // objectKeys lists the keys of a file:// repository under prefix.
 func objectKeys(t *testing.T, dir, prefix string) []string {
@@ -38,31 +41,8 @@ func TestForgetJournal(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	repoURL := "file://" + dir
-	b, err := store.Open(ctx, repoURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, b, repo.Options{Password: testPassword, Create: true, WorkFactor: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := runnertest.OpenRepo(t, repoURL, nil)
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	snapshot := func(id string, at time.Time) {
-		t.Helper()
-		w, err := r.NewSnapshotWriter(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write([]byte("SELECT 0\r\n"))
-		if err := w.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.WriteManifest(ctx, repo.Manifest{ID: id, Time: at, Databases: map[int]int64{}, RawBytes: w.RawBytes(),
-			StoredBytes: w.StoredBytes(), SHA256: w.SHA256()}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	chain := func(id string, segs int) {
 		t.Helper()
 		off := int64(0)
@@ -82,7 +62,7 @@ func TestForgetJournal(t *testing.T) {
 	}
 	ids := []string{"20261201T100000Z-aaaaaa", "20261201T110000Z-bbbbbb", "20261201T120000Z-cccccc", "20261201T130000Z-dddddd"}
 	for i, id := range ids {
-		snapshot(id, t0.Add(time.Duration(i)*time.Hour))
+		runnertest.WriteSnapshot(t, r, repo.Manifest{ID: id, Time: t0.Add(time.Duration(i) * time.Hour)}, emptySnapshot)
 	}
 	chain(ids[0], 2)
 	chain(ids[2], 3)
@@ -123,32 +103,12 @@ func TestForgetJournal(t *testing.T) {
 // first base or after the last segment is refused, naming the windows, before any connection.
 func TestWindowsShowGaps(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	repoURL := "file://" + dir
-	b, err := store.Open(ctx, repoURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, b, repo.Options{Password: testPassword, Create: true, WorkFactor: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	repoURL := "file://" + t.TempDir()
+	r := runnertest.OpenRepo(t, repoURL, nil)
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	chain := func(id, replID string, off int64, at time.Time) {
 		t.Helper()
-		w, err := r.NewSnapshotWriter(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write([]byte("SELECT 0\r\n"))
-		if err := w.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.WriteManifest(ctx, repo.Manifest{ID: id, Time: at, Databases: map[int]int64{}, RawBytes: w.RawBytes(),
-			StoredBytes: w.StoredBytes(), SHA256: w.SHA256(), ReplID: replID, ReplOffset: off}); err != nil {
-			t.Fatal(err)
-		}
+		runnertest.WriteSnapshot(t, r, repo.Manifest{ID: id, Time: at, ReplID: replID, ReplOffset: off}, emptySnapshot)
 		jw, err := journal.NewWriter(ctx, r, journal.Start{Chain: id, ReplID: replID, Offset: off})
 		if err != nil {
 			t.Fatal(err)

@@ -16,7 +16,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"stash.dev/redis/runner/cli"
 	"stash.dev/redis/test/redistest"
 )
 
@@ -97,26 +96,8 @@ func testPITR(t *testing.T, fl redistest.Flavor, flip bool) {
 	dir := t.TempDir()
 	repoURL := "file://" + dir
 
-	var out, errOut lockedBuffer
-	fctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	e := env{cli.EnvResticPassword: testPassword}
-	cmd := cli.NewRootCommand(cli.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, e.get, "test")
-	cmd.SetArgs([]string{"follow", "--redis", src.URL(), "--repository", repoURL, "--segment-interval", "1s",
-		"--kdf-work-factor", "10", "--progress-interval", "0"})
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(fctx) }()
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s\nstdout: %s\nstderr: %s", what, out.String(), errOut.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	wait("the base snapshot", func() bool { return strings.Contains(out.String(), "base snapshot ") })
+	f := startFollow(t, "--redis", src.URL(), "--repository", repoURL, "--segment-interval", "1s")
+	f.waitFor(t, "the base snapshot", func(out string) bool { return strings.Contains(out, "base snapshot ") })
 
 	// The writer: stamped MULTI writes every 10 ms for about 6 s; in the first half second also
 	// keys that live 300 ms; half-way a pause in which the offset and the digest are read.
@@ -155,18 +136,15 @@ func testPITR(t *testing.T, fl redistest.Flavor, flip bool) {
 	time.Sleep(400 * time.Millisecond)
 	expireAll(t, src.Client)
 	final := masterOffset(t, wc)
-	wait("the journal to reach the source's offset", func() bool {
-		for _, m := range offsetsRE.FindAllStringSubmatch(out.String(), -1) {
+	f.waitFor(t, "the journal to reach the source's offset", func(out string) bool {
+		for _, m := range offsetsRE.FindAllStringSubmatch(out, -1) {
 			if n, _ := strconv.ParseInt(m[1], 10, 64); n >= final {
 				return true
 			}
 		}
 		return false
 	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("follow: %v\nstderr: %s", err, errOut.String())
-	}
+	f.stop(t)
 	srcDigest := src.Digest(t)
 	srcExpiry := src.Client.PExpireTime(ctx, writes[len(writes)/2].key).Val()
 
@@ -212,7 +190,7 @@ func testPITR(t *testing.T, fl redistest.Flavor, flip bool) {
 		for _, wr := range writes {
 			switch {
 			case wr.acked.Before(at.Add(-time.Second)) && !have[wr.key]:
-				t.Fatalf("restore to %s lacks %s, acknowledged at %s\n%s\n%s", at.Format(time.RFC3339Nano), wr.key, wr.acked.Format(time.RFC3339Nano), o, out.String())
+				t.Fatalf("restore to %s lacks %s, acknowledged at %s\n%s\n%s", at.Format(time.RFC3339Nano), wr.key, wr.acked.Format(time.RFC3339Nano), o, f.out.String())
 			case wr.sent.After(at.Add(time.Second)) && have[wr.key]:
 				t.Fatalf("restore to %s holds %s, sent at %s", at.Format(time.RFC3339Nano), wr.key, wr.sent.Format(time.RFC3339Nano))
 			}

@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,9 +17,10 @@ import (
 	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/restore"
-	"stash.dev/redis/runner/store"
 	"stash.dev/redis/runner/stream"
 	"stash.dev/redis/test/redistest"
+	"stash.dev/redis/test/runnertest"
+	"stash.dev/redis/test/testproc"
 )
 
 // readResult reads a --result-file.
@@ -206,45 +208,21 @@ func TestStalledRedisDuringBackup(t *testing.T) {
 	repoURL := "file://" + dir
 	for _, method := range []string{backup.MethodDump, backup.MethodReplication} {
 		t.Run(method, func(t *testing.T) {
-			r := openRepository(t, repoURL)
-			o, _, err := redisconn.ParseURL(src.URL())
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := runnertest.OpenRepo(t, repoURL, nil)
+			o := runnertest.Conn(t, src)
 			o.ReadTimeout = time.Second
 			p := &progress.Counter{}
-			type result struct {
-				err error
-				at  time.Time
-			}
-			done := make(chan result, 1)
-			go func() {
+			after, err := freezeMidway(t, src, "the backup", func() bool { return p.Keys.Load() > 0 || p.Bytes.Load() > 0 }, func() error {
 				_, err := backup.Run(ctx, backup.Options{Redis: o, Repository: r, Method: method, Workers: 1, Progress: p})
-				done <- result{err, time.Now()}
-			}()
-			deadline := time.Now().Add(30 * time.Second)
-			for p.Keys.Load() == 0 && p.Bytes.Load() == 0 {
-				if time.Now().After(deadline) {
-					t.Fatal("the backup made no progress in 30 s")
-				}
-				time.Sleep(time.Millisecond)
-			}
-			cont := src.Freeze(t)
-			stopped := time.Now()
-			var res result
-			select {
-			case res = <-done:
-			case <-time.After(45 * time.Second):
-				t.Fatal("the backup of a stopped server still runs after 45 s")
-			}
-			cont()
-			if res.err == nil {
+				return err
+			})
+			if err == nil {
 				t.Fatal("backup of a stopped server succeeded (it finished before SIGSTOP: the dataset is too small)")
 			}
-			if !strings.Contains(res.err.Error(), "stalled") {
-				t.Fatalf("error does not say the server stalled: %v", res.err)
+			if !strings.Contains(err.Error(), "stalled") {
+				t.Fatalf("error does not say the server stalled: %v", err)
 			}
-			t.Logf("failed %s after SIGSTOP: %v", res.at.Sub(stopped).Round(time.Millisecond), res.err)
+			t.Logf("failed %s after SIGSTOP: %v", after.Round(time.Millisecond), err)
 			if all, err := r.List(ctx); err != nil || len(all) != 0 {
 				t.Fatalf("snapshots after the failed backup: %v, %v", all, err)
 			}
@@ -262,19 +240,38 @@ func TestStalledRedisDuringBackup(t *testing.T) {
 	}
 }
 
-func openRepository(t *testing.T, url string) *repo.Repository {
+// freezeMidway runs op in the background and freezes s (SIGSTOP) as soon as underway says that
+// op is under way; it returns op's error and how long after the freeze op returned, and thaws s.
+func freezeMidway(t *testing.T, s *redistest.Server, what string, underway func() bool, op func() error) (time.Duration, error) {
 	t.Helper()
-	ctx := context.Background()
-	b, err := store.Open(ctx, url, nil)
-	if err != nil {
-		t.Fatal(err)
+	done := make(chan error, 1)
+	go func() { done <- op() }()
+	type freeze struct {
+		at   time.Time
+		thaw func()
 	}
-	r, err := repo.Open(ctx, b, repo.Options{Password: testPassword, Create: true, WorkFactor: 10})
-	if err != nil {
-		t.Fatal(err)
+	frozen := make(chan freeze, 1)
+	testproc.When(t, 30*time.Second, what+" is under way", underway, func() error {
+		thaw := s.Freeze(t)
+		frozen <- freeze{time.Now(), thaw}
+		return nil
+	})
+	var f freeze
+	select {
+	case f = <-frozen:
+	case err := <-done:
+		return 0, err // it ended before the freeze (When fails the test)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s made no progress in 30 s", what)
 	}
-	t.Cleanup(func() { r.Close() })
-	return r
+	defer f.thaw()
+	select {
+	case err := <-done:
+		return time.Since(f.at), err
+	case <-time.After(45 * time.Second):
+		t.Fatalf("%s, with %s stopped, still runs after 45 s", what, s.Addr)
+		return 0, nil
+	}
 }
 
 // TestDuplicateKeyHint: a restore by RESTORE that meets a key it already wrote (a snapshot that
@@ -287,30 +284,20 @@ func TestDuplicateKeyHint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repoURL := "file://" + t.TempDir()
-	r := openRepository(t, repoURL)
-	id := repo.NewID(time.Now())
-	w, err := r.NewSnapshotWriter(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc := stream.NewEncoder(w)
+	r := runnertest.OpenRepo(t, "file://"+t.TempDir(), nil)
+	var data bytes.Buffer
+	enc := stream.NewEncoder(&data)
 	if err := errors.Join(enc.Select(0), enc.Restore([]byte("twice"), 0, payload), enc.Restore([]byte("twice"), 0, payload)); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	info, _ := src.Client.Info(ctx, "server").Result()
 	version := redisconn.ParseInfo(info).Version
-	if err := r.WriteManifest(ctx, repo.Manifest{
-		FormatVersion: repo.FormatVersion, ID: id, Time: time.Now().UTC(), RedisVersion: version, RDBVersion: rdbVersion(payload),
-		Databases: map[int]int64{0: 2}, Keys: 2, RawBytes: w.RawBytes(), StoredBytes: w.StoredBytes(), SHA256: w.SHA256(),
-	}); err != nil {
-		t.Fatal(err)
-	}
+	runnertest.WriteSnapshot(t, r, repo.Manifest{
+		FormatVersion: repo.FormatVersion, ID: repo.NewID(time.Now()), Time: time.Now().UTC(), RedisVersion: version,
+		RDBVersion: rdbVersion(payload), Databases: map[int]int64{0: 2}, Keys: 2,
+	}, data.Bytes())
 	dst := redistest.Start(t)
-	_, err = restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Method: restore.MethodRestore, Workers: 1})
+	_, err = restore.Run(ctx, restore.Options{Redis: runnertest.Conn(t, dst), Repository: r, Method: restore.MethodRestore, Workers: 1})
 	if err == nil || strings.Contains(err.Error(), "--flush") || !strings.Contains(err.Error(), "the snapshot holds it twice") {
 		t.Fatalf("restore of a snapshot with a duplicated key: %v", err)
 	}
@@ -322,15 +309,6 @@ func rdbVersion(payload []byte) int {
 	return int(payload[n-10]) | int(payload[n-9])<<8
 }
 
-func conn(t *testing.T, s *redistest.Server) redisconn.Options {
-	t.Helper()
-	o, _, err := redisconn.ParseURL(s.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
-}
-
 // TestStalledTargetDuringRestore: a target that stops answering mid-restore (SIGSTOP) fails a
 // restore by RESTORE commands within the read timeout, with an error that says it stalled and
 // how many keys were written; after SIGCONT a restore with --flush succeeds.
@@ -338,39 +316,22 @@ func TestStalledTargetDuringRestore(t *testing.T) {
 	ctx := context.Background()
 	src := redistest.Start(t)
 	src.Client.Do(ctx, "DEBUG", "POPULATE", 400000, "k", 100)
-	r := openRepository(t, "file://"+t.TempDir())
-	if _, err := backup.Run(ctx, backup.Options{Redis: conn(t, src), Repository: r}); err != nil {
+	r := runnertest.OpenRepo(t, "file://"+t.TempDir(), nil)
+	if _, err := backup.Run(ctx, backup.Options{Redis: runnertest.Conn(t, src), Repository: r}); err != nil {
 		t.Fatal(err)
 	}
 	dst := redistest.Start(t)
-	o := conn(t, dst)
+	o := runnertest.Conn(t, dst)
 	o.ReadTimeout = time.Second
 	p := &progress.Counter{}
-	done := make(chan error, 1)
-	go func() {
+	after, err := freezeMidway(t, dst, "the restore", func() bool { return p.Keys.Load() > 0 }, func() error {
 		_, err := restore.Run(ctx, restore.Options{Redis: o, Repository: r, Method: restore.MethodRestore, Workers: 1, Progress: p})
-		done <- err
-	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for p.Keys.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the restore made no progress in 30 s")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	cont := dst.Freeze(t)
-	stopped := time.Now()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(45 * time.Second):
-		t.Fatal("the restore into a stopped server still runs after 45 s")
-	}
-	cont()
+		return err
+	})
 	if err == nil || !strings.Contains(err.Error(), "stalled") {
 		t.Fatalf("restore into a stopped server: %v", err)
 	}
-	t.Logf("failed %s after SIGSTOP: %v", time.Since(stopped).Round(time.Millisecond), err)
+	t.Logf("failed %s after SIGSTOP: %v", after.Round(time.Millisecond), err)
 	if _, err := restore.Run(ctx, restore.Options{Redis: o, Repository: r, Method: restore.MethodRestore, Flush: true}); err != nil {
 		t.Fatalf("restore after SIGCONT: %v", err)
 	}

@@ -28,17 +28,50 @@ const Password = "correct horse battery staple"
 // work factor so that tests stay fast; it is closed when the test ends.
 func OpenRepo(t testing.TB, url string, env map[string]string) *repo.Repository {
 	t.Helper()
+	return OpenRepoWithPassword(t, url, Password, env)
+}
+
+// OpenRepoWithPassword is OpenRepo for a repository whose password the test chooses (the one
+// its storage Secret holds).
+func OpenRepoWithPassword(t testing.TB, url, password string, env map[string]string) *repo.Repository {
+	t.Helper()
 	ctx := context.Background()
 	b, err := store.Open(ctx, url, env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := repo.Open(ctx, b, repo.Options{Password: Password, Create: true, WorkFactor: 10})
+	r, err := repo.Open(ctx, b, repo.Options{Password: password, Create: true, WorkFactor: 10})
 	if err != nil {
+		b.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
 	return r
+}
+
+// WriteSnapshot writes data as the snapshot m.ID and then m as its manifest, with the sizes and
+// the hash of what was written: a committed snapshot as a backup leaves it, for the tests of
+// what reads repositories (list, forget, windows, restore).
+func WriteSnapshot(t testing.TB, r *repo.Repository, m repo.Manifest, data []byte) {
+	t.Helper()
+	ctx := context.Background()
+	w, err := r.NewSnapshotWriter(ctx, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	m.RawBytes, m.StoredBytes, m.SHA256 = w.RawBytes(), w.StoredBytes(), w.SHA256()
+	if m.Databases == nil {
+		m.Databases = map[int]int64{}
+	}
+	if err := r.WriteManifest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Conn returns the options that connect to s.
