@@ -1,47 +1,24 @@
 package plugin_test
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"stash.dev/redis/runner/repo"
-	"stash.dev/redis/runner/store"
 	"stash.dev/redis/test/gcstest"
+	"stash.dev/redis/test/runnertest"
 )
 
 // writeSnapshot writes one small snapshot into the repository at url, as a backup would.
 func writeSnapshot(t *testing.T, url, password string, at time.Time, env map[string]string) string {
 	t.Helper()
-	ctx := context.Background()
-	b, err := store.Open(ctx, url, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, b, repo.Options{Password: password, Create: true, WorkFactor: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := runnertest.OpenRepoWithPassword(t, url, password, env)
 	id := repo.NewID(at)
-	w, err := r.NewSnapshotWriter(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	m := repo.Manifest{FormatVersion: repo.FormatVersion, ID: id, Time: at.UTC(), Duration: time.Second, Source: "redis.demo.svc:6379",
-		RedisVersion: "7.0.15", Databases: map[int]int64{0: 1}, Keys: 1, RawBytes: w.RawBytes(), StoredBytes: w.StoredBytes(),
-		SHA256: w.SHA256(), Compression: "zstd", Encryption: "age-x25519", RunnerVersion: "test"}
-	if err := r.WriteManifest(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	runnertest.WriteSnapshot(t, r, repo.Manifest{FormatVersion: repo.FormatVersion, ID: id, Time: at.UTC(), Duration: time.Second,
+		Source: "redis.demo.svc:6379", RedisVersion: "7.0.15", Databases: map[int]int64{0: 1}, Keys: 1, Compression: "zstd",
+		Encryption: "age-x25519", RunnerVersion: "test"}, []byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"))
 	return id
 }
 
