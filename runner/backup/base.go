@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"stash.dev/redis/runner/rdb"
 	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/replication"
 	"stash.dev/redis/runner/repo"
@@ -37,7 +36,7 @@ func FromFullSync(ctx context.Context, opts Options, fs *replication.FullSync) (
 	if err != nil {
 		return Result{}, err
 	}
-	st, err := writeRDB(ctx, rdb.NewReader(fs.RDB), nil, sw, opts.Progress)
+	st, err := writeRDB(ctx, fs.RDBReader(), nil, sw, opts.Progress)
 	if err != nil {
 		sw.Abort()
 		return Result{}, fmt.Errorf("backup of %s: read the source's RDB transfer: %w", opts.Redis.Addr, err)

@@ -60,7 +60,10 @@ func dumpByReplication(ctx context.Context, opts Options, dbs []int, w io.Writer
 	defer stop()
 	point := replicationPoint{ReplID: fs.ReplID, Offset: fs.Offset}
 
-	st, err = writeRDB(ctx, rdb.NewReader(fs.RDB), dbs, w, opts.Progress)
+	st, err = writeRDB(ctx, fs.RDBReader(), dbs, w, opts.Progress)
+	if err == nil {
+		err = fs.EndRDB()
+	}
 	if err != nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"stash.dev/redis/runner/rdb"
 	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/resp"
 )
@@ -316,6 +317,9 @@ type markedReader struct {
 	br   *bufio.Reader
 	mark []byte
 	done bool
+	// direct says that the RDB was read from br by an RDB reader (FullSync.RDBReader), which
+	// stops at the file's end: what follows must be the mark, and nothing is searched.
+	direct bool
 }
 
 func (m *markedReader) Read(p []byte) (int, error) {
@@ -324,6 +328,21 @@ func (m *markedReader) Read(p []byte) (int, error) {
 	}
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if m.direct {
+		got, err := m.br.Peek(eofMarkLen)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("the transfer ended without its EOF mark: %w", io.ErrUnexpectedEOF)
+			}
+			return 0, err
+		}
+		if !bytes.Equal(got, m.mark) {
+			return 0, fmt.Errorf("%w: the RDB file is not followed by the transfer's EOF mark", resp.ErrProtocol)
+		}
+		_, _ = m.br.Discard(eofMarkLen)
+		m.done = true
+		return 0, io.EOF
 	}
 	// Look at what is buffered (at least the mark's length, unless the link ends).
 	need := max(m.br.Buffered(), eofMarkLen)
@@ -372,19 +391,42 @@ func (fs *FullSync) ack(every time.Duration) {
 	}
 }
 
+// RDBReader returns a reader of the transferred RDB file's keys; read the file through it or
+// through RDB, not both. For a diskless transfer it reads straight from the link's buffer: the
+// RDB format says where the file ends, so EndRDB checks the closing mark once there instead of
+// RDB searching every byte for it (which, with the copy it needs, was 3% of a backup's CPU).
+func (fs *FullSync) RDBReader() *rdb.Reader {
+	if m, ok := fs.RDB.(*markedReader); ok {
+		m.direct = true
+		return rdb.NewReader(m.br)
+	}
+	return rdb.NewReader(fs.RDB)
+}
+
+// EndRDB consumes what is left of the transfer after the RDB file (a diskless transfer's
+// closing mark) and fails if anything else is left. Call it once the RDB's reader returned
+// io.EOF.
+func (fs *FullSync) EndRDB() error {
+	if fs.RDB == nil {
+		return nil
+	}
+	n, err := io.Copy(io.Discard, fs.RDB)
+	if err != nil {
+		return fmt.Errorf("end of the RDB transfer: %w", err)
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: %d bytes of the RDB transfer after the end of the file", resp.ErrProtocol, n)
+	}
+	return nil
+}
+
 // Stream returns the replication stream that follows the RDB: the commands the source
-// propagates, from the byte after Offset on. Call it after RDB returned io.EOF (or, for a
-// continued link, at once); it consumes what is left of the transfer (a diskless transfer's
-// closing mark). The caller reads the stream alone and reports its progress with Acknowledge.
+// propagates, from the byte after Offset on. Call it after the RDB was read to its end (or, for
+// a continued link, at once); it calls EndRDB. The caller reads the stream alone and reports
+// its progress with Acknowledge.
 func (fs *FullSync) Stream() (*bufio.Reader, error) {
-	if fs.RDB != nil {
-		n, err := io.Copy(io.Discard, fs.RDB)
-		if err != nil {
-			return nil, fmt.Errorf("end of the RDB transfer: %w", err)
-		}
-		if n > 0 {
-			return nil, fmt.Errorf("%w: %d bytes of the RDB transfer after the end of the file", resp.ErrProtocol, n)
-		}
+	if err := fs.EndRDB(); err != nil {
+		return nil, err
 	}
 	return fs.conn.R.Buffered(), nil
 }
