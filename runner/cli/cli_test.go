@@ -16,6 +16,7 @@ import (
 	"stash.dev/redis/runner/cli"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/runnertest"
+	"stash.dev/redis/test/testproc"
 )
 
 const testPassword = runnertest.Password
@@ -260,20 +261,12 @@ func TestOrphans(t *testing.T) {
 // runnerBinary returns the stash-runner built by `make build`, or builds one.
 func runnerBinary(t *testing.T) string {
 	t.Helper()
-	if d := os.Getenv("STASH_BIN_DIR"); d != "" {
-		if p := filepath.Join(d, "stash-runner"); fileExists(p) {
-			return p
-		}
-	}
-	p := filepath.Join(t.TempDir(), "stash-runner")
-	cmd := exec.Command("go", "build", "-o", p, "stash.dev/redis/cmd/runner")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build stash-runner: %v\n%s", err, out)
+	p, err := testproc.OurBinary(t.TempDir(), "stash-runner")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return p
 }
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // TestCatPipe: a snapshot is a plain RESP stream that redis-cli --pipe restores.
 func TestCatPipe(t *testing.T) {

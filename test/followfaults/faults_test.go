@@ -2,12 +2,9 @@ package followfaults_test
 
 import (
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"stash.dev/redis/test/faultproxy"
 	"stash.dev/redis/test/redistest"
@@ -41,20 +38,9 @@ func TestFollowerKilledResumes(t *testing.T) {
 		t.Logf("restarted follower continued its chain %s after starting", at.Sub(restarted).Round(time.Millisecond))
 	}
 	time.Sleep(time.Second)
-	n := w.end(t)
-	off := replOffset(t, src.Client)
-	chain := waitJournal(t, r, off, 30*time.Second)
-	f.stop()
-	if c := chainsOf(t, r); len(c) != 1 || c[0] != chain {
-		t.Fatalf("chains %v, want only %s", c, chain)
-	}
+	n, segs := stopInOneChain(t, src, r, f, w)
 	if f.count("saved:") != 0 {
 		t.Fatalf("the restarted follower took a new base:\n%s", f.output())
-	}
-	segs := assertChain(t, r, chain)
-	dst := restoreTo(t, r, chain, off, n)
-	if a, b := src.Digest(t), dst.Digest(t); a != b {
-		t.Fatalf("digest of the restore %s, source %s", b, a)
 	}
 	t.Logf("%d writes, one chain of %d segments", n, len(segs))
 }
@@ -101,17 +87,9 @@ func TestFollowerLinkFaults(t *testing.T) {
 		t.Fatalf("the follower did not say the link stalled:\n%s", f.output())
 	}
 	time.Sleep(500 * time.Millisecond)
-	n := w.end(t)
-	off := replOffset(t, src.Client)
-	chain := waitJournal(t, r, off, 30*time.Second)
-	f.stop()
-	if c := chainsOf(t, r); len(c) != 1 || c[0] != chain || f.count("saved:") != 1 {
-		t.Fatalf("chains %v (want only %s); output:\n%s", c, chain, f.output())
-	}
-	assertChain(t, r, chain)
-	dst := restoreTo(t, r, chain, off, n)
-	if a, b := src.Digest(t), dst.Digest(t); a != b {
-		t.Fatalf("digest of the restore %s, source %s", b, a)
+	stopInOneChain(t, src, r, f, w)
+	if f.count("saved:") != 1 {
+		t.Fatalf("the follower took more than one base:\n%s", f.output())
 	}
 }
 
@@ -121,7 +99,6 @@ func TestFollowerLinkFaults(t *testing.T) {
 // starts a new chain, and `stash-runner snapshots` shows the gap between the two chains. Each
 // chain restores to its end with its own counter.
 func TestFollowerMasterRestarted(t *testing.T) {
-	ctx := context.Background()
 	src := redistest.Start(t, backlog)
 	repoURL := "file://" + t.TempDir()
 	r := runnertest.OpenRepo(t, repoURL, nil)
@@ -136,19 +113,7 @@ func TestFollowerMasterRestarted(t *testing.T) {
 	// The same configuration file: the same port and directory.
 	killed := time.Now()
 	src.Kill()
-	cmd := exec.Command(redistest.Binary(t, "redis-server"), src.Dir+"/redis.conf")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	c := redis.NewClient(&redis.Options{Addr: src.Addr, Protocol: 2, DisableIdentity: true})
-	t.Cleanup(func() { c.Close() })
-	for c.Ping(ctx).Err() != nil {
-		if time.Since(killed) > 15*time.Second {
-			t.Fatal("the restarted redis-server does not answer")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	src.Restart(t)
 	detected := f.waitLine("reconnecting in", killed, 10*time.Second)
 	newChain := f.waitLine("cannot continue chain", killed, 30*time.Second)
 	f.waitLine("chain ", newChain, 30*time.Second)
@@ -156,7 +121,7 @@ func TestFollowerMasterRestarted(t *testing.T) {
 	w2 := startWriter(t, src.Addr)
 	time.Sleep(time.Second)
 	n2 := w2.end(t)
-	off2 := replOffset(t, c)
+	off2 := replOffset(t, src.Client)
 	chain2 := waitJournal(t, r, off2, 30*time.Second)
 	f.stop()
 	if chain2 == chain1 {
@@ -180,11 +145,7 @@ func TestFollowerMasterRestarted(t *testing.T) {
 	assertChain(t, r, chain2)
 	restoreTo(t, r, chain1, off1, n1)
 	dst := restoreTo(t, r, chain2, off2, n2)
-	want, err := c.Do(ctx, "DEBUG", "DIGEST").Text()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := dst.Digest(t); got != want {
+	if got, want := dst.Digest(t), src.Digest(t); got != want {
 		t.Fatalf("digest of the restore of chain %s: %s, source %s", chain2, got, want)
 	}
 }

@@ -9,11 +9,11 @@ package followfaults_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +31,7 @@ import (
 	"stash.dev/redis/runner/restore"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/runnertest"
+	"stash.dev/redis/test/testproc"
 )
 
 var runnerBin string
@@ -38,29 +39,20 @@ var runnerBin string
 // TestMain builds stash-runner once (or takes the one `make build` left in $STASH_BIN_DIR).
 func TestMain(m *testing.M) {
 	code := func() int {
-		if d := os.Getenv("STASH_BIN_DIR"); d != "" {
-			if p := filepath.Join(d, "stash-runner"); fileExists(p) {
-				runnerBin = p
-				return m.Run()
-			}
-		}
 		dir, err := os.MkdirTemp("", "followfaults")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		defer os.RemoveAll(dir)
-		runnerBin = filepath.Join(dir, "stash-runner")
-		if out, err := exec.Command("go", "build", "-o", runnerBin, "stash.dev/redis/cmd/runner").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build stash-runner: %v\n%s", err, out)
+		if runnerBin, err = testproc.OurBinary(dir, "stash-runner"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		return m.Run()
 	}()
 	os.Exit(code)
 }
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // line is one line a runner printed, with the time the test read it.
 type line struct {
@@ -144,26 +136,24 @@ func follow(t *testing.T, repoURL string, storage map[string]string, args ...str
 // waitLine waits for a line containing s printed after since, and returns when it was read.
 func (p *proc) waitLine(s string, since time.Time, timeout time.Duration) time.Time {
 	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var at time.Time
+	testproc.Eventually(p.t, timeout, fmt.Sprintf("stash-runner prints %q", s), func() error {
 		p.mu.Lock()
+		defer p.mu.Unlock()
 		for _, l := range p.lines {
 			if !l.at.Before(since) && strings.Contains(l.text, s) {
-				p.mu.Unlock()
-				return l.at
+				at = l.at
+				return nil
 			}
 		}
-		p.mu.Unlock()
 		select {
 		case <-p.done:
-			p.t.Fatalf("stash-runner exited (%v) before printing %q", p.err, s)
+			return testproc.Abort(fmt.Errorf("stash-runner exited (%v) before printing it", p.err))
 		default:
+			return errors.New("not printed")
 		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("stash-runner printed no %q within %s", s, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	})
+	return at
 }
 
 // count returns how many lines contain s.
@@ -300,27 +290,47 @@ func replOffset(t *testing.T, c *redis.Client) int64 {
 func waitJournal(t *testing.T, r *repo.Repository, offset int64, timeout time.Duration) string {
 	t.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(timeout)
-	for {
+	var chain string
+	testproc.Eventually(t, timeout, fmt.Sprintf("the journal reaches offset %d", offset), func() error {
 		chains, err := journal.Chains(ctx, r)
 		if err != nil {
-			t.Fatal(err)
+			return testproc.Abort(err)
 		}
-		if len(chains) > 0 {
-			chain := newestChain(t, r, chains)
-			segs, err := journal.List(ctx, r, chain)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(segs) > 0 && segs[len(segs)-1].EndOffset >= offset {
-				return chain
-			}
+		if len(chains) == 0 {
+			return errors.New("no chain")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the journal did not reach offset %d within %s (chains %v)", offset, timeout, chains)
+		chain = newestChain(t, r, chains)
+		segs, err := journal.List(ctx, r, chain)
+		if err != nil {
+			return testproc.Abort(err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		if len(segs) == 0 || segs[len(segs)-1].EndOffset < offset {
+			return fmt.Errorf("chains %v", chains)
+		}
+		return nil
+	})
+	return chain
+}
+
+// stopInOneChain ends the writer, waits until the journal holds all it wrote, stops the
+// follower, and checks what a fault the follower survives leaves behind: one chain, without a
+// gap, whose end restores to the source (the counter equals the writes, the digest the
+// source's). It returns the number of writes and the chain's segments.
+func stopInOneChain(t *testing.T, src *redistest.Server, r *repo.Repository, f *proc, w *writer) (int64, []journal.Manifest) {
+	t.Helper()
+	n := w.end(t)
+	off := replOffset(t, src.Client)
+	chain := waitJournal(t, r, off, 30*time.Second)
+	f.stop()
+	if c := chainsOf(t, r); len(c) != 1 || c[0] != chain {
+		t.Fatalf("chains %v, want only %s; output:\n%s", c, chain, f.output())
 	}
+	segs := assertChain(t, r, chain)
+	dst := restoreTo(t, r, chain, off, n)
+	if a, b := src.Digest(t), dst.Digest(t); a != b {
+		t.Fatalf("digest of the restore %s, source %s", b, a)
+	}
+	return n, segs
 }
 
 // newestChain is the chain whose base is the newest (ids of one second sort by a random suffix).

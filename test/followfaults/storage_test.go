@@ -49,17 +49,6 @@ func TestFollowerStorageOutage(t *testing.T) {
 	f = follow(t, repoURL, s3.Env(), "--redis", src.URL())
 	f.waitLine("continuing chain", restarted, 30*time.Second)
 	time.Sleep(time.Second)
-	n := w.end(t)
-	off := replOffset(t, src.Client)
-	chain := waitJournal(t, r, off, 30*time.Second)
-	f.stop()
-	if c := chainsOf(t, r); len(c) != 1 || c[0] != chain {
-		t.Fatalf("chains %v, want only %s", c, chain)
-	}
-	segs := assertChain(t, r, chain)
-	dst := restoreTo(t, r, chain, off, n)
-	if a, b := src.Digest(t), dst.Digest(t); a != b {
-		t.Fatalf("digest of the restore %s, source %s", b, a)
-	}
+	n, segs := stopInOneChain(t, src, r, f, w)
 	t.Logf("%d writes, one chain of %d segments across a 30 s storage outage", n, len(segs))
 }

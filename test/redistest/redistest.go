@@ -57,6 +57,7 @@ var (
 )
 
 type config struct {
+	port     int
 	flavor   Flavor
 	password string
 	lines    []string
@@ -65,6 +66,10 @@ type config struct {
 	cluster  bool
 	sentinel bool
 }
+
+// WithPort listens on port instead of a free port of its own, for a test that names the
+// address before the server runs (a Redis that is down, then back).
+func WithPort(port int) Option { return optionFunc(func(c *config) { c.port = port }) }
 
 // WithPassword sets requirepass; the returned Client authenticates with it.
 func WithPassword(pw string) Option { return optionFunc(func(c *config) { c.password = pw }) }
@@ -105,6 +110,7 @@ type Server struct {
 	// Flavor is the server program that runs.
 	Flavor Flavor
 
+	bin      string
 	cmd      *exec.Cmd
 	done     chan struct{}
 	stopOnce sync.Once
@@ -141,14 +147,18 @@ func Start(t testing.TB, opts ...Option) *Server {
 
 func start(t testing.TB, bin string, cfg *config) (*Server, error) {
 	dir := t.TempDir()
-	port, err := testproc.FreePort()
-	if cfg.cluster {
+	port, err := cfg.port, error(nil)
+	switch {
+	case port != 0:
+	case cfg.cluster:
 		port, err = testproc.ClusterPort()
+	default:
+		port, err = testproc.FreePort()
 	}
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, Dir: dir, Password: cfg.password, Flavor: cfg.flavor, done: make(chan struct{})}
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, Dir: dir, Password: cfg.password, Flavor: cfg.flavor, bin: bin}
 	lines := []string{
 		"bind 127.0.0.1",
 		"port " + strconv.Itoa(port),
@@ -191,19 +201,29 @@ func start(t testing.TB, bin string, cfg *config) (*Server, error) {
 	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, conf)
-	s.cmd.Dir = dir
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("run %s: %w", bin, err)
-	}
-	go func() { _ = s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(s.Stop)
-
 	s.Client = redis.NewClient(&redis.Options{Addr: s.Addr, Password: cfg.password, Protocol: 2, DisableIdentity: true, MaxRetries: -1, ReadTimeout: 2 * time.Minute})
 	t.Cleanup(func() { s.Client.Close() })
-	err = testproc.Poll(15*time.Second, "redis-server on "+s.Addr+" answers PING", func() error {
+	if err := s.run(); err != nil {
+		return nil, err
+	}
+	t.Cleanup(s.Stop)
+	return s, nil
+}
+
+// run starts the process on the server's configuration file and waits until it answers PING.
+func (s *Server) run() error {
+	s.stopOnce = sync.Once{}
+	s.done = make(chan struct{})
+	s.cmd = exec.Command(s.bin, filepath.Join(s.Dir, "redis.conf"))
+	s.cmd.Dir = s.Dir
+	if err := s.cmd.Start(); err != nil {
+		return fmt.Errorf("run %s: %w", s.bin, err)
+	}
+	done := s.done
+	go func(cmd *exec.Cmd) { _ = cmd.Wait(); close(done) }(s.cmd)
+	err := testproc.Poll(15*time.Second, "redis-server on "+s.Addr+" answers PING", func() error {
 		select {
-		case <-s.done:
+		case <-done:
 			return testproc.Abort(errors.New("redis-server exited during startup"))
 		default:
 		}
@@ -213,9 +233,22 @@ func start(t testing.TB, bin string, cfg *config) (*Server, error) {
 	})
 	if err != nil {
 		s.Stop()
-		return nil, fmt.Errorf("%w; log: %s", err, s.Log())
+		return fmt.Errorf("%w; log: %s", err, s.Log())
 	}
-	return s, nil
+	return nil
+}
+
+// Restart starts the server again after Kill or Stop, on the same configuration file, port and
+// directory (a restarted master: a new replication ID, and with persistence off no data), and
+// waits until it answers PING.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if s.Alive() {
+		t.Fatalf("restart redis-server %s: it still runs", s.Addr)
+	}
+	if err := s.run(); err != nil {
+		t.Fatalf("restart redis-server: %v", err)
+	}
 }
 
 // CLI returns the path of the command-line client that goes with the server (redis-cli,

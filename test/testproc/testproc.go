@@ -169,3 +169,41 @@ func Tool(t testing.TB, name string) string {
 	}
 	return bin
 }
+
+// ourPackages are the main packages of this module's programs, by binary name.
+var ourPackages = map[string]string{
+	"kubectl-stash": "stash.dev/redis/cmd/kubectl-stash",
+	"stash-webhook": "stash.dev/redis/cmd/webhook",
+	"stash-runner":  "stash.dev/redis/cmd/runner",
+}
+
+// OurBinaries returns a directory that holds the programs of this module named (kubectl-stash,
+// stash-webhook, stash-runner): $STASH_BIN_DIR, where `make build` wrote them, when it holds
+// them all, else dir, into which they are built for this machine.
+func OurBinaries(dir string, names ...string) (string, error) {
+	if d := os.Getenv("STASH_BIN_DIR"); d != "" {
+		all := true
+		for _, name := range names {
+			all = all && fileExists(filepath.Join(d, name))
+		}
+		if all {
+			return d, nil
+		}
+	}
+	for _, name := range names {
+		pkg, ok := ourPackages[name]
+		if !ok {
+			return "", fmt.Errorf("%s is not a program of this module", name)
+		}
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build %s: %w\n%s", name, err, out)
+		}
+	}
+	return dir, nil
+}
+
+// OurBinary is OurBinaries for one program: its path.
+func OurBinary(dir, name string) (string, error) {
+	d, err := OurBinaries(dir, name)
+	return filepath.Join(d, name), err
+}
