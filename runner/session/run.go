@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/push"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -78,7 +79,7 @@ func RunBackup(ctx context.Context, c client.Client, ns, name string, o Options)
 			meta.SetStatusCondition(&st.Conditions, *out.retention)
 		}
 	}
-	if perr := patchBackupStatus(ctx, c, s, status); perr != nil {
+	if perr := writeResult(ctx, o, func() error { return patchBackupStatus(ctx, c, s, status) }); perr != nil {
 		err = errors.Join(err, perr)
 	}
 	o.pushMetrics(runMetrics{job: "stash-backup", namespace: s.Namespace, kind: v1alpha1.KindBackupConfiguration, invoker: s.Spec.Invoker.Name,
@@ -242,23 +243,56 @@ func (o *Options) reportProgress(ctx context.Context, label string, c *progress.
 }
 
 // patchBackupStatus applies change to the session's status with a merge patch, leaving the
-// controller's fields (job, startTime, sessionDeadline) alone.
+// controller's fields (job, startTime, sessionDeadline) alone. A failed patch leaves s as it
+// was, so that the same change can be tried again.
 func patchBackupStatus(ctx context.Context, c client.Client, s *v1alpha1.BackupSession, change func(*v1alpha1.BackupSessionStatus)) error {
-	base := s.DeepCopy()
-	change(&s.Status)
-	if err := c.Status().Patch(ctx, s, client.MergeFrom(base)); err != nil {
+	next := s.DeepCopy()
+	change(&next.Status)
+	if err := c.Status().Patch(ctx, next, client.MergeFrom(s)); err != nil {
 		return fmt.Errorf("write status of BackupSession %s/%s: %w", s.Namespace, s.Name, err)
 	}
+	*s = *next
 	return nil
 }
 
 func patchRestoreStatus(ctx context.Context, c client.Client, rs *v1alpha1.RestoreSession, change func(*v1alpha1.RestoreSessionStatus)) error {
-	base := rs.DeepCopy()
-	change(&rs.Status)
-	if err := c.Status().Patch(ctx, rs, client.MergeFrom(base)); err != nil {
+	next := rs.DeepCopy()
+	change(&next.Status)
+	if err := c.Status().Patch(ctx, next, client.MergeFrom(rs)); err != nil {
 		return fmt.Errorf("write status of RestoreSession %s/%s: %w", rs.Namespace, rs.Name, err)
 	}
+	*rs = *next
 	return nil
+}
+
+// ResultWriteTimeout bounds how long a runner keeps trying to write its session's result when
+// the API server does not take it: a restart or an upgrade of the control plane. Before, the
+// first refused connection ended the Pod with an error, and a backup whose snapshot was
+// written ended Failed.
+const ResultWriteTimeout = 5 * time.Minute
+
+// writeResult calls write, the patch of a session's final status, until it succeeds, the API
+// server refuses it for good (the session is gone, the patch is invalid or forbidden),
+// ResultWriteTimeout has passed or ctx ends.
+func writeResult(ctx context.Context, o Options, write func() error) error {
+	deadline := time.Now().Add(ResultWriteTimeout)
+	wait := time.Second
+	for {
+		err := write()
+		if err == nil || apierrors.IsNotFound(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) {
+			return err
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return fmt.Errorf("%w (tried for %s)", err, ResultWriteTimeout)
+		}
+		o.log("warning: %v; trying again in %s", err, wait)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
 }
 
 // RunRestore runs the RestoreSession ns/name and writes its result into its status.
@@ -269,18 +303,20 @@ func RunRestore(ctx context.Context, c client.Client, ns, name string, o Options
 	}
 	start := o.now()
 	res, err := runRestore(ctx, c, rs, o)
-	if perr := patchRestoreStatus(ctx, c, rs, func(st *v1alpha1.RestoreSessionStatus) {
-		end := metav1.NewTime(o.now())
-		st.CompletionTime = &end
-		st.SessionDuration = end.Sub(start).Round(time.Millisecond).String()
-		st.Progress = nil
-		if err != nil {
-			st.Phase, st.Error = v1alpha1.SessionFailed, err.Error()
-			st.KeysRestored = res.Keys
-			return
-		}
-		st.Phase, st.Error = v1alpha1.SessionSucceeded, ""
-		st.Snapshot, st.KeysRestored, st.Bytes, st.Method = res.SnapshotID, res.Keys, res.Bytes, res.Method
+	if perr := writeResult(ctx, o, func() error {
+		return patchRestoreStatus(ctx, c, rs, func(st *v1alpha1.RestoreSessionStatus) {
+			end := metav1.NewTime(o.now())
+			st.CompletionTime = &end
+			st.SessionDuration = end.Sub(start).Round(time.Millisecond).String()
+			st.Progress = nil
+			if err != nil {
+				st.Phase, st.Error = v1alpha1.SessionFailed, err.Error()
+				st.KeysRestored = res.Keys
+				return
+			}
+			st.Phase, st.Error = v1alpha1.SessionSucceeded, ""
+			st.Snapshot, st.KeysRestored, st.Bytes, st.Method = res.SnapshotID, res.Keys, res.Bytes, res.Method
+		})
 	}); perr != nil {
 		err = errors.Join(err, perr)
 	}
