@@ -325,6 +325,33 @@ func benchSize(ctx context.Context, cfg config, self string, n int, first bool) 
 			record("load-floor", "redis-server loading the --rdb file at start-up (floor; all dbs)", "restore", secs, 0, 0, "from its log")
 			return nil
 		}},
+		{"link-floor", func() error {
+			// The same file loaded over the replication link, as the runner's restore loads:
+			// a master started on it serves it from its disk (repl-diskless-sync no, so the
+			// transfer is never waiting for a serializer), and the target loads it as it
+			// arrives (repl-diskless-load on-empty-db). The time is the target's, from its
+			// log: "Loading DB in memory" to "Done loading RDB".
+			floor := filepath.Join(dir, "link-floor")
+			os.RemoveAll(floor)
+			os.MkdirAll(floor, 0o700)
+			if err := os.Link(filepath.Join(dir, "dump.rdb"), filepath.Join(floor, "dump.rdb")); err != nil {
+				return err
+			}
+			m, err := startRedis(ctx, floor, "--repl-diskless-sync", "no")
+			if err != nil {
+				return err
+			}
+			defer m.stop()
+			if err := resetDst(); err != nil {
+				return err
+			}
+			secs, err := linkLoadSeconds(ctx, dst, filepath.Join(dir, "dst", "redis.log"), m.addr)
+			if err != nil {
+				return err
+			}
+			record("link-floor", "redis-server loading the --rdb file from a master over the replication link (all dbs)", "restore", secs, 0, 0, "from its log")
+			return resetDst()
+		}},
 		{"runner-all-restore", func() error {
 			if err := resetDst(); err != nil {
 				return err
@@ -493,15 +520,16 @@ func (s *server) port() int {
 	return n
 }
 
-func startRedis(ctx context.Context, dir string) (*server, error) {
+func startRedis(ctx context.Context, dir string, extra ...string) (*server, error) {
 	os.MkdirAll(dir, 0o700)
 	port, err := testproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	s := &server{addr: "127.0.0.1:" + strconv.Itoa(port)}
-	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
+	args := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log")}, extra...)
+	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start redis-server (apt-get install redis-server, or hack/tools.sh redis): %w", err)
 	}
@@ -548,6 +576,59 @@ func loadSeconds(log string) (time.Duration, error) {
 		return 0, fmt.Errorf("%s: %w", log, err)
 	}
 	return time.Duration(f * float64(time.Second)), nil
+}
+
+// linkLoadSeconds makes s a replica of master until it has loaded the master's data, and
+// returns the time s took to load it, from its log (which lines it wrote before is skipped).
+func linkLoadSeconds(ctx context.Context, s *server, log, master string) (time.Duration, error) {
+	before, err := os.ReadFile(log)
+	if err != nil {
+		return 0, err
+	}
+	host, port, _ := net.SplitHostPort(master)
+	for _, cmd := range [][]any{{"CONFIG", "SET", "repl-diskless-load", "on-empty-db"}, {"REPLICAOF", host, port}} {
+		if err := s.client.Do(ctx, cmd...).Err(); err != nil {
+			return 0, fmt.Errorf("%v: %w", cmd, err)
+		}
+	}
+	defer func() {
+		_ = s.client.Do(context.WithoutCancel(ctx), "REPLICAOF", "NO", "ONE").Err()
+		_ = s.client.Do(context.WithoutCancel(ctx), "CONFIG", "SET", "repl-diskless-load", "disabled").Err()
+	}()
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		b, err := os.ReadFile(log)
+		if err != nil {
+			return 0, err
+		}
+		lines := string(b[min(len(before), len(b)):])
+		start, end := logTime(lines, "Loading DB in memory"), logTime(lines, "Done loading RDB")
+		if !start.IsZero() && !end.IsZero() {
+			return end.Sub(start), nil
+		}
+	}
+	return 0, fmt.Errorf("%s: the replica did not load its master's data within 10 minutes", s.addr)
+}
+
+// logTime returns the time of the first line of a redis-server log that contains what.
+func logTime(log, what string) time.Time {
+	for line := range strings.Lines(log) {
+		if !strings.Contains(line, what) {
+			continue
+		}
+		// "pid:S 06 Dec 2026 19:02:30.855 * ..."
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			return time.Time{}
+		}
+		t, err := time.Parse("02 Jan 2006 15:04:05.000", strings.Join(f[1:5], " "))
+		if err != nil {
+			return time.Time{}
+		}
+		return t
+	}
+	return time.Time{}
 }
 
 func (s *server) stop() {
