@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -71,17 +70,7 @@ func tail(s string, n int) string {
 // binaries returns the directory with kubectl-stash, stash-webhook and stash-runner: the
 // ones `make build` wrote (STASH_BIN_DIR), or fresh builds.
 func binaries(dir string) (string, error) {
-	if b := os.Getenv("STASH_BIN_DIR"); b != "" {
-		return b, nil
-	}
-	for name, pkg := range map[string]string{"kubectl-stash": "./cmd/kubectl-stash", "stash-webhook": "./cmd/webhook", "stash-runner": "./cmd/runner"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
-		cmd.Dir = clustertest.RootDir()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("build %s: %v\n%s", name, err, out)
-		}
-	}
-	return dir, nil
+	return testproc.OurBinaries(dir, "kubectl-stash", "stash-webhook", "stash-runner")
 }
 
 // namespace creates a namespace with a storage Secret and a local Repository in a temp dir.
@@ -239,12 +228,7 @@ func TestRedisDownThenBack(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	kubectl.Must(t, "stash", "create", "backupconfig", "down", "-n", ns, "--repo", "repo", "--redis-address", addr, "--schedule", "* * * * *")
 	waitForSession(t, ns, "Failed", "a scheduled backup of the dead Redis fails")
-	dir := t.TempDir()
-	cmd := exec.Command(redistest.Binary(t, "redis-server"), "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	redistest.Start(t, redistest.WithPort(port))
 	waitForSession(t, ns, "Succeeded", "the next scheduled backup succeeds")
 }
 
