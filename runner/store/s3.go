@@ -6,12 +6,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -85,25 +83,11 @@ func openS3(ctx context.Context, u *url.URL, env map[string]string, attempts int
 	return b, nil
 }
 
-// DefaultIOTimeout is how long an S3 or Azure connection may go without a byte moving in the
-// direction the runner waits for before the request fails (and is retried, up to max_attempts):
-// a stalled link would otherwise hang a backup or a restore for as long as the OS keeps the TCP
-// connection. The repository URL's io_timeout changes it.
-const DefaultIOTimeout = 60 * time.Second
-
 // transport trusts CA_CERT_DATA (a PEM bundle) in addition to nothing else when it is set, as a
 // private S3 or Azure endpoint with its own CA needs, and gives every read and write of its
 // connections the idle deadline ioTimeout.
 func transport(env map[string]string, insecure bool, ioTimeout time.Duration) (*http.Transport, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	dial := (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return &idleConn{Conn: c, idle: ioTimeout, addr: addr}, nil
-	}
+	tr := idleTransport(ioTimeout)
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure}
 	if ca := env[EnvCACertData]; ca != "" {
 		pool := x509.NewCertPool()
@@ -171,41 +155,4 @@ func explainS3(err error, bucket, where, source string) error {
 			bucket, where, source, err)
 	}
 	return fmt.Errorf("reach s3 bucket %q at %s (credentials from %s): %w", bucket, where, source, err)
-}
-
-// idleConn fails a read or a write that moves no byte for idle, naming the stall. The HTTP
-// transport reads a response while it writes the request body, so the stall is often found by
-// the read and the write then fails on the closed connection: every later error of a connection
-// that stalled says so too.
-type idleConn struct {
-	net.Conn
-	idle    time.Duration
-	addr    string
-	stalled atomic.Bool
-}
-
-func (c *idleConn) Read(p []byte) (int, error) {
-	_ = c.SetReadDeadline(time.Now().Add(c.idle))
-	n, err := c.Conn.Read(p)
-	return n, c.explain(err)
-}
-
-func (c *idleConn) Write(p []byte) (int, error) {
-	_ = c.SetWriteDeadline(time.Now().Add(c.idle))
-	n, err := c.Conn.Write(p)
-	return n, c.explain(err)
-}
-
-func (c *idleConn) explain(err error) error {
-	if err == nil {
-		return nil
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		c.stalled.Store(true)
-	}
-	if c.stalled.Load() {
-		return fmt.Errorf("storage endpoint %s sent or took nothing for %s (the link stalled; io_timeout in the repository URL): %w", c.addr, c.idle, err)
-	}
-	return err
 }

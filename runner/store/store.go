@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/gcsblob"
 	"google.golang.org/api/option"
+	htransport "google.golang.org/api/transport/http"
 
 	"stash.dev/redis/api/v1alpha1"
 )
@@ -110,7 +112,9 @@ func parseLocation(rawURL string) (location, error) {
 // chunk_retry_deadline bounds how long one GCS upload chunk is retried (the client's default is
 // 32 s) before the backup fails. max_attempts (1..20, default DefaultAttempts) bounds the tries
 // of every request to gs, s3 and azblob, with backoff between them capped at a few seconds, so
-// that an unreachable or failing endpoint fails the operation in bounded time.
+// that an unreachable or failing endpoint fails the operation in bounded time. io_timeout (1s..1h,
+// default DefaultIOTimeout) is the idle deadline of every connection to gs, s3 and azblob, so
+// that a stalled one fails its request too.
 //
 // env holds the storage Secret's keys. Cloud credentials come from it when it has them; without
 // them the cloud SDKs' default chains read the process environment (GCS Application Default
@@ -128,7 +132,7 @@ func Open(ctx context.Context, rawURL string, env map[string]string) (*Bucket, e
 	case "file":
 		b, err = openFile(u)
 	case "gs":
-		b, err = openGCS(ctx, u, env, attempts)
+		b, err = openGCS(ctx, u, env, attempts, ioTimeout)
 		if dl := loc.chunkRetryDeadline; dl > 0 && err == nil {
 			before = func(as func(any) bool) error {
 				var w *storage.Writer
@@ -173,22 +177,35 @@ func openFile(u *url.URL) (*blob.Bucket, error) {
 	return b, nil
 }
 
-func openGCS(ctx context.Context, u *url.URL, env map[string]string, attempts int) (*blob.Bucket, error) {
+func openGCS(ctx context.Context, u *url.URL, env map[string]string, attempts int, ioTimeout time.Duration) (*blob.Bucket, error) {
 	if u.Host == "" {
 		return nil, errors.New("gs url has no bucket (use gs://bucket/prefix)")
 	}
+	// The client gets our HTTP client, so that its connections have the idle deadline of the
+	// other backends (idleTransport); with an HTTP client of its own the client no longer
+	// authenticates, so the credentials' token source is put around that transport here.
+	base := idleTransport(ioTimeout)
 	var opts []option.ClientOption
-	switch {
-	case env[EnvStorageEmulatorHost] != "":
-		host := env[EnvStorageEmulatorHost]
+	if host := env[EnvStorageEmulatorHost]; host != "" {
 		if !strings.Contains(host, "://") {
 			host = "http://" + host
 		}
 		// The emulator serves the JSON API only; XML reads fail against it.
 		opts = append(opts, option.WithEndpoint(strings.TrimSuffix(host, "/")+"/storage/v1/"),
-			option.WithoutAuthentication(), storage.WithJSONReads())
-	case env[EnvGoogleServiceAccountJSON] != "":
-		opts = append(opts, option.WithAuthCredentialsJSON(option.ServiceAccount, []byte(env[EnvGoogleServiceAccountJSON])))
+			option.WithoutAuthentication(), storage.WithJSONReads(), option.WithHTTPClient(&http.Client{Transport: base}))
+	} else {
+		// The service account of the storage Secret, else Application Default Credentials
+		// (the Pod's workload identity), with the scopes storage.NewClient asks for.
+		auth := []option.ClientOption{option.WithScopes(storage.ScopeFullControl, "https://www.googleapis.com/auth/cloud-platform")}
+		if key := env[EnvGoogleServiceAccountJSON]; key != "" {
+			auth = append(auth, option.WithAuthCredentialsJSON(option.ServiceAccount, []byte(key)))
+		}
+		rt, err := htransport.NewTransport(ctx, base, auth...)
+		if err != nil {
+			return nil, fmt.Errorf("create gcs client: %w", err)
+		}
+		// The credentials go to the client too, for what it signs itself (signed URLs).
+		opts = append(auth, option.WithHTTPClient(&http.Client{Transport: rt}))
 	}
 	client, err := storage.NewClient(ctx, opts...)
 	if err != nil {
