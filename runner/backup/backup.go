@@ -58,11 +58,34 @@ type Result struct {
 
 // Run dumps the server into a new snapshot. The snapshot becomes visible only when everything
 // succeeded; on any error nothing that lists or restores is left behind.
+//
+// The repository may still be unlocking its key (repo.OpenInBackground): the backup then
+// starts at once, and if the key cannot be unlocked (a wrong password) it stops as soon as
+// that is known, with the repository's error, before anything was stored. A source that
+// streams its RDB to replicas (repl-diskless-sync yes, the default) kills the save it forked
+// when the runner drops the link, so a wrong password costs it one fork, no more.
 func Run(ctx context.Context, opts Options) (Result, error) {
-	start := time.Now()
 	if opts.Repository == nil {
 		return Result{}, errors.New("backup: no repository")
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		if opts.Repository.Ready(ctx) != nil {
+			cancel()
+		}
+	}()
+	res, err := run(ctx, opts)
+	if err != nil {
+		if kerr := opts.Repository.KeyErr(); kerr != nil {
+			return Result{}, kerr
+		}
+	}
+	return res, err
+}
+
+func run(ctx context.Context, opts Options) (Result, error) {
+	start := time.Now()
 	if err := CheckMethod(opts.Method); err != nil {
 		return Result{}, err
 	}

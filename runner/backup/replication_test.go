@@ -9,9 +9,14 @@ import (
 	"time"
 
 	"stash.dev/redis/runner/backup"
+	"stash.dev/redis/runner/crypt"
 	"stash.dev/redis/runner/replication"
+	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/restore"
+	"stash.dev/redis/runner/store"
 	"stash.dev/redis/test/redistest"
+	"stash.dev/redis/test/runnertest"
+	"stash.dev/redis/test/testproc"
 )
 
 // TestBackupByReplication: for each server flavor and for both transfer kinds (the RDB from the
@@ -112,4 +117,59 @@ func TestBackupByReplicationFallsBack(t *testing.T) {
 			t.Logf("auto: %s", logs[0])
 		})
 	}
+}
+
+// TestBackupWhileTheKeyUnlocks: with the repository's key unlocked in the background (as the
+// runner's backup command opens it), a backup by replication starts at once and its snapshot
+// restores whole; with a wrong password the backup fails with ErrWrongPassword within the key
+// derivation, stores nothing, and the source is left with no replica and no save running.
+func TestBackupWhileTheKeyUnlocks(t *testing.T) {
+	ctx := context.Background()
+	src := redistest.Start(t)
+	fill(t, src, 5000)
+	url := "file://" + t.TempDir()
+	openRepo(t, url, nil) // creates the repository and its key
+	open := func(password string) *repo.Repository {
+		b, err := store.Open(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := repo.OpenInBackground(ctx, b, repo.Options{Password: password})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r
+	}
+
+	r := open(runnertest.Password)
+	res, err := backup.Run(ctx, backup.Options{Redis: conn(t, src), Repository: r, Method: backup.MethodReplication})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := redistest.Start(t)
+	if _, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst), Repository: r, Snapshot: res.SnapshotID}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := src.Digest(t), dst.Digest(t); a != b {
+		t.Fatalf("digest %s after restore, source %s", b, a)
+	}
+
+	start := time.Now()
+	_, err = backup.Run(ctx, backup.Options{Redis: conn(t, src), Repository: open("wrong"), Method: backup.MethodReplication})
+	if !errors.Is(err, crypt.ErrWrongPassword) {
+		t.Fatalf("backup with a wrong password: %v, want ErrWrongPassword", err)
+	}
+	t.Logf("failed after %s: %v", time.Since(start), err)
+	list, err := r.List(ctx)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("snapshots after the failed backup: %d (%v), want the first one only", len(list), err)
+	}
+	testproc.Eventually(t, 5*time.Second, "the source forgets the runner and its save", func() error {
+		info := src.Client.Info(ctx, "replication", "persistence").Val()
+		if !strings.Contains(info, "connected_slaves:0") || !strings.Contains(info, "rdb_bgsave_in_progress:0") {
+			return errors.New("a replica or a save is left")
+		}
+		return nil
+	})
 }

@@ -58,7 +58,7 @@ func (r *Repository) newDataWriter(ctx context.Context, id, key string, concurre
 	}
 	w := &SnapshotWriter{id: id, cancel: cancel, bw: bw, hash: sha256.New()}
 	w.stored.w = io.MultiWriter(bw, w.hash)
-	w.enc, err = r.keys[0].Encrypt(&w.stored)
+	w.enc, err = r.encrypter(wctx, &w.stored)
 	if err != nil {
 		w.Abort()
 		return nil, err
@@ -70,6 +70,75 @@ func (r *Repository) newDataWriter(ctx context.Context, id, key string, concurre
 		return nil, err
 	}
 	return w, nil
+}
+
+// encrypter returns the writer that encrypts to the repository key into dst: at once when the
+// key is unlocked, else one that holds what it is given (compressed data) until it is.
+func (r *Repository) encrypter(ctx context.Context, dst io.Writer) (io.WriteCloser, error) {
+	select {
+	case <-r.unlocked:
+		if r.keyErr != nil {
+			return nil, r.keyErr
+		}
+		return r.keys[0].Encrypt(dst)
+	default:
+		return &pendingEncrypter{r: r, ctx: ctx, dst: dst}, nil
+	}
+}
+
+// maxPendingBytes bounds what a writer holds while the repository key is being unlocked
+// (OpenInBackground): compressed data, at most a few MB in the 0.1 s the key derivation
+// takes; beyond it, writes wait for the key.
+const maxPendingBytes = 16 << 20
+
+// pendingEncrypter holds its input until the repository key is unlocked, then encrypts it and
+// everything after it to dst. If the key cannot be unlocked, every call returns that error.
+type pendingEncrypter struct {
+	r       *Repository
+	ctx     context.Context
+	dst     io.Writer
+	pending []byte
+	enc     io.WriteCloser
+}
+
+func (p *pendingEncrypter) Write(b []byte) (int, error) {
+	if p.enc == nil {
+		select {
+		case <-p.r.unlocked:
+		default:
+			if len(p.pending)+len(b) <= maxPendingBytes {
+				p.pending = append(p.pending, b...)
+				return len(b), nil
+			}
+		}
+		if err := p.start(); err != nil {
+			return 0, err
+		}
+	}
+	return p.enc.Write(b)
+}
+
+// start waits for the key and encrypts what was held.
+func (p *pendingEncrypter) start() error {
+	keys, err := p.r.waitKeys(p.ctx)
+	if err != nil {
+		return err
+	}
+	if p.enc, err = keys[0].Encrypt(p.dst); err != nil {
+		return err
+	}
+	_, err = p.enc.Write(p.pending)
+	p.pending = nil
+	return err
+}
+
+func (p *pendingEncrypter) Close() error {
+	if p.enc == nil {
+		if err := p.start(); err != nil {
+			return err
+		}
+	}
+	return p.enc.Close()
 }
 
 // Write compresses and encrypts p.
@@ -169,7 +238,12 @@ func (r *Repository) OpenSnapshot(ctx context.Context, m Manifest) (*SnapshotRea
 	}
 	sr := &SnapshotReader{m: m, br: br, hash: sha256.New()}
 	sr.stored.r = io.TeeReader(br, sr.hash)
-	sr.dec, err = crypt.Decrypt(&sr.stored, r.keys...)
+	keys, err := r.waitKeys(ctx)
+	if err != nil {
+		br.Close()
+		return nil, err
+	}
+	sr.dec, err = crypt.Decrypt(&sr.stored, keys...)
 	if err != nil {
 		br.Close()
 		return nil, fmt.Errorf("snapshot %s: %w", m.ID, err)

@@ -97,7 +97,7 @@ type envelope struct {
 
 // WriteManifest commits a snapshot. Call it only after the data object was written successfully.
 func (r *Repository) WriteManifest(ctx context.Context, m Manifest) error {
-	b, err := r.seal(m)
+	b, err := r.seal(ctx, m)
 	if err != nil {
 		return err
 	}
@@ -110,13 +110,17 @@ func (r *Repository) WriteManifest(ctx context.Context, m Manifest) error {
 // seal encodes v as the JSON of an envelope: v's JSON encrypted to the repository key, with an
 // HMAC of it that only a holder of the password can produce (encryption to a public key alone
 // does not say who encrypted).
-func (r *Repository) seal(v any) ([]byte, error) {
+func (r *Repository) seal(ctx context.Context, v any) ([]byte, error) {
+	keys, err := r.waitKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
 	plain, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
 	var enc bytes.Buffer
-	w, err := r.keys[0].Encrypt(&enc)
+	w, err := keys[0].Encrypt(&enc)
 	if err != nil {
 		return nil, err
 	}
@@ -126,17 +130,21 @@ func (r *Repository) seal(v any) ([]byte, error) {
 	if err := w.Close(); err != nil {
 		return nil, err
 	}
-	return json.Marshal(envelope{Version: 1, Data: enc.Bytes(), HMAC: r.keys[0].MAC(plain)})
+	return json.Marshal(envelope{Version: 1, Data: enc.Bytes(), HMAC: keys[0].MAC(plain)})
 }
 
 // unseal decodes what seal encoded into v; anything that does not decrypt or whose HMAC does
 // not match is crypt.ErrIntegrity.
-func (r *Repository) unseal(b []byte, v any) error {
+func (r *Repository) unseal(ctx context.Context, b []byte, v any) error {
+	keys, err := r.waitKeys(ctx)
+	if err != nil {
+		return err
+	}
 	var env envelope
 	if err := json.Unmarshal(b, &env); err != nil {
 		return fmt.Errorf("%w: not valid json: %w", crypt.ErrIntegrity, err)
 	}
-	pr, err := crypt.Decrypt(bytes.NewReader(env.Data), r.keys...)
+	pr, err := crypt.Decrypt(bytes.NewReader(env.Data), keys...)
 	if err != nil {
 		return err
 	}
@@ -144,7 +152,7 @@ func (r *Repository) unseal(b []byte, v any) error {
 	if err != nil {
 		return err
 	}
-	if !crypt.VerifyMAC(plain, env.HMAC, r.keys...) {
+	if !crypt.VerifyMAC(plain, env.HMAC, keys...) {
 		return fmt.Errorf("%w: hmac does not match", crypt.ErrIntegrity)
 	}
 	if err := json.Unmarshal(plain, v); err != nil {
@@ -166,7 +174,7 @@ func (r *Repository) Manifest(ctx context.Context, id string) (Manifest, error) 
 		return Manifest{}, fmt.Errorf("read manifest of snapshot %s: %w", id, err)
 	}
 	var m Manifest
-	if err := r.unseal(b, &m); err != nil {
+	if err := r.unseal(ctx, b, &m); err != nil {
 		return Manifest{}, fmt.Errorf("snapshot %s manifest: %w", id, err)
 	}
 	if m.ID != id {

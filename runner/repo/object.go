@@ -51,7 +51,12 @@ func (r *Repository) OpenObject(ctx context.Context, key string, storedBytes int
 	}
 	sr := &SnapshotReader{m: Manifest{ID: key, StoredBytes: storedBytes, SHA256: sha256Hex}, br: br, hash: sha256.New()}
 	sr.stored.r = io.TeeReader(br, sr.hash)
-	sr.dec, err = crypt.Decrypt(&sr.stored, r.keys...)
+	keys, err := r.waitKeys(ctx)
+	if err != nil {
+		br.Close()
+		return nil, err
+	}
+	sr.dec, err = crypt.Decrypt(&sr.stored, keys...)
 	if err != nil {
 		br.Close()
 		return nil, fmt.Errorf("%s: %w", key, err)
@@ -66,7 +71,7 @@ func (r *Repository) OpenObject(ctx context.Context, key string, storedBytes int
 
 // WriteSealed stores v as JSON under key, encrypted and authenticated like a snapshot manifest.
 func (r *Repository) WriteSealed(ctx context.Context, key string, v any) error {
-	b, err := r.seal(v)
+	b, err := r.seal(ctx, v)
 	if err != nil {
 		return err
 	}
@@ -87,7 +92,7 @@ func (r *Repository) ReadSealed(ctx context.Context, key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", key, err)
 	}
-	if err := r.unseal(b, v); err != nil {
+	if err := r.unseal(ctx, b, v); err != nil {
 		return fmt.Errorf("%s: %w", key, err)
 	}
 	return nil

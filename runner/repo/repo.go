@@ -62,12 +62,77 @@ type Options struct {
 	Hostname string
 }
 
-// Repository is an opened, unlocked repository.
+// Repository is an opened repository. Its keys are unlocked when Open returns, or, after
+// OpenInBackground, by the time Ready returns nil.
 type Repository struct {
 	bucket *store.Bucket
+	// unlocked is closed once keys or keyErr is set.
+	unlocked chan struct{}
 	// keys are all repository keys the password unlocks; keys[0] encrypts new data. More than
 	// one exists only if two first backups raced to initialize the repository.
-	keys []*crypt.Key
+	keys   []*crypt.Key
+	keyErr error
+}
+
+// Open unlocks the repository in bucket with opts.Password.
+func Open(ctx context.Context, bucket *store.Bucket, opts Options) (*Repository, error) {
+	keys, err := openKeys(ctx, bucket, opts)
+	if err != nil {
+		return nil, err
+	}
+	r := &Repository{bucket: bucket, unlocked: make(chan struct{}), keys: keys}
+	close(r.unlocked)
+	return r, nil
+}
+
+// OpenInBackground opens the repository as Open does, but unlocks an existing key in its own
+// goroutine: the key derivation (scrypt, about 0.1 s by design) then overlaps with the start of
+// a backup. Everything that needs the key waits for it; a SnapshotWriter or an object writer
+// compresses meanwhile and holds up to maxPendingBytes of its output until the key can encrypt
+// it, so nothing leaves the process unencrypted. Ready reports the outcome (a wrong password) as
+// Open would have. A repository without a key is opened (and created) before it returns: no
+// data may be written before its first key exists.
+func OpenInBackground(ctx context.Context, bucket *store.Bucket, opts Options) (*Repository, error) {
+	names, err := keyNames(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 || opts.Password == "" {
+		return Open(ctx, bucket, opts)
+	}
+	r := &Repository{bucket: bucket, unlocked: make(chan struct{})}
+	go func() {
+		defer close(r.unlocked)
+		r.keys, r.keyErr = openKeys(ctx, bucket, opts)
+	}()
+	return r, nil
+}
+
+// Ready waits until the repository's keys are unlocked and returns why they are not.
+func (r *Repository) Ready(ctx context.Context) error {
+	_, err := r.waitKeys(ctx)
+	return err
+}
+
+// KeyErr returns, without waiting, why the repository's keys could not be unlocked: nil
+// while they are still being unlocked, and when they were.
+func (r *Repository) KeyErr() error {
+	select {
+	case <-r.unlocked:
+		return r.keyErr
+	default:
+		return nil
+	}
+}
+
+// waitKeys returns the repository's keys once they are unlocked.
+func (r *Repository) waitKeys(ctx context.Context) ([]*crypt.Key, error) {
+	select {
+	case <-r.unlocked:
+		return r.keys, r.keyErr
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 type keyFile struct {
@@ -78,8 +143,9 @@ type keyFile struct {
 	Key      string    `json:"key"`
 }
 
-// Open unlocks the repository in bucket with opts.Password.
-func Open(ctx context.Context, bucket *store.Bucket, opts Options) (*Repository, error) {
+// openKeys unlocks the keys of the repository in bucket with opts.Password, creating the first
+// key if opts.Create says so.
+func openKeys(ctx context.Context, bucket *store.Bucket, opts Options) ([]*crypt.Key, error) {
 	if opts.Password == "" {
 		return nil, errors.New("repository password is empty (set RESTIC_PASSWORD or ENCRYPTION_PASSWORD, or use --password-file)")
 	}
@@ -88,7 +154,7 @@ func Open(ctx context.Context, bucket *store.Bucket, opts Options) (*Repository,
 		return nil, err
 	}
 	if len(keys) > 0 {
-		return &Repository{bucket: bucket, keys: keys}, nil
+		return keys, nil
 	}
 	if n > 0 {
 		return nil, fmt.Errorf("open repository %s: %w", bucket.URL, crypt.ErrWrongPassword)
@@ -130,7 +196,7 @@ func Open(ctx context.Context, bucket *store.Bucket, opts Options) (*Repository,
 	if err != nil {
 		return nil, err
 	}
-	return &Repository{bucket: bucket, keys: keys}, nil
+	return keys, nil
 }
 
 // encryptedPrefixes hold objects encrypted to the repository key: snapshots and the journal of
@@ -158,21 +224,10 @@ func hasSnapshotData(ctx context.Context, bucket *store.Bucket) (bool, error) {
 // unlock returns the keys that the password opens, in key name order, and the number of key
 // files; known keys are taken as they are instead of being unsealed.
 func unlock(ctx context.Context, bucket *store.Bucket, password string, known map[string]*crypt.Key) ([]*crypt.Key, int, error) {
-	var names []string
-	it := bucket.List(&blob.ListOptions{Prefix: keysPrefix})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, 0, fmt.Errorf("list keys in %s: %w", bucket.URL, err)
-		}
-		if strings.HasSuffix(obj.Key, ".json") {
-			names = append(names, obj.Key)
-		}
+	names, err := keyNames(ctx, bucket)
+	if err != nil {
+		return nil, 0, err
 	}
-	slices.Sort(names)
 	var keys []*crypt.Key
 	for _, name := range names {
 		if k, ok := known[name]; ok {
@@ -197,6 +252,26 @@ func unlock(ctx context.Context, bucket *store.Bucket, password string, known ma
 		keys = append(keys, k)
 	}
 	return keys, len(names), nil
+}
+
+// keyNames lists the key files of the repository, in name order.
+func keyNames(ctx context.Context, bucket *store.Bucket) ([]string, error) {
+	var names []string
+	it := bucket.List(&blob.ListOptions{Prefix: keysPrefix})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list keys in %s: %w", bucket.URL, err)
+		}
+		if strings.HasSuffix(obj.Key, ".json") {
+			names = append(names, obj.Key)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 // URL returns the repository URL.

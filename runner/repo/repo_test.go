@@ -1,8 +1,10 @@
 package repo_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -133,5 +135,77 @@ func TestIDsCannotEscapeSnapshots(t *testing.T) {
 		if m, err := r.Resolve(ctx, ref); err != nil || m.ID != "20260101T000000Z-aaaaaa" {
 			t.Errorf("Resolve(%q) = %q, %v", ref, m.ID, err)
 		}
+	}
+}
+
+// TestOpenInBackground: a snapshot written while the key is still being unlocked is held
+// (compressed) until the key can encrypt it, then reads back whole; with a wrong password the
+// writer fails with ErrWrongPassword and nothing is stored.
+func TestOpenInBackground(t *testing.T) {
+	ctx := context.Background()
+	url := "file://" + t.TempDir()
+	openBG := func(pw string) *repo.Repository {
+		b, err := store.Open(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := repo.OpenInBackground(ctx, b, repo.Options{Password: pw, Create: true, WorkFactor: 14})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	data := bytes.Repeat([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvalue\r\n"), 200_000) // 6.4 MB
+	write := func(r *repo.Repository, id string) (*repo.SnapshotWriter, error) {
+		sw, err := r.NewSnapshotWriter(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := sw.Write(data); err != nil {
+			sw.Abort()
+			return nil, err
+		}
+		return sw, sw.Commit()
+	}
+
+	r := openBG("pw")
+	const id = "20260101T000000Z-aaaaaa"
+	sw, err := write(r, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := repo.Manifest{ID: id, RawBytes: sw.RawBytes(), StoredBytes: sw.StoredBytes(), SHA256: sw.SHA256()}
+	if err := r.WriteManifest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	r2 := openBG("pw")
+	got, err := r2.Resolve(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr, err := r2.OpenSnapshot(ctx, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := io.ReadAll(sr)
+	sr.Close()
+	if err != nil || !bytes.Equal(back, data) {
+		t.Fatalf("read back %d bytes (%v), want the %d written", len(back), err, len(data))
+	}
+
+	bad := openBG("wrong")
+	if _, err := write(bad, "20260101T000001Z-bbbbbb"); !errors.Is(err, crypt.ErrWrongPassword) {
+		t.Fatalf("a snapshot written with a wrong password: %v, want ErrWrongPassword", err)
+	}
+	if err := bad.Ready(ctx); !errors.Is(err, crypt.ErrWrongPassword) {
+		t.Fatalf("Ready with a wrong password: %v", err)
+	}
+	list, err := r2.List(ctx)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("snapshots after the failed write: %d (%v), want 1", len(list), err)
+	}
+	left, err := r2.ListObjects(ctx, "snapshots/20260101T000001Z-bbbbbb/", false)
+	if err != nil || len(left) != 0 {
+		t.Fatalf("objects left by the failed write: %v (%v)", left, err)
 	}
 }
