@@ -177,6 +177,18 @@ func openFile(u *url.URL) (*blob.Bucket, error) {
 	return b, nil
 }
 
+// gcsTransport authenticates the requests base carries with the service account of the storage
+// Secret, else with Application Default Credentials (the Pod's workload identity), with the
+// scopes storage.NewClient asks for; auth are those credential options.
+func gcsTransport(ctx context.Context, env map[string]string, base http.RoundTripper) (rt http.RoundTripper, auth []option.ClientOption, err error) {
+	auth = []option.ClientOption{option.WithScopes(storage.ScopeFullControl, "https://www.googleapis.com/auth/cloud-platform")}
+	if key := env[EnvGoogleServiceAccountJSON]; key != "" {
+		auth = append(auth, option.WithAuthCredentialsJSON(option.ServiceAccount, []byte(key)))
+	}
+	rt, err = htransport.NewTransport(ctx, base, auth...)
+	return rt, auth, err
+}
+
 func openGCS(ctx context.Context, u *url.URL, env map[string]string, attempts int, ioTimeout time.Duration) (*blob.Bucket, error) {
 	if u.Host == "" {
 		return nil, errors.New("gs url has no bucket (use gs://bucket/prefix)")
@@ -194,13 +206,7 @@ func openGCS(ctx context.Context, u *url.URL, env map[string]string, attempts in
 		opts = append(opts, option.WithEndpoint(strings.TrimSuffix(host, "/")+"/storage/v1/"),
 			option.WithoutAuthentication(), storage.WithJSONReads(), option.WithHTTPClient(&http.Client{Transport: base}))
 	} else {
-		// The service account of the storage Secret, else Application Default Credentials
-		// (the Pod's workload identity), with the scopes storage.NewClient asks for.
-		auth := []option.ClientOption{option.WithScopes(storage.ScopeFullControl, "https://www.googleapis.com/auth/cloud-platform")}
-		if key := env[EnvGoogleServiceAccountJSON]; key != "" {
-			auth = append(auth, option.WithAuthCredentialsJSON(option.ServiceAccount, []byte(key)))
-		}
-		rt, err := htransport.NewTransport(ctx, base, auth...)
+		rt, auth, err := gcsTransport(ctx, env, base)
 		if err != nil {
 			return nil, fmt.Errorf("create gcs client: %w", err)
 		}
