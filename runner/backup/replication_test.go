@@ -121,14 +121,24 @@ func TestBackupByReplicationFallsBack(t *testing.T) {
 
 // TestBackupWhileTheKeyUnlocks: with the repository's key unlocked in the background (as the
 // runner's backup command opens it), a backup by replication starts at once and its snapshot
-// restores whole; with a wrong password the backup fails with ErrWrongPassword within the key
-// derivation, stores nothing, and the source is left with no replica and no save running.
+// restores whole. With a wrong password the backup has already asked the source for its RDB
+// (the source forked) when the key derivation fails: the backup fails with ErrWrongPassword,
+// stores nothing, and the source kills the save it forked as soon as the runner drops the link.
 func TestBackupWhileTheKeyUnlocks(t *testing.T) {
 	ctx := context.Background()
 	src := redistest.Start(t)
 	fill(t, src, 5000)
 	url := "file://" + t.TempDir()
-	openRepo(t, url, nil) // creates the repository and its key
+	b, err := store.Open(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The default work factor, as the runner creates keys: the derivation takes about 0.1 s.
+	created, err := repo.Open(ctx, b, repo.Options{Password: runnertest.Password, Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created.Close()
 	open := func(password string) *repo.Repository {
 		b, err := store.Open(ctx, url, nil)
 		if err != nil {
@@ -155,21 +165,46 @@ func TestBackupWhileTheKeyUnlocks(t *testing.T) {
 		t.Fatalf("digest %s after restore, source %s", b, a)
 	}
 
+	// A slow save (5,000 keys × 400 µs = 2 s) that the wrong password must cut short.
+	if err := src.Client.ConfigSet(ctx, "rdb-key-save-delay", "400").Err(); err != nil {
+		t.Fatal(err)
+	}
+	forks := func() string { return infoField(t, src, "stats", "total_forks") }
+	before := forks()
 	start := time.Now()
 	_, err = backup.Run(ctx, backup.Options{Redis: conn(t, src), Repository: open("wrong"), Method: backup.MethodReplication})
 	if !errors.Is(err, crypt.ErrWrongPassword) {
 		t.Fatalf("backup with a wrong password: %v, want ErrWrongPassword", err)
 	}
-	t.Logf("failed after %s: %v", time.Since(start), err)
+	failed := time.Since(start)
+	if forks() == before {
+		t.Fatalf("the backup failed after %s without asking for the RDB: the key was not unlocked in the background", failed)
+	}
 	list, err := r.List(ctx)
 	if err != nil || len(list) != 1 {
 		t.Fatalf("snapshots after the failed backup: %d (%v), want the first one only", len(list), err)
 	}
-	testproc.Eventually(t, 5*time.Second, "the source forgets the runner and its save", func() error {
-		info := src.Client.Info(ctx, "replication", "persistence").Val()
-		if !strings.Contains(info, "connected_slaves:0") || !strings.Contains(info, "rdb_bgsave_in_progress:0") {
-			return errors.New("a replica or a save is left")
+	testproc.Eventually(t, time.Second, "the source forgets the runner and kills its save", func() error {
+		if n, saving := infoField(t, src, "replication", "connected_slaves"), infoField(t, src, "persistence", "rdb_bgsave_in_progress"); n != "0" || saving != "0" {
+			return fmt.Errorf("connected_slaves:%s rdb_bgsave_in_progress:%s", n, saving)
 		}
 		return nil
 	})
+	t.Logf("wrong password: failed after %s, the source's save ended %s after the start", failed, time.Since(start))
+}
+
+// infoField returns the value of field in section of s's INFO.
+func infoField(t *testing.T, s *redistest.Server, section, field string) string {
+	t.Helper()
+	info, err := s.Client.Info(context.Background(), section).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return v
+		}
+	}
+	t.Fatalf("INFO %s has no %s", section, field)
+	return ""
 }
