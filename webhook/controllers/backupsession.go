@@ -146,10 +146,17 @@ func followJob(ctx context.Context, c client.Client, api client.Reader, ns, name
 		return jobResult{condition: v1alpha1.ConditionDeadlineExceeded, reason: fmt.Sprintf("deadline exceeded: the session did not finish by %s (spec.timeOut)", deadline.UTC().Format(time.RFC3339))}, nil
 	}
 	job := &batchv1.Job{}
-	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, job); err != nil {
+	key := types.NamespacedName{Namespace: ns, Name: name}
+	err := c.Get(ctx, key, job)
+	if apierrors.IsNotFound(err) {
+		// A cache that has just relisted (after an API server restart, or in a new leader)
+		// can miss a Job that runs: only the API server itself may say it is gone.
+		err = api.Get(ctx, key, job)
 		if apierrors.IsNotFound(err) {
 			return jobResult{reason: fmt.Sprintf("Job %s was deleted before it finished", name)}, nil
 		}
+	}
+	if err != nil {
 		return jobResult{}, err
 	}
 	for _, cond := range job.Status.Conditions {
