@@ -169,7 +169,7 @@ func TestBackupWhileTheKeyUnlocks(t *testing.T) {
 	if err := src.Client.ConfigSet(ctx, "rdb-key-save-delay", "400").Err(); err != nil {
 		t.Fatal(err)
 	}
-	forks := func() string { return infoField(t, src, "stats", "total_forks") }
+	forks := func() string { return redistest.InfoField(t, src.Client, "stats", "total_forks") }
 	before := forks()
 	start := time.Now()
 	_, err = backup.Run(ctx, backup.Options{Redis: conn(t, src), Repository: open("wrong"), Method: backup.MethodReplication})
@@ -185,26 +185,10 @@ func TestBackupWhileTheKeyUnlocks(t *testing.T) {
 		t.Fatalf("snapshots after the failed backup: %d (%v), want the first one only", len(list), err)
 	}
 	testproc.Eventually(t, time.Second, "the source forgets the runner and kills its save", func() error {
-		if n, saving := infoField(t, src, "replication", "connected_slaves"), infoField(t, src, "persistence", "rdb_bgsave_in_progress"); n != "0" || saving != "0" {
+		if n, saving := redistest.InfoField(t, src.Client, "replication", "connected_slaves"), redistest.InfoField(t, src.Client, "persistence", "rdb_bgsave_in_progress"); n != "0" || saving != "0" {
 			return fmt.Errorf("connected_slaves:%s rdb_bgsave_in_progress:%s", n, saving)
 		}
 		return nil
 	})
 	t.Logf("wrong password: failed after %s, the source's save ended %s after the start", failed, time.Since(start))
-}
-
-// infoField returns the value of field in section of s's INFO.
-func infoField(t *testing.T, s *redistest.Server, section, field string) string {
-	t.Helper()
-	info, err := s.Client.Info(context.Background(), section).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(info) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
-			return v
-		}
-	}
-	t.Fatalf("INFO %s has no %s", section, field)
-	return ""
 }
