@@ -1,11 +1,9 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,27 +12,9 @@ import (
 	"stash.dev/redis/test/testproc"
 )
 
-// lockedBuffer is a bytes.Buffer that a running command writes while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // follower is `stash-runner follow` running in-process until stop.
 type follower struct {
-	out, errOut lockedBuffer
+	out, errOut testproc.Output
 	cancel      context.CancelFunc
 	done        chan error
 }

@@ -1,13 +1,11 @@
 package plugin_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -136,42 +134,13 @@ func TestPauseResume(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer that a command writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// waitFor waits until the command's output contains s.
-func (b *syncBuffer) waitFor(t *testing.T, s string) {
-	t.Helper()
-	testproc.Eventually(t, 30*time.Second, fmt.Sprintf("the output shows %q", s), func() error {
-		if out := b.String(); !strings.Contains(out, s) {
-			return fmt.Errorf("output:\n%s", out)
-		}
-		return nil
-	})
-}
-
 // startTrigger runs `kubectl stash backup trigger BC --wait` in the background.
-func startTrigger(t *testing.T, bc string, extra ...string) (out *syncBuffer, wait func() (string, error)) {
+func startTrigger(t *testing.T, bc string, extra ...string) (out *testproc.Output, wait func() (string, error)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	args := append([]string{"stash", "backup", "trigger", bc, "-n", "demo", "--wait", "--poll-interval", "100ms"}, extra...)
 	cmd := kubectl.Command(ctx, args...)
-	out = &syncBuffer{}
+	out = &testproc.Output{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -223,7 +192,7 @@ func TestTriggerWaitSucceeded(t *testing.T) {
 	start := metav1.NewTime(time.Now().Add(-time.Second))
 	setStatus(t, s, v1alpha1.BackupSessionStatus{Phase: v1alpha1.SessionRunning, StartTime: &start, Job: v1alpha1.BackupJobName(s.Name),
 		Progress: &v1alpha1.Progress{Keys: 500, Bytes: 3 << 20, UpdateTime: &metav1.Time{Time: time.Now()}}})
-	progress.waitFor(t, "Running    500 keys")
+	progress.WaitFor(t, 30*time.Second, "Running    500 keys")
 	setStatus(t, s, v1alpha1.BackupSessionStatus{Phase: v1alpha1.SessionSucceeded, StartTime: &start, Snapshot: "20261125T233500Z-3f9a1c",
 		Keys: 1000, Bytes: 6 << 20, SessionDuration: "2s", Job: v1alpha1.BackupJobName(s.Name)})
 	out, err := wait()
@@ -288,7 +257,7 @@ func TestRestoreWait(t *testing.T) {
 	cmdCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	cmd := kubectl.Command(cmdCtx, "stash", "restore", "gcs-repo", "--to", "appbinding/sample-redis", "-n", "demo", "--wait", "--poll-interval", "100ms")
-	var out syncBuffer
+	var out testproc.Output
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

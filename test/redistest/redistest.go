@@ -238,14 +238,12 @@ func (s *Server) run() error {
 	return nil
 }
 
-// Restart starts the server again after Kill or Stop, on the same configuration file, port and
-// directory (a restarted master: a new replication ID, and with persistence off no data), and
-// waits until it answers PING.
+// Restart kills the server if it still runs (as the storage emulators' Restart does) and starts
+// it again on the same configuration file, port and directory (a restarted master: a new
+// replication ID, and with persistence off no data), then waits until it answers PING.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
-	if s.Alive() {
-		t.Fatalf("restart redis-server %s: it still runs", s.Addr)
-	}
+	s.Kill()
 	if err := s.run(); err != nil {
 		t.Fatalf("restart redis-server: %v", err)
 	}
