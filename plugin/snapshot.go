@@ -73,6 +73,18 @@ func (a *repoAccess) get(ctx context.Context) error {
 	return nil
 }
 
+// openRepository reads the Repository name and opens it with its storage Secret: how every
+// command reaches a repository's snapshots. The Repository is returned too, for a caller that
+// falls back to what the cluster knows when the error wraps errNoAccess.
+func openRepository(ctx context.Context, k *kube, name string) (*repo.Repository, *v1alpha1.Repository, error) {
+	a := &repoAccess{kube: k, name: name}
+	if err := a.get(ctx); err != nil {
+		return nil, nil, err
+	}
+	r, err := a.open(ctx)
+	return r, &a.repo, err
+}
+
 func (a *repoAccess) open(ctx context.Context) (*repo.Repository, error) {
 	k := a.kube
 	u, err := repositoryURL(&a.repo)
@@ -91,9 +103,11 @@ func (a *repoAccess) open(ctx context.Context) (*repo.Repository, error) {
 	for key, v := range s.Data {
 		env[key] = string(v)
 	}
-	password := env[v1alpha1.SecretKeyResticPassword]
-	if password == "" {
-		password = env[v1alpha1.SecretKeyEncryptionPassword]
+	var password string
+	for _, key := range v1alpha1.PasswordSecretKeys {
+		if password = env[key]; password != "" {
+			break
+		}
 	}
 	bucket, err := store.Open(ctx, u, env)
 	if err != nil {
@@ -145,14 +159,10 @@ func (o *SnapshotsListOptions) Validate() error {
 
 // Run lists the snapshots.
 func (o *SnapshotsListOptions) Run(ctx context.Context) error {
-	a := &repoAccess{kube: o.kube, name: o.name}
-	if err := a.get(ctx); err != nil {
-		return err
-	}
-	r, err := a.open(ctx)
+	r, rp, err := openRepository(ctx, o.kube, o.name)
 	if errors.Is(err, errNoAccess) {
 		fmt.Fprintf(o.ErrOut, "Note: %v; showing what the cluster knows\n", err)
-		return o.fromCluster(ctx, &a.repo)
+		return o.fromCluster(ctx, rp)
 	}
 	if err != nil {
 		return err
@@ -276,11 +286,7 @@ func (o *SnapshotDeleteOptions) Validate() error {
 
 // Run deletes the snapshots.
 func (o *SnapshotDeleteOptions) Run(ctx context.Context) error {
-	a := &repoAccess{kube: o.kube, name: o.name}
-	if err := a.get(ctx); err != nil {
-		return err
-	}
-	r, err := a.open(ctx)
+	r, _, err := openRepository(ctx, o.kube, o.name)
 	if err != nil {
 		return err
 	}
@@ -326,11 +332,7 @@ func (o *CheckOptions) Validate() error { return nil }
 
 // Run checks the repository.
 func (o *CheckOptions) Run(ctx context.Context) error {
-	a := &repoAccess{kube: o.kube, name: o.name}
-	if err := a.get(ctx); err != nil {
-		return err
-	}
-	r, err := a.open(ctx)
+	r, _, err := openRepository(ctx, o.kube, o.name)
 	if err != nil {
 		return err
 	}
