@@ -35,15 +35,7 @@ func newBackupCommand(g *global) *cobra.Command {
 			if o.cluster.session != "" {
 				return o.cluster.runBackup(cmd.Context(), o.g)
 			}
-			// A run refused for its flags still writes the result file it promises.
-			start := time.Now()
-			if err := o.Validate(); err != nil {
-				return finish(o.resultFile, "backup", start, nil, err)
-			}
-			if err := o.Complete(); err != nil {
-				return finish(o.resultFile, "backup", start, nil, err)
-			}
-			return o.Run(cmd.Context())
+			return prepareThen(o.resultFile, "backup", func() error { return o.Run(cmd.Context()) }, o.Validate, o.Complete)
 		},
 	}
 	o.redis.bind(cmd)

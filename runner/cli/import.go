@@ -30,10 +30,7 @@ func newImportCommand(g *global) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.file = args[0]
-			if err := o.g.validateRepository(); err != nil {
-				return finish(o.resultFile, "import", time.Now(), nil, err)
-			}
-			return o.Run(cmd.Context())
+			return prepareThen(o.resultFile, "import", func() error { return o.Run(cmd.Context()) }, o.g.validateRepository)
 		},
 	}
 	cmd.Flags().IntSliceVar(&o.databases, "databases", nil, "databases to import (default: all of the file)")

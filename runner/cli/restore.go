@@ -39,15 +39,7 @@ func newRestoreCommand(g *global) *cobra.Command {
 			if o.cluster.session != "" {
 				return o.cluster.runRestore(cmd.Context(), o.g)
 			}
-			// A run refused for its flags still writes the result file it promises.
-			start := time.Now()
-			if err := o.Validate(); err != nil {
-				return finish(o.resultFile, "restore", start, nil, err)
-			}
-			if err := o.Complete(); err != nil {
-				return finish(o.resultFile, "restore", start, nil, err)
-			}
-			return o.Run(cmd.Context())
+			return prepareThen(o.resultFile, "restore", func() error { return o.Run(cmd.Context()) }, o.Validate, o.Complete)
 		},
 	}
 	o.redis.bind(cmd)

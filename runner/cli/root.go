@@ -42,6 +42,9 @@ const (
 	EnvRedisSentinelPassword = "REDIS_SENTINEL_PASSWORD"
 )
 
+// repositoryURLForms are the repository URLs runner/store opens, as the help and errors name them.
+const repositoryURLForms = "file:///path, gs://bucket/prefix, s3://bucket/prefix or azblob://container/prefix"
+
 var storageEnv = []string{
 	store.EnvGoogleServiceAccountJSON, store.EnvGoogleProjectID, store.EnvStorageEmulatorHost,
 	store.EnvAWSAccessKeyID, store.EnvAWSSecretAccessKey, store.EnvAzureAccountName,
@@ -72,7 +75,7 @@ func NewRootCommand(s Streams, getenv func(string) string, version string) *cobr
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
 	f := root.PersistentFlags()
-	f.StringVar(&g.repository, "repository", "", "repository URL: file:///path, gs://bucket/prefix, s3://bucket/prefix or azblob://container/prefix")
+	f.StringVar(&g.repository, "repository", "", "repository URL: "+repositoryURLForms)
 	f.StringVar(&g.passwordFile, "password-file", "", "file with the repository password (default: $RESTIC_PASSWORD or $ENCRYPTION_PASSWORD)")
 	f.DurationVar(&g.progressInterval, "progress-interval", 5*time.Second, "how often to print progress on stderr (0 disables)")
 	f.IntVar(&g.workFactor, "kdf-work-factor", crypt.DefaultWorkFactor, "scrypt work factor (log2 N) for a new repository key")
@@ -101,7 +104,7 @@ func (g *global) password() (string, error) {
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
 	}
-	for _, k := range []string{EnvResticPassword, EnvEncryptionPassword} {
+	for _, k := range v1alpha1.PasswordSecretKeys {
 		if v := g.getenv(k); v != "" {
 			return v, nil
 		}
@@ -111,7 +114,7 @@ func (g *global) password() (string, error) {
 
 func (g *global) validateRepository() error {
 	if g.repository == "" {
-		return errors.New("--repository is required (file:///path, gs://bucket/prefix, s3://bucket/prefix or azblob://container/prefix)")
+		return errors.New("--repository is required (" + repositoryURLForms + ")")
 	}
 	return nil
 }
@@ -318,6 +321,18 @@ type resultFile struct {
 	// Duration in seconds.
 	Duration float64 `json:"duration"`
 	Result   any     `json:"result,omitempty"`
+}
+
+// prepareThen runs the checks of a command that promises a --result-file (Validate, Complete),
+// then run: a run refused by a check still writes the result file it promises.
+func prepareThen(path, op string, run func() error, checks ...func() error) error {
+	start := time.Now()
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return finish(path, op, start, nil, err)
+		}
+	}
+	return run()
 }
 
 func finish(path, op string, start time.Time, res any, err error) error {
