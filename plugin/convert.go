@@ -3,7 +3,6 @@ package plugin
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -58,8 +57,8 @@ func (o *ConvertOptions) Complete(_ *cobra.Command, _ []string) error { return n
 
 // Validate checks the flags.
 func (o *ConvertOptions) Validate() error {
-	if len(o.filenames) == 0 {
-		return errors.New("no input: give files or directories with -f (or -f - for standard input)")
+	if err := requireInput(o.filenames); err != nil {
+		return err
 	}
 	if o.output != "yaml" && o.output != "json" {
 		return fmt.Errorf("unknown output format %q: use yaml or json", o.output)

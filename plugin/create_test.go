@@ -162,14 +162,8 @@ func TestBuildRepository(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := buildRepository(tc.flags)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("got %v, want error containing %q", err, tc.wantErr)
-				}
+			if errorWanted(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tc.want, got.Spec.Backend); diff != "" {
 				t.Errorf("backend (-want +got):\n%s", diff)
@@ -224,14 +218,8 @@ func TestBuildBackupConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := buildBackupConfig(tc.flags)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("got %v, want error containing %q", err, tc.wantErr)
-				}
+			if errorWanted(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tc.want, got.Spec); diff != "" {
 				t.Errorf("spec (-want +got):\n%s", diff)
@@ -283,4 +271,20 @@ func TestRestoreToTime(t *testing.T) {
 	if _, err := buildRestoreSession(restoreFlags{target: targetFlags{address: "h:1"}, toTime: "yesterday"}); err == nil || !strings.Contains(err.Error(), "RFC 3339") {
 		t.Fatalf("bad --to-time: %v", err)
 	}
+}
+
+// errorWanted fails the test unless err is what a case wants: an error containing wantErr, or
+// none when wantErr is empty. It reports whether the case ends there, an error having been wanted.
+func errorWanted(t *testing.T, err error, wantErr string) bool {
+	t.Helper()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("got %v, want error containing %q", err, wantErr)
+		}
+		return true
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return false
 }

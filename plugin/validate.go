@@ -144,11 +144,19 @@ func (o *ValidateOptions) Complete(_ *cobra.Command, _ []string) error {
 
 // Validate checks the flags.
 func (o *ValidateOptions) Validate() error {
-	if len(o.filenames) == 0 {
-		return errors.New("no input: give files or directories with -f (or -f - for standard input)")
+	if err := requireInput(o.filenames); err != nil {
+		return err
 	}
 	if o.output != "" && o.output != "json" {
 		return fmt.Errorf("unknown output format %q: use json or leave -o out", o.output)
+	}
+	return nil
+}
+
+// requireInput refuses a command that reads manifests (validate, convert) without a -f.
+func requireInput(filenames []string) error {
+	if len(filenames) == 0 {
+		return errors.New("no input: give files or directories with -f (or -f - for standard input)")
 	}
 	return nil
 }
