@@ -85,8 +85,8 @@ func digest(t *testing.T, c *redis.Client) string {
 }
 
 // namespace creates a namespace with a storage Secret and a local Repository on a hostPath
-// that the runner's user may write.
-func namespace(t *testing.T, ns string) {
+// that the runner's user may write, and returns that directory.
+func namespace(t *testing.T, ns string) string {
 	t.Helper()
 	mustKubectl(t, "create", "namespace", ns)
 	cluster.AdminKubectl().WithStdin(ns+"-password\n").Must(t, "stash", "create", "secret", "storage", "storage", "-n", ns, "--password-stdin")
@@ -95,6 +95,7 @@ func namespace(t *testing.T, ns string) {
 		t.Fatal(err)
 	}
 	mustKubectl(t, "stash", "create", "repository", "repo", "-n", ns, "--provider", "local", "--host-path", repo, "--mount-path", "/repository", "--secret", "storage")
+	return repo
 }
 
 func sessions(t *testing.T, ns string) map[string]string {
