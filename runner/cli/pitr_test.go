@@ -37,20 +37,6 @@ type pitrWindow struct {
 // offsetsRE reads the end offset of the segments the follow command reports.
 var offsetsRE = regexp.MustCompile(`offsets \d+-(\d+)`)
 
-func masterOffset(t *testing.T, c *redis.Client) int64 {
-	t.Helper()
-	info, err := c.Info(context.Background(), "replication").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, _ := strings.Cut(info, "master_repl_offset:")
-	n, err := strconv.ParseInt(strings.TrimSpace(strings.SplitN(rest, "\n", 2)[0]), 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // expireAll makes the source delete (and propagate the DEL of) every key whose time has passed:
 // SCAN expires what it visits.
 func expireAll(t *testing.T, c *redis.Client) {
@@ -124,9 +110,9 @@ func testPITR(t *testing.T, fl redistest.Flavor, flip bool) {
 		if midOffset == 0 && time.Since(began) > 3*time.Second {
 			expireAll(t, src.Client)
 			for midOffset == 0 {
-				o := masterOffset(t, wc)
+				o := redistest.ReplOffset(t, wc)
 				d := src.Digest(t)
-				if masterOffset(t, wc) == o {
+				if redistest.ReplOffset(t, wc) == o {
 					midOffset, midDigest = o, d
 				}
 			}
@@ -135,7 +121,7 @@ func testPITR(t *testing.T, fl redistest.Flavor, flip bool) {
 	}
 	time.Sleep(400 * time.Millisecond)
 	expireAll(t, src.Client)
-	final := masterOffset(t, wc)
+	final := redistest.ReplOffset(t, wc)
 	f.waitFor(t, "the journal to reach the source's offset", func(out string) bool {
 		for _, m := range offsetsRE.FindAllStringSubmatch(out, -1) {
 			if n, _ := strconv.ParseInt(m[1], 10, 64); n >= final {

@@ -8,7 +8,6 @@ import (
 
 	"stash.dev/redis/test/faultproxy"
 	"stash.dev/redis/test/redistest"
-	"stash.dev/redis/test/runnertest"
 )
 
 // backlog keeps what the writer writes while the follower is away (the default 1 MB would make
@@ -22,10 +21,7 @@ var backlog = redistest.WithConfig("repl-backlog-size", "64mb")
 func TestFollowerKilledResumes(t *testing.T) {
 	src := redistest.Start(t, backlog)
 	repoURL := "file://" + t.TempDir()
-	r := runnertest.OpenRepo(t, repoURL, nil)
-	f := follow(t, repoURL, nil, "--redis", src.URL())
-	f.waitLine("base snapshot", time.Time{}, 30*time.Second)
-	w := startWriter(t, src.Addr)
+	r, f, w := followWriting(t, src, repoURL, nil)
 	for range 2 {
 		time.Sleep(time.Second)
 		since := time.Now()
@@ -58,11 +54,8 @@ func TestFollowerLinkFaults(t *testing.T) {
 	}
 	t.Cleanup(func() { px.Close() })
 	repoURL := "file://" + t.TempDir()
-	r := runnertest.OpenRepo(t, repoURL, nil)
 	const readTimeout = 3 * time.Second
-	f := follow(t, repoURL, nil, "--redis", "redis://"+px.Addr(), "--redis-read-timeout", readTimeout.String())
-	f.waitLine("base snapshot", time.Time{}, 30*time.Second)
-	w := startWriter(t, src.Addr)
+	r, f, w := followWriting(t, src, repoURL, nil, "--redis", "redis://"+px.Addr(), "--redis-read-timeout", readTimeout.String())
 	for _, kind := range []faultproxy.Kind{faultproxy.Cut, faultproxy.Reset, faultproxy.Stall} {
 		time.Sleep(700 * time.Millisecond)
 		since := time.Now()
@@ -101,13 +94,10 @@ func TestFollowerLinkFaults(t *testing.T) {
 func TestFollowerMasterRestarted(t *testing.T) {
 	src := redistest.Start(t, backlog)
 	repoURL := "file://" + t.TempDir()
-	r := runnertest.OpenRepo(t, repoURL, nil)
-	f := follow(t, repoURL, nil, "--redis", src.URL())
-	f.waitLine("base snapshot", time.Time{}, 30*time.Second)
-	w := startWriter(t, src.Addr)
+	r, f, w := followWriting(t, src, repoURL, nil)
 	time.Sleep(1500 * time.Millisecond)
 	n1 := w.end(t)
-	off1 := replOffset(t, src.Client)
+	off1 := redistest.ReplOffset(t, src.Client)
 	chain1 := waitJournal(t, r, off1, 30*time.Second)
 
 	// The same configuration file: the same port and directory.
@@ -121,7 +111,7 @@ func TestFollowerMasterRestarted(t *testing.T) {
 	w2 := startWriter(t, src.Addr)
 	time.Sleep(time.Second)
 	n2 := w2.end(t)
-	off2 := replOffset(t, src.Client)
+	off2 := redistest.ReplOffset(t, src.Client)
 	chain2 := waitJournal(t, r, off2, 30*time.Second)
 	f.stop()
 	if chain2 == chain1 {
@@ -165,10 +155,7 @@ func TestFollowerSentinelFailover(t *testing.T) {
 	replica := redistest.StartReplica(t, master, backlog)
 	sen := redistest.StartSentinel(t, master, "set1", 1)
 	repoURL := "file://" + t.TempDir()
-	r := runnertest.OpenRepo(t, repoURL, nil)
-	f := follow(t, repoURL, nil, "--redis", sen.URL(), "--sentinel-master", "set1")
-	f.waitLine("saved:", time.Time{}, 30*time.Second)
-	w := startWriter(t, master.Addr)
+	r, f, w := followWriting(t, master, repoURL, nil, "--redis", sen.URL(), "--sentinel-master", "set1")
 	time.Sleep(time.Second)
 	n1 := w.end(t)
 	// Both replicas (the real one and the follower) have every write before the failover.
@@ -187,7 +174,7 @@ func TestFollowerSentinelFailover(t *testing.T) {
 	w2 := startWriter(t, replica.Addr)
 	time.Sleep(time.Second)
 	n2 := w2.end(t)
-	off := replOffset(t, replica.Client)
+	off := redistest.ReplOffset(t, replica.Client)
 	chain := waitJournal(t, r, off, 30*time.Second)
 	f.stop()
 	cs := chainsOf(t, r)

@@ -133,6 +133,20 @@ func follow(t *testing.T, repoURL string, storage map[string]string, args ...str
 		"--progress-interval", "0"}, args...)...)
 }
 
+// followWriting opens the repository at repoURL, starts a follower of src into it (args say how
+// it reaches src; by default --redis src.URL()) and, once the base snapshot is saved, a writer
+// to src: where every fault test begins.
+func followWriting(t *testing.T, src *redistest.Server, repoURL string, storage map[string]string, args ...string) (*repo.Repository, *proc, *writer) {
+	t.Helper()
+	r := runnertest.OpenRepo(t, repoURL, storage)
+	if len(args) == 0 {
+		args = []string{"--redis", src.URL()}
+	}
+	f := follow(t, repoURL, storage, args...)
+	f.waitLine("base snapshot", time.Time{}, 30*time.Second)
+	return r, f, startWriter(t, src.Addr)
+}
+
 // waitLine waits for a line containing s printed after since, and returns when it was read.
 func (p *proc) waitLine(s string, since time.Time, timeout time.Duration) time.Time {
 	p.t.Helper()
@@ -261,31 +275,6 @@ func (w *writer) end(t *testing.T) int64 {
 	return w.n.Load()
 }
 
-// replInfo returns a field of INFO replication.
-func replInfo(t *testing.T, c *redis.Client, field string) string {
-	t.Helper()
-	info, err := c.Info(context.Background(), "replication").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for l := range strings.Lines(info) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), field+":"); ok {
-			return v
-		}
-	}
-	t.Fatalf("no %s in INFO replication: %s", field, info)
-	return ""
-}
-
-func replOffset(t *testing.T, c *redis.Client) int64 {
-	t.Helper()
-	n, err := strconv.ParseInt(replInfo(t, c, "master_repl_offset"), 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // waitJournal waits until the newest chain's last segment reaches offset, and returns the chain.
 func waitJournal(t *testing.T, r *repo.Repository, offset int64, timeout time.Duration) string {
 	t.Helper()
@@ -319,7 +308,7 @@ func waitJournal(t *testing.T, r *repo.Repository, offset int64, timeout time.Du
 func stopInOneChain(t *testing.T, src *redistest.Server, r *repo.Repository, f *proc, w *writer) (int64, []journal.Manifest) {
 	t.Helper()
 	n := w.end(t)
-	off := replOffset(t, src.Client)
+	off := redistest.ReplOffset(t, src.Client)
 	chain := waitJournal(t, r, off, 30*time.Second)
 	f.stop()
 	if c := chainsOf(t, r); len(c) != 1 || c[0] != chain {

@@ -7,7 +7,6 @@ import (
 
 	"stash.dev/redis/test/miniotest"
 	"stash.dev/redis/test/redistest"
-	"stash.dev/redis/test/runnertest"
 )
 
 // TestFollowerStorageOutage: the repository's storage (MinIO) is down for 30 s while a writer
@@ -19,10 +18,7 @@ func TestFollowerStorageOutage(t *testing.T) {
 	src := redistest.Start(t, backlog)
 	s3 := miniotest.Start(t, "journal")
 	repoURL := s3.URL("prod") + "&max_attempts=2"
-	r := runnertest.OpenRepo(t, repoURL, s3.Env())
-	f := follow(t, repoURL, s3.Env(), "--redis", src.URL())
-	f.waitLine("base snapshot", time.Time{}, 30*time.Second)
-	w := startWriter(t, src.Addr)
+	r, f, w := followWriting(t, src, repoURL, s3.Env())
 	f.waitLine("segment ", time.Now(), 10*time.Second)
 
 	down := time.Now()

@@ -349,3 +349,14 @@ func (s *Server) Freeze(t testing.TB) (thaw func()) {
 	}
 	return thaw
 }
+
+// ReplOffset is master_repl_offset in INFO replication of the server c talks to: how far its
+// replication stream has come.
+func ReplOffset(t testing.TB, c *redis.Client) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(InfoField(t, c, "replication", "master_repl_offset"), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
