@@ -7,7 +7,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -238,21 +237,7 @@ func TestTimeOut(t *testing.T) {
 	t.Parallel()
 	ns := "e2e-timeout"
 	namespace(t, ns, "timeout-password")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // hold the connection open, say nothing
-		}
-	}()
-	kubectl.Must(t, "stash", "create", "backupconfig", "slow", "-n", ns, "--repo", "repo", "--redis-address", l.Addr().String(), "--schedule", "@daily", "--timeout", "3s")
+	kubectl.Must(t, "stash", "create", "backupconfig", "slow", "-n", ns, "--repo", "repo", "--redis-address", testproc.Silent(t), "--schedule", "@daily", "--timeout", "3s")
 	out, err := kubectl.Try(t, "stash", "backup", "trigger", "slow", "-n", ns, "--wait", "--timeout", "2m")
 	if err == nil || !strings.Contains(strings.ToLower(out), "deadline") {
 		t.Fatalf("want a deadline failure, got err=%v:\n%s", err, out)

@@ -207,3 +207,36 @@ func OurBinary(dir, name string) (string, error) {
 	d, err := OurBinaries(dir, name)
 	return filepath.Join(d, name), err
 }
+
+// Silent listens on 127.0.0.1 and returns its address: a server that accepts every connection
+// and holds it open without ever answering (a hung Redis, a storage endpoint that never
+// replies). It closes the listener and the connections when the test ends.
+func Silent(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
