@@ -79,7 +79,7 @@ func RunBackup(ctx context.Context, c client.Client, ns, name string, o Options)
 			meta.SetStatusCondition(&st.Conditions, *out.retention)
 		}
 	}
-	if perr := writeResult(ctx, o, func() error { return patchBackupStatus(ctx, c, s, status) }); perr != nil {
+	if perr := writeResult(ctx, o, func(ctx context.Context) error { return patchBackupStatus(ctx, c, s, status) }); perr != nil {
 		err = errors.Join(err, perr)
 	}
 	o.pushMetrics(runMetrics{job: "stash-backup", namespace: s.Namespace, kind: v1alpha1.KindBackupConfiguration, invoker: s.Spec.Invoker.Name,
@@ -273,12 +273,15 @@ const ResultWriteTimeout = 5 * time.Minute
 
 // writeResult calls write, the patch of a session's final status, until it succeeds, the API
 // server refuses it for good (the session is gone, the patch is invalid or forbidden),
-// ResultWriteTimeout has passed or ctx ends.
-func writeResult(ctx context.Context, o Options, write func() error) error {
+// ResultWriteTimeout has passed or ctx ends. Each call has 15 s: a request that meets a
+// connection the API server will never answer is tried again on a new one.
+func writeResult(ctx context.Context, o Options, write func(context.Context) error) error {
 	deadline := time.Now().Add(ResultWriteTimeout)
 	wait := time.Second
 	for {
-		err := write()
+		attempt, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := write(attempt)
+		cancel()
 		if err == nil || apierrors.IsNotFound(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) {
 			return err
 		}
@@ -303,7 +306,7 @@ func RunRestore(ctx context.Context, c client.Client, ns, name string, o Options
 	}
 	start := o.now()
 	res, err := runRestore(ctx, c, rs, o)
-	if perr := writeResult(ctx, o, func() error {
+	if perr := writeResult(ctx, o, func(ctx context.Context) error {
 		return patchRestoreStatus(ctx, c, rs, func(st *v1alpha1.RestoreSessionStatus) {
 			end := metav1.NewTime(o.now())
 			st.CompletionTime = &end
