@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/test/realnode"
+	"stash.dev/redis/test/redistest"
 )
 
 // TestAPIServerRestartedMidBackup stops kube-apiserver (SIGTERM, as a control-plane restart
@@ -44,7 +46,7 @@ func TestAPIServerRestartedMidBackup(t *testing.T) {
 	}
 	mustKubectl(t, "stash", "create", "backupconfig", "restart", "-n", ns, "--repo", "repo", "--redis-service", "redis-src", "--schedule", "@daily")
 	c := apiClient(t)
-	syncsBefore := infoInt(t, src, "stats", "sync_full")
+	syncsBefore := syncFull(t, src)
 
 	session := triggeredSession(t, ns, "restart")
 	waitFor(t, 90*time.Second, "the runner is receiving the source's RDB stream", func() error {
@@ -94,6 +96,12 @@ func TestAPIServerRestartedMidBackup(t *testing.T) {
 	recovered := time.Since(outage.Serving)
 	t.Logf("session %s: %s %s after the API server served again (%s after the stop): %s", session, s.Status.Phase,
 		recovered.Round(time.Millisecond), time.Since(outage.Stopping).Round(time.Millisecond), s.Status.Error)
+	// What the runner met while it wrote its result.
+	for _, l := range strings.Split(mustKubectl(t, "stash", "backup", "logs", session, "-n", ns), "\n") {
+		if strings.Contains(l, "trying again") {
+			t.Logf("runner: %s", l)
+		}
+	}
 	if s.Status.Phase != v1alpha1.SessionSucceeded {
 		t.Fatalf("session %s after the API server restart: %s, want Succeeded: %s", session, s.Status.Phase, s.Status.Error)
 	}
@@ -118,7 +126,7 @@ func TestAPIServerRestartedMidBackup(t *testing.T) {
 	if pod := sessionPod(t, c, ns, session); pod.Status.Phase != corev1.PodSucceeded { // sessionPod fails unless there is exactly one
 		t.Errorf("the backup Pod %s is %s, want Succeeded", pod.Name, pod.Status.Phase)
 	}
-	if n := infoInt(t, src, "stats", "sync_full") - syncsBefore; n != 1 {
+	if n := syncFull(t, src) - syncsBefore; n != 1 {
 		t.Errorf("the source served %d full resyncs for the session, want 1", n)
 	}
 	list := snapshots(t, ns, "repo")
@@ -159,24 +167,15 @@ spec:
 	t.Logf("test took %s", time.Since(testStart).Round(time.Second))
 }
 
-// infoInt reads one integer field of a section of INFO.
-func infoInt(t *testing.T, c *redis.Client, section, field string) int64 {
+// syncFull is how many full resyncs the server has served (INFO stats).
+func syncFull(t *testing.T, c *redis.Client) int {
 	t.Helper()
-	info, err := c.Info(context.Background(), section).Result()
+	v := redistest.InfoField(t, c, "stats", "sync_full")
+	n, err := strconv.Atoi(v)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("INFO stats sync_full: %q", v)
 	}
-	for _, l := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			var n int64
-			if _, err := fmt.Sscan(v, &n); err != nil {
-				t.Fatalf("INFO %s %s: %q", section, field, v)
-			}
-			return n
-		}
-	}
-	t.Fatalf("INFO %s has no %s", section, field)
-	return 0
+	return n
 }
 
 // webhookRestarts lists each stash-webhook Pod with its container restart count.
