@@ -76,9 +76,19 @@ func (c *Cluster) RestartAPIServer(whileDown func()) (APIServerOutage, error) {
 		}
 	}
 	o.Stopped = time.Now()
-	// envtest sees its process gone and only tidies up.
-	if err := api.Stop(); err != nil {
-		return o, fmt.Errorf("stop kube-apiserver: %w", err)
+	// envtest sees its process gone and only tidies up, once its own wait has noted the exit
+	// (until then it signals a process that no longer exists). The start below needs nothing
+	// of it: it makes a new process state.
+	for i := 0; ; i++ {
+		err := api.Stop()
+		if err == nil {
+			break
+		}
+		if i == 100 {
+			c.say("envtest's stop of the gone kube-apiserver: %v", err)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	whileDown()
 	// The log continues in the same file.
