@@ -78,8 +78,17 @@ func dumpByReplication(ctx context.Context, opts Options, dbs []int, w io.Writer
 // REPLACE ABSTTL per key, the payload copied from the file. Keys already expired are skipped.
 // Records are gathered into writes of about batchBytes; a payload larger than that is written
 // from the reader's buffer, not copied again.
-func writeRDB(ctx context.Context, rd *rdb.Reader, dbs []int, w io.Writer, pr *progress.Counter) (dump.Stats, error) {
-	st := dump.Stats{Keys: map[int]int64{}}
+func writeRDB(ctx context.Context, rd *rdb.Reader, dbs []int, w io.Writer, pr *progress.Counter) (st dump.Stats, err error) {
+	st = dump.Stats{Keys: map[int]int64{}}
+	db := -1
+	// Keys of the current database are counted here and added to st.Keys when it changes: a
+	// map update per key costs more than the rest of the bookkeeping.
+	var inDB int64
+	defer func() {
+		if db >= 0 {
+			st.Keys[db] += inDB
+		}
+	}()
 	hdr, err := rd.Header()
 	if err != nil {
 		return st, err
@@ -102,7 +111,6 @@ func writeRDB(ctx context.Context, rd *rdb.Reader, dbs []int, w io.Writer, pr *p
 		buf, keys = buf[:0], 0
 		return nil
 	}
-	db := -1
 	now := time.Now().UnixMilli()
 	for n := 0; ; n++ {
 		if n%1024 == 0 {
@@ -126,7 +134,10 @@ func writeRDB(ctx context.Context, rd *rdb.Reader, dbs []int, w io.Writer, pr *p
 			continue
 		}
 		if e.DB != db {
-			db = e.DB
+			if db >= 0 {
+				st.Keys[db] += inDB
+			}
+			db, inDB = e.DB, 0
 			buf = stream.AppendSelect(buf, db)
 		}
 		if len(e.Payload) < batchBytes {
@@ -146,7 +157,7 @@ func writeRDB(ctx context.Context, rd *rdb.Reader, dbs []int, w io.Writer, pr *p
 			buf = stream.AppendRestoreEnd(buf)
 		}
 		keys++
-		st.Keys[db]++
+		inDB++
 		st.Total++
 		if len(buf) >= batchBytes {
 			if err := flush(); err != nil {

@@ -320,6 +320,14 @@ func sendRDB(ctx context.Context, r io.Reader, conn net.Conn, opts ServeOptions,
 	}
 	keys := load.NewKeys(r, opts.Selection, st)
 	db := -1
+	// Keys of the current database are counted here and added to st.Keys when it changes: a
+	// map update per key was 2% of a restore's CPU.
+	var inDB int64
+	defer func() {
+		if db >= 0 {
+			st.Keys[db] += inDB
+		}
+	}()
 	for n := 0; ; n++ {
 		if n%1024 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -351,7 +359,10 @@ func sendRDB(ctx context.Context, r io.Reader, conn net.Conn, opts ServeOptions,
 			continue // the target cannot hold it, and DropLossy said to skip such values
 		}
 		if rec.DB != db {
-			db = rec.DB
+			if db >= 0 {
+				st.Keys[db] += inDB
+			}
+			db, inDB = rec.DB, 0
 			if err := w.SelectDB(db, opts.KeysHint[db], 0); err != nil {
 				return fmt.Errorf("send to replica: %w", err)
 			}
@@ -362,7 +373,7 @@ func sendRDB(ctx context.Context, r io.Reader, conn net.Conn, opts ServeOptions,
 			}
 			return fmt.Errorf("send to replica: %w", err)
 		}
-		st.Keys[db]++
+		inDB++
 		st.Total++
 	}
 	// Only a stream read to its verified end gets the EOF opcode, checksum and mark that make
