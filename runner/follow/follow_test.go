@@ -21,6 +21,7 @@ import (
 	"stash.dev/redis/runner/restore"
 	"stash.dev/redis/runner/store"
 	"stash.dev/redis/test/redistest"
+	"stash.dev/redis/test/testproc"
 )
 
 func openRepo(t *testing.T) *repo.Repository {
@@ -95,23 +96,6 @@ func (f *follower) segments() []journal.Manifest {
 	return append([]journal.Manifest(nil), f.segs...)
 }
 
-// replOffset is the source's master_repl_offset.
-func replOffset(t *testing.T, s *redistest.Server) int64 {
-	t.Helper()
-	info, err := s.Client.Info(context.Background(), "replication").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(info) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "master_repl_offset:"); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
-	}
-	t.Fatalf("no master_repl_offset in %s", info)
-	return 0
-}
-
 // ackedOffset is the offset the source's only replica acknowledged, -1 while it has none.
 func ackedOffset(t *testing.T, s *redistest.Server) int64 {
 	t.Helper()
@@ -130,18 +114,6 @@ func ackedOffset(t *testing.T, s *redistest.Server) int64 {
 		}
 	}
 	return -1
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // write runs n rounds of writes in databases 0 and 5: plain SETs, a MULTI/EXEC counter, values
@@ -194,10 +166,13 @@ func write(t *testing.T, s *redistest.Server, from, n int) {
 // waitRecorded waits until the committed segments reach the source's current offset.
 func waitRecorded(t *testing.T, src *redistest.Server, f *follower) {
 	t.Helper()
-	want := replOffset(t, src)
-	waitFor(t, fmt.Sprintf("the journal to reach offset %d", want), 30*time.Second, func() bool {
+	want := redistest.ReplOffset(t, src.Client)
+	testproc.Eventually(t, 30*time.Second, fmt.Sprintf("the journal to reach offset %d", want), func() error {
 		segs := f.segments()
-		return len(segs) > 0 && segs[len(segs)-1].EndOffset >= want
+		if len(segs) == 0 || segs[len(segs)-1].EndOffset < want {
+			return fmt.Errorf("%d segments closed", len(segs))
+		}
+		return nil
 	})
 }
 
@@ -262,8 +237,13 @@ func TestFollowRecordsTheStream(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitRecorded(t, src, f)
-			want := replOffset(t, src)
-			waitFor(t, "the follower to acknowledge the stream", 10*time.Second, func() bool { return ackedOffset(t, src) >= want })
+			want := redistest.ReplOffset(t, src.Client)
+			testproc.Eventually(t, 10*time.Second, "the follower to acknowledge the stream", func() error {
+				if n := ackedOffset(t, src); n < want {
+					return fmt.Errorf("acknowledged offset %d", n)
+				}
+				return nil
+			})
 			f.stop(t)
 
 			segs := verifyRestore(t, tc.fl, src, r, base.SnapshotID)
@@ -297,8 +277,13 @@ func TestFollowStopClosesTheOpenSegment(t *testing.T) {
 	f := startFollower(t, follow.Options{Redis: conn(src), Repository: r, SegmentInterval: time.Hour})
 	base := f.base(t)
 	write(t, src, 0, 50)
-	want := replOffset(t, src)
-	waitFor(t, "the follower to read the stream", 10*time.Second, func() bool { return ackedOffset(t, src) >= want })
+	want := redistest.ReplOffset(t, src.Client)
+	testproc.Eventually(t, 10*time.Second, "the follower to read the stream", func() error {
+		if n := ackedOffset(t, src); n < want {
+			return fmt.Errorf("acknowledged offset %d", n)
+		}
+		return nil
+	})
 	if n := len(f.segments()); n != 0 {
 		t.Fatalf("%d segments closed before the stop; the interval is an hour", n)
 	}
@@ -365,13 +350,23 @@ func TestFollowResumesWithoutGap(t *testing.T) {
 		writerDone <- nil
 	}()
 	for range 2 {
-		from := replOffset(t, src)
-		waitFor(t, "the follower to acknowledge new writes", 10*time.Second, func() bool { return ackedOffset(t, src) > from })
+		from := redistest.ReplOffset(t, src.Client)
+		testproc.Eventually(t, 10*time.Second, "the follower to acknowledge new writes", func() error {
+			if n := ackedOffset(t, src); n <= from {
+				return fmt.Errorf("acknowledged offset %d", n)
+			}
+			return nil
+		})
 		if n, err := src.Client.ClientKillByFilter(ctx, "TYPE", "replica").Result(); err != nil || n != 1 {
 			t.Fatalf("client kill type replica: %d %v", n, err)
 		}
 		// The follower reconnects after a second; the source lists it again once it continues.
-		waitFor(t, "the follower to reconnect", 10*time.Second, func() bool { return ackedOffset(t, src) > from })
+		testproc.Eventually(t, 10*time.Second, "the follower to reconnect", func() error {
+			if n := ackedOffset(t, src); n <= from {
+				return fmt.Errorf("acknowledged offset %d", n)
+			}
+			return nil
+		})
 	}
 	stopWriter()
 	if err := <-writerDone; err != nil {
