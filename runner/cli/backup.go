@@ -75,7 +75,7 @@ func (o *BackupOptions) Run(ctx context.Context) error {
 }
 
 func (o *BackupOptions) run(ctx context.Context) (backup.Result, error) {
-	res, err := withProgress(ctx, o.g, "backup", true, func(r *repo.Repository, pr *progress.Counter) (backup.Result, error) {
+	res, err := withProgress(ctx, o.g, "backup", unlockWhileStarting, func(r *repo.Repository, pr *progress.Counter) (backup.Result, error) {
 		o.opts.Repository, o.opts.Progress = r, pr
 		return backup.Run(ctx, o.opts)
 	})

@@ -102,7 +102,7 @@ func (o *FollowOptions) Complete() error {
 
 // Run follows until ctx ends.
 func (o *FollowOptions) Run(ctx context.Context) error {
-	err := o.g.useRepository(ctx, true, func(r *repo.Repository) error {
+	err := o.g.useRepository(ctx, orCreate, func(r *repo.Repository) error {
 		o.opts.Repository = r
 		return o.follow(ctx)
 	})

@@ -52,7 +52,7 @@ func (o *ImportOptions) run(ctx context.Context) (backup.Result, error) {
 	}
 	defer f.Close()
 	host, _ := os.Hostname()
-	res, err := withProgress(ctx, o.g, "import", true, func(r *repo.Repository, pr *progress.Counter) (backup.Result, error) {
+	res, err := withProgress(ctx, o.g, "import", orCreate, func(r *repo.Repository, pr *progress.Counter) (backup.Result, error) {
 		return backup.Import(ctx, backup.ImportOptions{RDB: f, Source: o.file, Repository: r, Databases: o.databases,
 			Hostname: host, RunnerVersion: o.g.version, Progress: pr})
 	})

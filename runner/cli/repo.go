@@ -31,7 +31,7 @@ func newSnapshotsCommand(g *global) *cobra.Command {
 			var all []repo.Manifest
 			var wins []journal.Window
 			var gaps []journal.Gap
-			err := g.useRepository(cmd.Context(), false, func(r *repo.Repository) (err error) {
+			err := g.useRepository(cmd.Context(), existing, func(r *repo.Repository) (err error) {
 				if all, err = r.List(cmd.Context()); err != nil {
 					return err
 				}
@@ -144,7 +144,7 @@ func newForgetCommand(g *global) *cobra.Command {
 				return errors.New("give at least one --keep-* flag; forget refuses to remove every snapshot")
 			}
 			var res repo.ForgetResult
-			err := g.useRepository(cmd.Context(), false, func(r *repo.Repository) (err error) {
+			err := g.useRepository(cmd.Context(), existing, func(r *repo.Repository) (err error) {
 				res, err = r.Forget(cmd.Context(), p, dryRun)
 				return err
 			})
@@ -186,7 +186,7 @@ func newCheckCommand(g *global) *cobra.Command {
 		Short: "Verify manifests and data objects; report and optionally remove orphans of failed backups",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			res, err := withRepository(cmd.Context(), g, false, func(r *repo.Repository) (repo.CheckResult, error) {
+			res, err := withRepository(cmd.Context(), g, existing, func(r *repo.Repository) (repo.CheckResult, error) {
 				return r.Check(cmd.Context(), opts)
 			})
 			if err != nil {
@@ -235,7 +235,7 @@ func newCatCommand(g *global) *cobra.Command {
 				}
 				snapshot = args[0]
 			}
-			return g.useRepository(cmd.Context(), false, func(r *repo.Repository) error {
+			return g.useRepository(cmd.Context(), existing, func(r *repo.Repository) error {
 				return runCat(cmd.Context(), g.Out, r, snapshot)
 			})
 		},

@@ -115,7 +115,7 @@ func (o *RestoreOptions) runToPoint(ctx context.Context) (restore.PointResult, e
 	if !o.snapshotSet {
 		o.opts.Snapshot = ""
 	}
-	res, err := withProgress(ctx, o.g, "restore", false, func(r *repo.Repository, pr *progress.Counter) (restore.PointResult, error) {
+	res, err := withProgress(ctx, o.g, "restore", existing, func(r *repo.Repository, pr *progress.Counter) (restore.PointResult, error) {
 		o.opts.Repository, o.opts.Progress = r, pr
 		return restore.ToPoint(ctx, o.opts, *o.point)
 	})
@@ -129,7 +129,7 @@ func (o *RestoreOptions) runToPoint(ctx context.Context) (restore.PointResult, e
 }
 
 func (o *RestoreOptions) run(ctx context.Context) (restore.Result, error) {
-	res, err := withProgress(ctx, o.g, "restore", false, func(r *repo.Repository, pr *progress.Counter) (restore.Result, error) {
+	res, err := withProgress(ctx, o.g, "restore", existing, func(r *repo.Repository, pr *progress.Counter) (restore.Result, error) {
 		o.opts.Repository, o.opts.Progress = r, pr
 		return restore.Run(ctx, o.opts)
 	})

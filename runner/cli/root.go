@@ -45,12 +45,6 @@ const (
 // repositoryURLForms are the repository URLs runner/store opens, as the help and errors name them.
 const repositoryURLForms = "file:///path, gs://bucket/prefix, s3://bucket/prefix or azblob://container/prefix"
 
-var storageEnv = []string{
-	store.EnvGoogleServiceAccountJSON, store.EnvGoogleProjectID, store.EnvStorageEmulatorHost,
-	store.EnvAWSAccessKeyID, store.EnvAWSSecretAccessKey, store.EnvAzureAccountName,
-	store.EnvAzureAccountKey, store.EnvCACertData,
-}
-
 // global holds the flags shared by all commands.
 type global struct {
 	Streams
@@ -119,14 +113,27 @@ func (g *global) validateRepository() error {
 	return nil
 }
 
+// access says how a command opens the repository.
+type access int
+
+const (
+	// existing: the repository must exist, and its key is unlocked before the command runs.
+	existing access = iota
+	// orCreate: an empty repository is initialized (the first backup, import or follower).
+	orCreate
+	// unlockWhileStarting is orCreate with an existing key unlocked while the command starts
+	// (repo.OpenInBackground): for backup, which stops with the key's error as soon as it is known.
+	unlockWhileStarting
+)
+
 // withRepository is how every command reaches the repository: it checks --repository, opens and
-// unlocks the repository (create initializes an empty one), runs use on it and closes it.
-func withRepository[T any](ctx context.Context, g *global, create bool, use func(*repo.Repository) (T, error)) (T, error) {
+// unlocks the repository as a says, runs use on it and closes it.
+func withRepository[T any](ctx context.Context, g *global, a access, use func(*repo.Repository) (T, error)) (T, error) {
 	var zero T
 	if err := g.validateRepository(); err != nil {
 		return zero, err
 	}
-	r, err := g.openRepo(ctx, create)
+	r, err := g.openRepo(ctx, a)
 	if err != nil {
 		return zero, err
 	}
@@ -135,15 +142,15 @@ func withRepository[T any](ctx context.Context, g *global, create bool, use func
 }
 
 // useRepository is withRepository for a command that returns no result.
-func (g *global) useRepository(ctx context.Context, create bool, use func(*repo.Repository) error) error {
-	_, err := withRepository(ctx, g, create, func(r *repo.Repository) (struct{}, error) { return struct{}{}, use(r) })
+func (g *global) useRepository(ctx context.Context, a access, use func(*repo.Repository) error) error {
+	_, err := withRepository(ctx, g, a, func(r *repo.Repository) (struct{}, error) { return struct{}{}, use(r) })
 	return err
 }
 
 // withProgress is withRepository for a run that moves keys (backup, import, restore): the run's
 // counter is reported on stderr as op every --progress-interval while it runs.
-func withProgress[T any](ctx context.Context, g *global, op string, create bool, run func(*repo.Repository, *progress.Counter) (T, error)) (T, error) {
-	return withRepository(ctx, g, create, func(r *repo.Repository) (T, error) {
+func withProgress[T any](ctx context.Context, g *global, op string, a access, run func(*repo.Repository, *progress.Counter) (T, error)) (T, error) {
+	return withRepository(ctx, g, a, func(r *repo.Repository) (T, error) {
 		pr := &progress.Counter{}
 		stop := progress.Report(ctx, g.ErrOut, op, pr, g.progressInterval)
 		defer stop()
@@ -151,15 +158,15 @@ func withProgress[T any](ctx context.Context, g *global, op string, create bool,
 	})
 }
 
-// openRepo opens and unlocks the repository; create initializes an empty one. Commands use
-// withRepository, which checks --repository first and closes the repository.
-func (g *global) openRepo(ctx context.Context, create bool) (*repo.Repository, error) {
+// openRepo opens and unlocks the repository as a says. Commands use withRepository, which
+// checks --repository first and closes the repository.
+func (g *global) openRepo(ctx context.Context, a access) (*repo.Repository, error) {
 	pw, err := g.password()
 	if err != nil {
 		return nil, err
 	}
-	env := map[string]string{}
-	for _, k := range storageEnv {
+	env := map[string]string{} // the storage Secret's keys, as the controller maps them into the Job
+	for _, k := range v1alpha1.StorageSecretKeys {
 		if v := g.getenv(k); v != "" {
 			env[k] = v
 		}
@@ -169,7 +176,13 @@ func (g *global) openRepo(ctx context.Context, create bool) (*repo.Repository, e
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	r, err := repo.Open(ctx, b, repo.Options{Password: pw, Create: create, WorkFactor: g.workFactor, Hostname: host})
+	opts := repo.Options{Password: pw, Create: a != existing, WorkFactor: g.workFactor, Hostname: host}
+	var r *repo.Repository
+	if a == unlockWhileStarting {
+		r, err = repo.OpenInBackground(ctx, b, opts)
+	} else {
+		r, err = repo.Open(ctx, b, opts)
+	}
 	if err != nil {
 		b.Close()
 		return nil, err
