@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"stash.dev/redis/test/testproc"
 )
 
 var update = flag.Bool("update", false, "rewrite the chaos table in docs/reliability.md from this run")
@@ -49,7 +51,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	runnerBin, err = buildRunner(dir)
+	// The suite runs the binary as a Job would, so that a SIGKILL kills the whole runner and
+	// nothing else: `make build`'s (STASH_BIN_DIR) or one built here.
+	runnerBin, err = testproc.OurBinary(dir, "stash-runner")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -64,24 +68,6 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
-
-// buildRunner returns the stash-runner of `make build` (STASH_BIN_DIR) or builds one: the suite
-// runs the binary as a Job would, so that a SIGKILL kills the whole runner and nothing else.
-func buildRunner(dir string) (string, error) {
-	if d := os.Getenv("STASH_BIN_DIR"); d != "" {
-		if p := filepath.Join(d, "stash-runner"); fileExists(p) {
-			return p, nil
-		}
-	}
-	p := filepath.Join(dir, "stash-runner")
-	cmd := exec.Command("go", "build", "-o", p, "stash.dev/redis/cmd/runner")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build stash-runner: %w\n%s", err, out)
-	}
-	return p, nil
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // proc is a running stash-runner.
 type proc struct {
