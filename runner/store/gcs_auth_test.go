@@ -7,13 +7,14 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"stash.dev/redis/test/testproc"
 )
 
 // TestGCSServiceAccountOverTheIdleTransport: a GCS client with a service account key (not the
@@ -71,24 +72,11 @@ func TestGCSServiceAccountOverTheIdleTransport(t *testing.T) {
 		t.Fatalf("Authorization %q after %d token requests, want the key's token after one", got, tokenRequests.Load())
 	}
 
-	// Accepts, reads the request, never answers.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	// Accepts, never answers.
+	silent := testproc.Silent(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+l.Addr().String()+"/storage/v1/b/bucket/o", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+silent+"/storage/v1/b/bucket/o", nil)
 	start := time.Now()
 	resp, err = client.Do(req)
 	took := time.Since(start)
