@@ -477,6 +477,9 @@ func ExplainTLS(err error) error {
 	return err
 }
 
+// ModeCluster is INFO's redis_mode on a node of a Redis Cluster.
+const ModeCluster = "cluster"
+
 // ServerInfo is what the runner needs to know about a server.
 type ServerInfo struct {
 	Version string

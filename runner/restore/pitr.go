@@ -97,7 +97,7 @@ func ToPoint(ctx context.Context, opts Options, pt Point) (PointResult, error) {
 	}
 	target, mode := node.Redis, node.Info.Mode
 	node.Client.Close()
-	if mode == "cluster" {
+	if mode == redisconn.ModeCluster {
 		return PointResult{}, fmt.Errorf("restore to a point in time into a Redis Cluster is not supported: restore into a standalone server")
 	}
 

@@ -155,7 +155,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	opts.Redis = node.Redis
 	client, info := node.Client, node.Info
 	defer client.Close()
-	if info.Mode != "cluster" && opts.Sentinel == nil {
+	if info.Mode != redisconn.ModeCluster && opts.Sentinel == nil {
 		// Before anything else looks at the target: a replica of a dead runner refuses writes.
 		found, err := recoverLeftover(ctx, client, opts.Redis.Addr)
 		if err != nil {
@@ -167,7 +167,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	targets := []redisconn.Options{opts.Redis} // the servers whose databases are counted
 	var routing *load.Routing
-	if info.Mode == "cluster" {
+	if info.Mode == redisconn.ModeCluster {
 		top, err := cluster.Discover(ctx, client)
 		if err != nil {
 			return Result{}, err
