@@ -43,13 +43,10 @@ func newCmdCreateSecret(getter genericclioptions.RESTClientGetter, streams gener
 	return cmd
 }
 
-// storageKeys are the keys --from-env copies; secretKeys are never printed.
-var (
-	storageKeys = []string{v1alpha1.SecretKeyResticPassword, v1alpha1.SecretKeyEncryptionPassword, v1alpha1.SecretKeyGoogleProjectID, v1alpha1.SecretKeyGoogleServiceAccountJSON,
-		v1alpha1.SecretKeyAWSAccessKeyID, v1alpha1.SecretKeyAWSSecretAccessKey, v1alpha1.SecretKeyAzureAccountName, v1alpha1.SecretKeyAzureAccountKey, v1alpha1.SecretKeyCACertData, v1alpha1.SecretKeyStorageEmulatorHost}
-	secretKeys = map[string]bool{v1alpha1.SecretKeyResticPassword: true, v1alpha1.SecretKeyEncryptionPassword: true, v1alpha1.SecretKeyGoogleServiceAccountJSON: true,
-		v1alpha1.SecretKeyAWSSecretAccessKey: true, v1alpha1.SecretKeyAzureAccountKey: true}
-)
+// secretKeys are the storage Secret's keys (v1alpha1.StorageSecretKeys, which --from-env copies)
+// that are never printed.
+var secretKeys = map[string]bool{v1alpha1.SecretKeyResticPassword: true, v1alpha1.SecretKeyEncryptionPassword: true, v1alpha1.SecretKeyGoogleServiceAccountJSON: true,
+	v1alpha1.SecretKeyAWSSecretAccessKey: true, v1alpha1.SecretKeyAzureAccountKey: true}
 
 // redacted replaces secret values in printed Secrets.
 const redacted = "<redacted>"
@@ -92,7 +89,7 @@ taken from a flag's value and never printed: -o yaml shows them as <redacted>.`,
 	}
 	o.addFlags(cmd)
 	f := cmd.Flags()
-	f.BoolVar(&o.fromEnv, "from-env", false, "copy the storage keys that are set in the environment ("+strings.Join(storageKeys, ", ")+")")
+	f.BoolVar(&o.fromEnv, "from-env", false, "copy the storage keys that are set in the environment ("+strings.Join(v1alpha1.StorageSecretKeys, ", ")+")")
 	f.StringVar(&o.passwordFile, "password-file", "", "file whose first line is the repository password")
 	f.BoolVar(&o.passwordStdin, "password-stdin", false, "read the repository password from the first line of standard input")
 	f.StringVar(&o.googleProjectID, "google-project-id", "", "GCS: the Google Cloud project")
@@ -109,7 +106,7 @@ func (o *CreateStorageSecretOptions) Complete(_ *cobra.Command, args []string) e
 	o.name = args[0]
 	o.data = map[string]string{}
 	if o.fromEnv {
-		for _, k := range storageKeys {
+		for _, k := range v1alpha1.StorageSecretKeys {
 			if v := o.getenv(k); v != "" {
 				o.data[k] = v
 			}

@@ -27,3 +27,12 @@ const (
 
 // PasswordSecretKeys are the keys that may hold the repository password, in the order looked at.
 var PasswordSecretKeys = []string{SecretKeyResticPassword, SecretKeyEncryptionPassword}
+
+// StorageSecretKeys are all the keys of a storage Secret, in the order help texts list them:
+// the ones `kubectl stash create storage-secret --from-env` copies from its environment and the
+// runner takes from its own.
+var StorageSecretKeys = []string{
+	SecretKeyResticPassword, SecretKeyEncryptionPassword, SecretKeyGoogleProjectID, SecretKeyGoogleServiceAccountJSON,
+	SecretKeyAWSAccessKeyID, SecretKeyAWSSecretAccessKey, SecretKeyAzureAccountName, SecretKeyAzureAccountKey,
+	SecretKeyCACertData, SecretKeyStorageEmulatorHost,
+}
