@@ -59,15 +59,15 @@ func Start(setup func(ctrl.Manager) error) (*Cluster, error) {
 	return StartWith(Options{Setup: setup})
 }
 
-// StartWithPlugin starts a cluster as Start does and builds kubectl-stash (BuildPlugin) into
-// the cluster's own directory, which Stop removes: what a suite that runs the plugin through
-// the real kubectl needs. It returns the plugin's directory.
+// StartWithPlugin starts a cluster as Start does and builds kubectl-stash into the cluster's
+// own directory, which Stop removes, or takes `make build`'s (testproc.OurBinaries): what a
+// suite that runs the plugin through the real kubectl needs. It returns the plugin's directory.
 func StartWithPlugin() (*Cluster, string, error) {
 	c, err := Start(nil)
 	if err != nil {
 		return nil, "", err
 	}
-	dir, err := BuildPlugin(filepath.Join(c.dir, "plugin"))
+	dir, err := testproc.OurBinaries(filepath.Join(c.dir, "plugin"), "kubectl-stash")
 	if err != nil {
 		c.Stop()
 		return nil, "", err
@@ -236,20 +236,4 @@ func (c *Cluster) Kubectl(ctx context.Context, pluginDir string, args ...string)
 func (c *Cluster) KubectlCommand(ctx context.Context, pluginDir string, args ...string) (*exec.Cmd, error) {
 	cmd := c.AdminKubectl(pluginDir).Command(ctx, args...)
 	return cmd, cmd.Err
-}
-
-// BuildPlugin builds kubectl-stash into dir (or reuses the one `make build` wrote, named
-// by STASH_BIN_DIR) and returns the directory that holds it.
-func BuildPlugin(dir string) (string, error) {
-	if bin := os.Getenv("STASH_BIN_DIR"); bin != "" {
-		if _, err := os.Stat(filepath.Join(bin, "kubectl-stash")); err == nil {
-			return bin, nil
-		}
-	}
-	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "kubectl-stash"), "./cmd/kubectl-stash")
-	cmd.Dir = RootDir()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build kubectl-stash: %v\n%s", err, out)
-	}
-	return dir, nil
 }
