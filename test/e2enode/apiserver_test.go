@@ -44,7 +44,7 @@ func TestAPIServerRestartedMidBackup(t *testing.T) {
 	if err := src.ConfigSet(ctx, "rdb-key-save-delay", "3000").Err(); err != nil {
 		t.Fatal(err)
 	}
-	mustKubectl(t, "stash", "create", "backupconfig", "restart", "-n", ns, "--repo", "repo", "--redis-service", "redis-src", "--schedule", "@daily")
+	admin.Must(t, "stash", "create", "backupconfig", "restart", "-n", ns, "--repo", "repo", "--redis-service", "redis-src", "--schedule", "@daily")
 	c := apiClient(t)
 	syncsBefore := syncFull(t, src)
 
@@ -97,7 +97,7 @@ func TestAPIServerRestartedMidBackup(t *testing.T) {
 	t.Logf("session %s: %s %s after the API server served again (%s after the stop): %s", session, s.Status.Phase,
 		recovered.Round(time.Millisecond), time.Since(outage.Stopping).Round(time.Millisecond), s.Status.Error)
 	// What the runner met while it wrote its result.
-	for _, l := range strings.Split(mustKubectl(t, "stash", "backup", "logs", session, "-n", ns), "\n") {
+	for _, l := range strings.Split(admin.Must(t, "stash", "backup", "logs", session, "-n", ns), "\n") {
 		if strings.Contains(l, "trying again") {
 			t.Logf("runner: %s", l)
 		}
@@ -157,13 +157,13 @@ spec:
 	if err := src.ConfigSet(ctx, "rdb-key-save-delay", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	mustKubectl(t, "stash", "restore", "repo", "-n", ns, "--snapshot", s.Status.Snapshot, "--to", "service/redis-dst", "--wait", "--wait-timeout", "2m")
+	admin.Must(t, "stash", "restore", "repo", "-n", ns, "--snapshot", s.Status.Snapshot, "--to", "service/redis-dst", "--wait", "--wait-timeout", "2m")
 	if got := digest(t, dst); got != want {
 		t.Fatalf("digest after restoring %s: %s, want the source's %s", s.Status.Snapshot, got, want)
 	}
 
 	// The tests that follow find the node Ready.
-	mustKubectl(t, "wait", "--for=condition=Ready", "node/"+realnode.NodeName, "--timeout=2m")
+	admin.Must(t, "wait", "--for=condition=Ready", "node/"+realnode.NodeName, "--timeout=2m")
 	t.Logf("test took %s", time.Since(testStart).Round(time.Second))
 }
 

@@ -24,30 +24,30 @@ func TestContinuousBackupInTheCluster(t *testing.T) {
 	namespace(t, ns)
 	src, dst := redisPod(t, ns, "redis-src"), redisPod(t, ns, "redis-dst")
 	loadSample(t, src, 5000)
-	mustKubectl(t, "stash", "create", "backupconfig", "pitr", "-n", ns, "--repo", "repo", "--redis-service", "redis-src",
+	admin.Must(t, "stash", "create", "backupconfig", "pitr", "-n", ns, "--repo", "repo", "--redis-service", "redis-src",
 		"--schedule", "@daily", "--continuous", "--segment-interval", "1s")
 	waitFor(t, time.Minute, "the follower Deployment", func() error {
-		_, err := kubectl(t, "get", "deployment", v1alpha1.FollowerName("pitr"), "-n", ns)
+		_, err := admin.Try(t, "get", "deployment", v1alpha1.FollowerName("pitr"), "-n", ns)
 		return err
 	})
-	mustKubectl(t, "rollout", "status", "deployment/"+v1alpha1.FollowerName("pitr"), "-n", ns, "--timeout", "2m")
+	admin.Must(t, "rollout", "status", "deployment/"+v1alpha1.FollowerName("pitr"), "-n", ns, "--timeout", "2m")
 
 	status := func() v1alpha1.ContinuousStatus {
 		var s v1alpha1.ContinuousStatus
-		out, _ := kubectl(t, "get", "backupconfiguration", "pitr", "-n", ns, "-o", "jsonpath={.status.continuous}")
+		out, _ := admin.Try(t, "get", "backupconfiguration", "pitr", "-n", ns, "-o", "jsonpath={.status.continuous}")
 		_ = json.Unmarshal([]byte(out), &s)
 		return s
 	}
 	var base v1alpha1.ContinuousStatus
 	waitFor(t, 2*time.Minute, "the follower's base in the status", func() error {
 		if base = status(); base.Chain == "" || base.WindowEnd == nil {
-			logs, _ := kubectl(t, "logs", "deployment/"+v1alpha1.FollowerName("pitr"), "-n", ns, "--tail", "5")
+			logs, _ := admin.Try(t, "logs", "deployment/"+v1alpha1.FollowerName("pitr"), "-n", ns, "--tail", "5")
 			return fmt.Errorf("status.continuous %+v; follower log:\n%s", base, logs)
 		}
 		return nil
 	})
 	waitFor(t, time.Minute, "condition ContinuousBackupRunning True", func() error {
-		out, _ := kubectl(t, "get", "backupconfiguration", "pitr", "-n", ns, "-o", `jsonpath={.status.conditions[?(@.type=="ContinuousBackupRunning")].status}`)
+		out, _ := admin.Try(t, "get", "backupconfiguration", "pitr", "-n", ns, "-o", `jsonpath={.status.conditions[?(@.type=="ContinuousBackupRunning")].status}`)
 		if out != "True" {
 			return fmt.Errorf("ContinuousBackupRunning %q", out)
 		}
@@ -70,11 +70,11 @@ func TestContinuousBackupInTheCluster(t *testing.T) {
 		}
 		return nil
 	})
-	if out := mustKubectl(t, "stash", "backup", "describe", "pitr", "-n", ns); !strings.Contains(out, "chain "+base.Chain+", restorable from") {
+	if out := admin.Must(t, "stash", "backup", "describe", "pitr", "-n", ns); !strings.Contains(out, "chain "+base.Chain+", restorable from") {
 		t.Errorf("backup describe does not show the window:\n%s", out)
 	}
 	waitFor(t, time.Minute, "the lag and the window on the controller's /metrics", func() error {
-		out, err := kubectl(t, "get", "--raw", "/api/v1/namespaces/stash-system/services/http:stash-webhook:metrics/proxy/metrics")
+		out, err := admin.Try(t, "get", "--raw", "/api/v1/namespaces/stash-system/services/http:stash-webhook:metrics/proxy/metrics")
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
 		}
@@ -87,7 +87,7 @@ func TestContinuousBackupInTheCluster(t *testing.T) {
 	})
 
 	point := wrote[1].Add(1500 * time.Millisecond).Truncate(time.Second).UTC().Format(time.RFC3339)
-	mustKubectl(t, "stash", "restore", "repo", "-n", ns, "--to", "service/redis-dst", "--to-time", point, "--wait", "--wait-timeout", "2m")
+	admin.Must(t, "stash", "restore", "repo", "-n", ns, "--to", "service/redis-dst", "--to-time", point, "--wait", "--wait-timeout", "2m")
 	for i, want := range []int64{1, 1, 0} {
 		if got := dst.Exists(ctx, fmt.Sprintf("after:%d", i)).Val(); got != want {
 			t.Errorf("after:%d exists %d after a restore to %s, want %d", i, got, point, want)
@@ -97,9 +97,9 @@ func TestContinuousBackupInTheCluster(t *testing.T) {
 		t.Errorf("restored %d keys, want %d (all but the third write)", got, want)
 	}
 
-	mustKubectl(t, "delete", "backupconfiguration", "pitr", "-n", ns)
+	admin.Must(t, "delete", "backupconfiguration", "pitr", "-n", ns)
 	waitFor(t, 2*time.Minute, "the follower Deployment removed with its configuration", func() error {
-		if _, err := kubectl(t, "get", "deployment", v1alpha1.FollowerName("pitr"), "-n", ns); err == nil {
+		if _, err := admin.Try(t, "get", "deployment", v1alpha1.FollowerName("pitr"), "-n", ns); err == nil {
 			return fmt.Errorf("still there")
 		}
 		return nil

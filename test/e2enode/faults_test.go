@@ -32,7 +32,7 @@ func TestBackupPodDeletedMidBackup(t *testing.T) {
 	if err := src.ConfigSet(ctx, "rdb-key-save-delay", "10000").Err(); err != nil {
 		t.Fatal(err)
 	}
-	mustKubectl(t, "stash", "create", "backupconfig", "drain", "-n", ns, "--repo", "repo", "--redis-service", "redis-src", "--schedule", "@daily")
+	admin.Must(t, "stash", "create", "backupconfig", "drain", "-n", ns, "--repo", "repo", "--redis-service", "redis-src", "--schedule", "@daily")
 	c := apiClient(t)
 
 	session := triggeredSession(t, ns, "drain")
@@ -56,7 +56,7 @@ func TestBackupPodDeletedMidBackup(t *testing.T) {
 
 	pod := sessionPod(t, c, ns, session)
 	deleted := time.Now()
-	mustKubectl(t, "delete", "pod", pod.Name, "-n", ns, "--wait=false")
+	admin.Must(t, "delete", "pod", pod.Name, "-n", ns, "--wait=false")
 	s := waitBackupSession(t, c, ns, session, 90*time.Second)
 	t.Logf("session %s: %s %s after the Pod was deleted: %s", session, s.Status.Phase, time.Since(deleted).Round(time.Millisecond), s.Status.Error)
 	if s.Status.Phase != v1alpha1.SessionFailed {
@@ -103,7 +103,7 @@ func TestWebhookReplicaKilledKeepsAdmitting(t *testing.T) {
 	ctx := context.Background()
 	c := apiClient(t)
 	ns := "node-webhook"
-	mustKubectl(t, "create", "namespace", ns)
+	admin.Must(t, "create", "namespace", ns)
 	lease := &coordinationv1.Lease{}
 	leaseKey := client.ObjectKey{Namespace: "stash-system", Name: "stash-webhook.stash.dev"}
 	var leader string
@@ -130,7 +130,7 @@ func TestWebhookReplicaKilledKeepsAdmitting(t *testing.T) {
 
 	// kubectl delete waits until the Pod is gone: by then it has left the Service's endpoints.
 	start := time.Now()
-	mustKubectl(t, "delete", "pod", leader, "-n", "stash-system", "--timeout=90s")
+	admin.Must(t, "delete", "pod", leader, "-n", "stash-system", "--timeout=90s")
 	t.Logf("leader %s deleted in %s; %s remains", leader, time.Since(start).Round(time.Millisecond), survivor)
 	invalid := fmt.Sprintf(`apiVersion: stash.dev/v1alpha1
 kind: BackupConfiguration
@@ -167,13 +167,13 @@ spec:
 		return nil
 	})
 	t.Logf("Lease held by %s %s after the delete", leaseHolderPod(lease), time.Since(start).Round(time.Millisecond))
-	mustKubectl(t, "stash", "create", "backupconfig", "after-failover", "-n", ns, "--repo", "repo-0", "--redis-address", "127.0.0.1:6379", "--schedule", "@daily")
+	admin.Must(t, "stash", "create", "backupconfig", "after-failover", "-n", ns, "--repo", "repo-0", "--redis-address", "127.0.0.1:6379", "--schedule", "@daily")
 	waitFor(t, 60*time.Second, "the new leader makes the CronJob of a new BackupConfiguration", func() error {
-		_, err := kubectl(t, "get", "cronjob", v1alpha1.CronJobName("after-failover"), "-n", ns)
+		_, err := admin.Try(t, "get", "cronjob", v1alpha1.CronJobName("after-failover"), "-n", ns)
 		return err
 	})
 	// The Deployment replaces the Pod; the tests that follow find two replicas again.
-	mustKubectl(t, "rollout", "status", "deployment/stash-webhook", "-n", "stash-system", "--timeout=2m")
+	admin.Must(t, "rollout", "status", "deployment/stash-webhook", "-n", "stash-system", "--timeout=2m")
 	waitFor(t, 60*time.Second, "two ready stash-webhook Pods", func() error {
 		if p := webhookPods(t, c); len(p) != 2 {
 			return fmt.Errorf("ready Pods %v", p)

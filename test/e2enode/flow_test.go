@@ -21,24 +21,11 @@ import (
 	"stash.dev/redis/test/testproc"
 )
 
-// kubectl, mustKubectl and kubectlEnv run the real kubectl as the cluster's admin
-// (testproc.Kubectl); waitFor is testproc.Eventually.
-func kubectl(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	return cluster.AdminKubectl().Try(t, args...)
-}
+// admin runs the real kubectl as the cluster's admin, with the kubectl-stash under test on
+// PATH (cluster.AdminKubectl, set once the cluster is up).
+var admin testproc.Kubectl
 
-func mustKubectl(t *testing.T, args ...string) string {
-	t.Helper()
-	return cluster.AdminKubectl().Must(t, args...)
-}
-
-// kubectlEnv runs kubectl with extra environment (the storage keys of --from-env).
-func kubectlEnv(t *testing.T, env []string, args ...string) string {
-	t.Helper()
-	return cluster.AdminKubectl().WithEnv(env...).Must(t, args...)
-}
-
+// waitFor is testproc.Eventually.
 func waitFor(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
 	testproc.Eventually(t, timeout, what, f)
@@ -52,9 +39,9 @@ func redisPod(t *testing.T, ns, name string) *redis.Client {
 	if err := os.WriteFile(manifest, []byte(realnode.RedisManifest(ns, name, redisImage, "")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mustKubectl(t, "apply", "-f", manifest)
-	mustKubectl(t, "wait", "--for=condition=Ready", "pod/"+name, "-n", ns, "--timeout=2m")
-	ip := strings.TrimSpace(mustKubectl(t, "get", "service", name, "-n", ns, "-o", "jsonpath={.spec.clusterIP}"))
+	admin.Must(t, "apply", "-f", manifest)
+	admin.Must(t, "wait", "--for=condition=Ready", "pod/"+name, "-n", ns, "--timeout=2m")
+	ip := strings.TrimSpace(admin.Must(t, "get", "service", name, "-n", ns, "-o", "jsonpath={.spec.clusterIP}"))
 	c := redis.NewClient(&redis.Options{Addr: ip + ":6379"})
 	t.Cleanup(func() { c.Close() })
 	waitFor(t, 30*time.Second, "PING "+name+" through its Service", func() error { return c.Ping(context.Background()).Err() })
@@ -88,13 +75,13 @@ func digest(t *testing.T, c *redis.Client) string {
 // that the runner's user may write, and returns that directory.
 func namespace(t *testing.T, ns string) string {
 	t.Helper()
-	mustKubectl(t, "create", "namespace", ns)
+	admin.Must(t, "create", "namespace", ns)
 	cluster.AdminKubectl().WithStdin(ns+"-password\n").Must(t, "stash", "create", "secret", "storage", "storage", "-n", ns, "--password-stdin")
 	repo := t.TempDir()
 	if err := os.Chmod(repo, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	mustKubectl(t, "stash", "create", "repository", "repo", "-n", ns, "--provider", "local", "--host-path", repo, "--mount-path", "/repository", "--secret", "storage")
+	admin.Must(t, "stash", "create", "repository", "repo", "-n", ns, "--provider", "local", "--host-path", repo, "--mount-path", "/repository", "--secret", "storage")
 	return repo
 }
 
@@ -114,7 +101,7 @@ func TestScheduledBackupAndRestoreWithTheImages(t *testing.T) {
 	src := redisPod(t, ns, "redis-src")
 	dst := redisPod(t, ns, "redis-dst")
 	loadSample(t, src, 5000)
-	mustKubectl(t, "stash", "create", "backupconfig", "flow", "-n", ns, "--repo", "repo", "--redis-service", "redis-src",
+	admin.Must(t, "stash", "create", "backupconfig", "flow", "-n", ns, "--repo", "repo", "--redis-service", "redis-src",
 		"--schedule", "* * * * *", "--keep-last", "5")
 	var scheduled string
 	waitFor(t, 150*time.Second, "a scheduled backup succeeds", func() error {
@@ -126,19 +113,19 @@ func TestScheduledBackupAndRestoreWithTheImages(t *testing.T) {
 		}
 		return fmt.Errorf("sessions: %v", sessions(t, ns))
 	})
-	logs := mustKubectl(t, "stash", "backup", "logs", scheduled, "-n", ns)
+	logs := admin.Must(t, "stash", "backup", "logs", scheduled, "-n", ns)
 	if !strings.Contains(logs, "snapshot") {
 		t.Errorf("backup logs do not show the runner's log:\n%s", logs)
 	}
-	out := mustKubectl(t, "stash", "backup", "trigger", "flow", "-n", ns, "--wait", "--timeout", "2m")
+	out := admin.Must(t, "stash", "backup", "trigger", "flow", "-n", ns, "--wait", "--timeout", "2m")
 	if !strings.Contains(out, "succeeded") {
 		t.Errorf("trigger --wait: %s", out)
 	}
-	user := mustKubectl(t, "get", "pods", "-n", ns, "-l", v1alpha1.LabelComponent+"=backup", "-o", "jsonpath={.items[0].spec.securityContext.runAsUser}")
+	user := admin.Must(t, "get", "pods", "-n", ns, "-l", v1alpha1.LabelComponent+"=backup", "-o", "jsonpath={.items[0].spec.securityContext.runAsUser}")
 	if user != "65532" {
 		t.Errorf("the backup Pod runs as %q, want 65532", user)
 	}
-	out = mustKubectl(t, "stash", "restore", "repo", "-n", ns, "--snapshot", "latest", "--to", "service/redis-dst", "--wait", "--wait-timeout", "2m")
+	out = admin.Must(t, "stash", "restore", "repo", "-n", ns, "--snapshot", "latest", "--to", "service/redis-dst", "--wait", "--wait-timeout", "2m")
 	if a, b := digest(t, src), digest(t, dst); a != b {
 		t.Fatalf("digest mismatch after restore: source %s, restored %s\n%s", a, b, out)
 	}
@@ -153,15 +140,15 @@ func TestS3TrustedThroughTheImageRoots(t *testing.T) {
 	t.Parallel()
 	ns := "node-s3"
 	s3 := miniotest.StartTLSOn(t, "stash-node", realnode.Gateway, miniotest.TLSFiles{CAFile: suiteCA.CAFile, CertFile: suiteCA.CertFile, KeyFile: suiteCA.KeyFile})
-	mustKubectl(t, "create", "namespace", ns)
-	kubectlEnv(t, []string{"RESTIC_PASSWORD=s3-password", "AWS_ACCESS_KEY_ID=" + miniotest.AccessKey, "AWS_SECRET_ACCESS_KEY=" + miniotest.SecretKey},
+	admin.Must(t, "create", "namespace", ns)
+	admin.WithEnv("RESTIC_PASSWORD=s3-password", "AWS_ACCESS_KEY_ID="+miniotest.AccessKey, "AWS_SECRET_ACCESS_KEY="+miniotest.SecretKey).Must(t,
 		"stash", "create", "secret", "storage", "s3-storage", "-n", ns, "--from-env")
-	mustKubectl(t, "stash", "create", "repository", "s3", "-n", ns, "--provider", "s3", "--bucket", s3.Bucket, "--prefix", "node",
+	admin.Must(t, "stash", "create", "repository", "s3", "-n", ns, "--provider", "s3", "--bucket", s3.Bucket, "--prefix", "node",
 		"--endpoint", s3.Endpoint, "--region", "us-east-1", "--secret", "s3-storage")
 	src := redisPod(t, ns, "redis-src")
 	dst := redisPod(t, ns, "redis-dst")
 	loadSample(t, src, 2000)
-	mustKubectl(t, "stash", "create", "backupconfig", "to-s3", "-n", ns, "--repo", "s3", "--redis-service", "redis-src", "--schedule", "@daily")
+	admin.Must(t, "stash", "create", "backupconfig", "to-s3", "-n", ns, "--repo", "s3", "--redis-service", "redis-src", "--schedule", "@daily")
 	backupAndRestore(t, "S3 over TLS trusted by the image's roots", ns, "to-s3", "s3", "service/redis-dst", src, dst)
 }
 
@@ -170,10 +157,10 @@ func TestS3TrustedThroughTheImageRoots(t *testing.T) {
 // unless dst then has src's DEBUG DIGEST. what names the path under test in failures.
 func backupAndRestore(t *testing.T, what, ns, bc, repo, to string, src, dst *redis.Client) {
 	t.Helper()
-	if out, err := kubectl(t, "stash", "backup", "trigger", bc, "-n", ns, "--wait", "--timeout", "2m"); err != nil {
-		t.Fatalf("backup through %s: %v\n%s\n%s", what, err, out, mustKubectl(t, "stash", "backup", "logs", bc, "-n", ns))
+	if out, err := admin.Try(t, "stash", "backup", "trigger", bc, "-n", ns, "--wait", "--timeout", "2m"); err != nil {
+		t.Fatalf("backup through %s: %v\n%s\n%s", what, err, out, admin.Must(t, "stash", "backup", "logs", bc, "-n", ns))
 	}
-	mustKubectl(t, "stash", "restore", repo, "-n", ns, "--to", to, "--wait", "--wait-timeout", "2m")
+	admin.Must(t, "stash", "restore", repo, "-n", ns, "--to", to, "--wait", "--wait-timeout", "2m")
 	if a, b := digest(t, src), digest(t, dst); a != b {
 		t.Fatalf("digest mismatch through %s: source %s, restored %s", what, a, b)
 	}
@@ -185,11 +172,11 @@ func TestRunnerTokenCannotReadOtherSecrets(t *testing.T) {
 	t.Parallel()
 	ns := "node-rbac"
 	namespace(t, ns)
-	mustKubectl(t, "stash", "create", "backupconfig", "rbac", "-n", ns, "--repo", "repo", "--redis-address", "127.0.0.1:1", "--schedule", "@daily")
-	mustKubectl(t, "create", "secret", "generic", "not-for-the-runner", "-n", ns, "--from-literal=k=v")
+	admin.Must(t, "stash", "create", "backupconfig", "rbac", "-n", ns, "--repo", "repo", "--redis-address", "127.0.0.1:1", "--schedule", "@daily")
+	admin.Must(t, "create", "secret", "generic", "not-for-the-runner", "-n", ns, "--from-literal=k=v")
 	var token string
 	waitFor(t, 60*time.Second, "the runner's service account", func() error {
-		out, err := kubectl(t, "create", "token", v1alpha1.RunnerServiceAccount, "-n", ns)
+		out, err := admin.Try(t, "create", "token", v1alpha1.RunnerServiceAccount, "-n", ns)
 		token = strings.TrimSpace(out)
 		return err
 	})

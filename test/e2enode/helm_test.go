@@ -34,10 +34,10 @@ func TestHelmChartRunsABackup(t *testing.T) {
 		return out.String()
 	}
 	start := time.Now()
-	mustKubectl(t, "stash", "uninstall", "--keep-crds")
+	admin.Must(t, "stash", "uninstall", "--keep-crds")
 	// uninstall deletes the stash-system Namespace; helm creates it again once it is gone.
 	waitFor(t, 2*time.Minute, "namespace stash-system deleted", func() error {
-		if _, err := kubectl(t, "get", "namespace", "stash-system"); err == nil {
+		if _, err := admin.Try(t, "get", "namespace", "stash-system"); err == nil {
 			return errors.New("still there")
 		}
 		return nil
@@ -58,12 +58,12 @@ func TestHelmChartRunsABackup(t *testing.T) {
 	if !strings.Contains(out, "kubectl stash") {
 		t.Errorf("the chart's NOTES do not say what to run next:\n%s", out)
 	}
-	mustKubectl(t, "rollout", "status", "deployment/stash-webhook", "-n", "stash-system", "--timeout", "3m")
+	admin.Must(t, "rollout", "status", "deployment/stash-webhook", "-n", "stash-system", "--timeout", "3m")
 	if err := waitWebhook(ctx, filepath.Join(t.TempDir(), "probe.yaml")); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("installed from the chart in %s", time.Since(start).Round(time.Second))
-	if got := mustKubectl(t, "get", "deployment", "stash-webhook", "-n", "stash-system", "-o", "jsonpath={.metadata.labels.app\\.kubernetes\\.io/managed-by}"); got != "Helm" {
+	if got := admin.Must(t, "get", "deployment", "stash-webhook", "-n", "stash-system", "-o", "jsonpath={.metadata.labels.app\\.kubernetes\\.io/managed-by}"); got != "Helm" {
 		t.Fatalf("stash-webhook is managed by %q, want Helm", got)
 	}
 
@@ -71,6 +71,6 @@ func TestHelmChartRunsABackup(t *testing.T) {
 	namespace(t, ns)
 	src, dst := redisPod(t, ns, "redis-src"), redisPod(t, ns, "redis-dst")
 	loadSample(t, src, 20000)
-	mustKubectl(t, "stash", "create", "backupconfig", "nightly", "-n", ns, "--repo", "repo", "--redis-service", "redis-src", "--schedule", "@daily")
+	admin.Must(t, "stash", "create", "backupconfig", "nightly", "-n", ns, "--repo", "repo", "--redis-service", "redis-src", "--schedule", "@daily")
 	backupAndRestore(t, "the chart's controller", ns, "nightly", "repo", "service/redis-dst", src, dst)
 }

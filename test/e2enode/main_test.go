@@ -74,6 +74,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer cluster.Stop()
+	admin = cluster.AdminKubectl()
 	if err := setUp(ctx, work, bin); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		dumpLogs(logs)

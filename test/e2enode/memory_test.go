@@ -57,7 +57,7 @@ spec:
 	watch := watchRunner(ctx, "backup", ns, session)
 	s := waitBackupSession(t, c, ns, session, 3*time.Minute)
 	if s.Status.Phase != v1alpha1.SessionSucceeded {
-		t.Fatalf("backup of 1M keys in %s: %s: %s\n%s", runnerMemoryLimit, s.Status.Phase, s.Status.Error, mustKubectl(t, "stash", "backup", "logs", session, "-n", ns))
+		t.Fatalf("backup of 1M keys in %s: %s: %s\n%s", runnerMemoryLimit, s.Status.Phase, s.Status.Error, admin.Must(t, "stash", "backup", "logs", session, "-n", ns))
 	}
 	if s.Status.Keys != keys {
 		t.Errorf("the snapshot has %d keys, the source %d", s.Status.Keys, keys)

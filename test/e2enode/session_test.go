@@ -44,14 +44,14 @@ func applyYAML(t *testing.T, manifest string) {
 	if err := os.WriteFile(f, []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mustKubectl(t, "apply", "-f", f)
+	admin.Must(t, "apply", "-f", f)
 }
 
 // triggeredSession runs `kubectl stash backup trigger` without waiting and returns the
 // BackupSession it created.
 func triggeredSession(t *testing.T, ns, bc string) string {
 	t.Helper()
-	out := mustKubectl(t, "stash", "backup", "trigger", bc, "-n", ns)
+	out := admin.Must(t, "stash", "backup", "trigger", bc, "-n", ns)
 	for _, f := range strings.Fields(out) {
 		if name, ok := strings.CutPrefix(f, "backupsession.stash.dev/"); ok {
 			return name

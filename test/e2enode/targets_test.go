@@ -34,8 +34,8 @@ spec:
     service: {name: %[2]s, port: 6379, scheme: redis}
   secret: {name: %[2]s-auth}
 `, ns, name))
-	mustKubectl(t, "wait", "--for=condition=Ready", "pod/"+name, "-n", ns, "--timeout=2m")
-	ip := strings.TrimSpace(mustKubectl(t, "get", "service", name, "-n", ns, "-o", "jsonpath={.spec.clusterIP}"))
+	admin.Must(t, "wait", "--for=condition=Ready", "pod/"+name, "-n", ns, "--timeout=2m")
+	ip := strings.TrimSpace(admin.Must(t, "get", "service", name, "-n", ns, "-o", "jsonpath={.spec.clusterIP}"))
 	c := redis.NewClient(&redis.Options{Addr: ip + ":6379", Password: password})
 	t.Cleanup(func() { c.Close() })
 	waitFor(t, 30*time.Second, "PING "+name+" through its Service", func() error { return c.Ping(context.Background()).Err() })
@@ -53,20 +53,20 @@ func TestAppBindingTarget(t *testing.T) {
 	src := redisPodWithPassword(t, ns, "redis-src", "src-password")
 	dst := redisPodWithPassword(t, ns, "redis-dst", "dst-password")
 	loadSample(t, src, 3000)
-	mustKubectl(t, "stash", "create", "backupconfig", "by-appbinding", "-n", ns, "--repo", "repo", "--target-appbinding", "redis-src", "--schedule", "@daily")
+	admin.Must(t, "stash", "create", "backupconfig", "by-appbinding", "-n", ns, "--repo", "repo", "--target-appbinding", "redis-src", "--schedule", "@daily")
 	backupAndRestore(t, "AppBindings", ns, "by-appbinding", "repo", "appbinding/redis-dst", src, dst)
 	// The passwords the runner read from the auth Secrets are nowhere the cluster shows them:
 	// the runner's logs, the Jobs and Pods, the sessions, the Events.
 	var logs string
-	for _, session := range strings.Fields(mustKubectl(t, "get", "backupsessions", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}")) {
-		logs += mustKubectl(t, "stash", "backup", "logs", session, "-n", ns)
+	for _, session := range strings.Fields(admin.Must(t, "get", "backupsessions", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}")) {
+		logs += admin.Must(t, "stash", "backup", "logs", session, "-n", ns)
 	}
 	if logs == "" {
 		t.Fatal("no runner logs to look at")
 	}
 	// The runner's Jobs and Pods (the Redis Pods of the test carry their own --requirepass).
-	objects := mustKubectl(t, "get", "jobs,pods", "-l", v1alpha1.LabelSession, "-n", ns, "-o", "yaml") +
-		mustKubectl(t, "get", "backupsessions,restoresessions,events", "-n", ns, "-o", "yaml")
+	objects := admin.Must(t, "get", "jobs,pods", "-l", v1alpha1.LabelSession, "-n", ns, "-o", "yaml") +
+		admin.Must(t, "get", "backupsessions,restoresessions,events", "-n", ns, "-o", "yaml")
 	if !strings.Contains(objects, "stash-runner") {
 		t.Fatalf("the runner's Jobs and Pods are not among the objects looked at:\n%.2000s", objects)
 	}
@@ -88,22 +88,22 @@ func TestS3PrivateCAFromCACertData(t *testing.T) {
 		t.Fatal(err)
 	}
 	s3 := miniotest.StartTLSOn(t, "stash-private", realnode.Gateway, miniotest.TLSFiles{CAFile: private.CAFile, CertFile: private.CertFile, KeyFile: private.KeyFile})
-	mustKubectl(t, "create", "namespace", ns)
+	admin.Must(t, "create", "namespace", ns)
 	env := []string{"RESTIC_PASSWORD=s3-ca-password", "AWS_ACCESS_KEY_ID=" + miniotest.AccessKey, "AWS_SECRET_ACCESS_KEY=" + miniotest.SecretKey}
-	kubectlEnv(t, env, "stash", "create", "secret", "storage", "s3-storage", "-n", ns, "--from-env")
-	mustKubectl(t, "stash", "create", "repository", "s3", "-n", ns, "--provider", "s3", "--bucket", s3.Bucket, "--prefix", "node",
+	admin.WithEnv(env...).Must(t, "stash", "create", "secret", "storage", "s3-storage", "-n", ns, "--from-env")
+	admin.Must(t, "stash", "create", "repository", "s3", "-n", ns, "--provider", "s3", "--bucket", s3.Bucket, "--prefix", "node",
 		"--endpoint", s3.Endpoint, "--region", "us-east-1", "--secret", "s3-storage")
 	src := redisPod(t, ns, "redis-src")
 	dst := redisPod(t, ns, "redis-dst")
 	loadSample(t, src, 2000)
-	mustKubectl(t, "stash", "create", "backupconfig", "to-s3", "-n", ns, "--repo", "s3", "--redis-service", "redis-src", "--schedule", "@daily")
+	admin.Must(t, "stash", "create", "backupconfig", "to-s3", "-n", ns, "--repo", "s3", "--redis-service", "redis-src", "--schedule", "@daily")
 	c := apiClient(t)
 	failed := waitBackupSession(t, c, ns, triggeredSession(t, ns, "to-s3"), 2*time.Minute)
 	if failed.Status.Phase != v1alpha1.SessionFailed || !strings.Contains(failed.Status.Error, "certificate") {
 		t.Fatalf("a backup to a store whose CA nothing trusts: %s %q, want Failed on the certificate", failed.Status.Phase, failed.Status.Error)
 	}
 
-	mustKubectl(t, "delete", "secret", "s3-storage", "-n", ns)
-	kubectlEnv(t, env, "stash", "create", "secret", "storage", "s3-storage", "-n", ns, "--from-env", "--ca-cert-file", private.CAFile)
+	admin.Must(t, "delete", "secret", "s3-storage", "-n", ns)
+	admin.WithEnv(env...).Must(t, "stash", "create", "secret", "storage", "s3-storage", "-n", ns, "--from-env", "--ca-cert-file", private.CAFile)
 	backupAndRestore(t, "S3 with the CA in CA_CERT_DATA", ns, "to-s3", "s3", "service/redis-dst", src, dst)
 }
