@@ -59,7 +59,7 @@ type Result struct {
 // Run dumps the server into a new snapshot. The snapshot becomes visible only when everything
 // succeeded; on any error nothing that lists or restores is left behind.
 //
-// The repository may still be unlocking its key (repo.OpenInBackground): the backup then
+// The repository may still be unlocking its key (repo.Options.UnlockInBackground): the backup then
 // starts at once, and if the key cannot be unlocked (a wrong password) it stops as soon as
 // that is known, with the repository's error, before anything was stored. A source that
 // streams its RDB to replicas (repl-diskless-sync yes, the default) kills the save it forked
@@ -103,7 +103,7 @@ func run(ctx context.Context, opts Options) (Result, error) {
 	client, info := node.Client, node.Info
 	defer client.Close()
 	var plan *clusterPlan
-	if info.Mode == "cluster" {
+	if info.Mode == redisconn.ModeCluster {
 		if plan, err = planCluster(ctx, opts, client); err != nil {
 			return Result{}, err
 		}

@@ -144,7 +144,7 @@ func TestBackupWhileTheKeyUnlocks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := repo.OpenInBackground(ctx, b, repo.Options{Password: password})
+		r, err := repo.Open(ctx, b, repo.Options{Password: password, UnlockInBackground: true})
 		if err != nil {
 			t.Fatal(err)
 		}

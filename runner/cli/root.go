@@ -122,7 +122,7 @@ const (
 	// orCreate: an empty repository is initialized (the first backup, import or follower).
 	orCreate
 	// unlockWhileStarting is orCreate with an existing key unlocked while the command starts
-	// (repo.OpenInBackground): for backup, which stops with the key's error as soon as it is known.
+	// (repo.Options.UnlockInBackground): for backup, which stops with the key's error as soon as it is known.
 	unlockWhileStarting
 )
 
@@ -176,13 +176,8 @@ func (g *global) openRepo(ctx context.Context, a access) (*repo.Repository, erro
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	opts := repo.Options{Password: pw, Create: a != existing, WorkFactor: g.workFactor, Hostname: host}
-	var r *repo.Repository
-	if a == unlockWhileStarting {
-		r, err = repo.OpenInBackground(ctx, b, opts)
-	} else {
-		r, err = repo.Open(ctx, b, opts)
-	}
+	r, err := repo.Open(ctx, b, repo.Options{Password: pw, Create: a != existing, WorkFactor: g.workFactor, Hostname: host,
+		UnlockInBackground: a == unlockWhileStarting})
 	if err != nil {
 		b.Close()
 		return nil, err

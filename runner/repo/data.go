@@ -87,7 +87,7 @@ func (r *Repository) encrypter(ctx context.Context, dst io.Writer) (io.WriteClos
 }
 
 // maxPendingBytes bounds what a writer holds while the repository key is being unlocked
-// (OpenInBackground): compressed data, at most a few MB in the 0.1 s the key derivation
+// (Options.UnlockInBackground): compressed data, at most a few MB in the 0.1 s the key derivation
 // takes; beyond it, writes wait for the key.
 const maxPendingBytes = 16 << 20
 

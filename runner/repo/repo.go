@@ -60,6 +60,14 @@ type Options struct {
 	WorkFactor int
 	// Hostname is recorded in a new key file.
 	Hostname string
+	// UnlockInBackground makes Open return before an existing key is unlocked: the key
+	// derivation (scrypt, about 0.1 s by design) then overlaps with the start of a backup.
+	// Everything that needs the key waits for it; a SnapshotWriter or an object writer
+	// compresses meanwhile and holds up to maxPendingBytes of its output until the key can
+	// encrypt it, so nothing leaves the process unencrypted. Ready and KeyErr report the outcome
+	// (a wrong password) that Open would have returned. A repository without a key is created
+	// before Open returns: no data may be written before its first key exists.
+	UnlockInBackground bool
 }
 
 // Repository is an opened repository. Its keys are unlocked when Open returns, or, after
@@ -74,37 +82,29 @@ type Repository struct {
 	keyErr error
 }
 
-// Open unlocks the repository in bucket with opts.Password.
+// Open unlocks the repository in bucket with opts.Password (in the background if
+// opts.UnlockInBackground says so).
 func Open(ctx context.Context, bucket *store.Bucket, opts Options) (*Repository, error) {
+	r := &Repository{bucket: bucket, unlocked: make(chan struct{})}
+	if opts.UnlockInBackground && opts.Password != "" {
+		names, err := keyNames(ctx, bucket)
+		if err != nil {
+			return nil, err
+		}
+		if len(names) > 0 {
+			go func() {
+				defer close(r.unlocked)
+				r.keys, r.keyErr = openKeys(ctx, bucket, opts)
+			}()
+			return r, nil
+		}
+	}
 	keys, err := openKeys(ctx, bucket, opts)
 	if err != nil {
 		return nil, err
 	}
-	r := &Repository{bucket: bucket, unlocked: make(chan struct{}), keys: keys}
+	r.keys = keys
 	close(r.unlocked)
-	return r, nil
-}
-
-// OpenInBackground opens the repository as Open does, but unlocks an existing key in its own
-// goroutine: the key derivation (scrypt, about 0.1 s by design) then overlaps with the start of
-// a backup. Everything that needs the key waits for it; a SnapshotWriter or an object writer
-// compresses meanwhile and holds up to maxPendingBytes of its output until the key can encrypt
-// it, so nothing leaves the process unencrypted. Ready reports the outcome (a wrong password) as
-// Open would have. A repository without a key is opened (and created) before it returns: no
-// data may be written before its first key exists.
-func OpenInBackground(ctx context.Context, bucket *store.Bucket, opts Options) (*Repository, error) {
-	names, err := keyNames(ctx, bucket)
-	if err != nil {
-		return nil, err
-	}
-	if len(names) == 0 || opts.Password == "" {
-		return Open(ctx, bucket, opts)
-	}
-	r := &Repository{bucket: bucket, unlocked: make(chan struct{})}
-	go func() {
-		defer close(r.unlocked)
-		r.keys, r.keyErr = openKeys(ctx, bucket, opts)
-	}()
 	return r, nil
 }
 

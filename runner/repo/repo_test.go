@@ -138,10 +138,10 @@ func TestIDsCannotEscapeSnapshots(t *testing.T) {
 	}
 }
 
-// TestOpenInBackground: a snapshot written while the key is still being unlocked is held
+// TestUnlockInBackground: a snapshot written while the key is still being unlocked is held
 // (compressed) until the key can encrypt it, then reads back whole; with a wrong password the
 // writer fails with ErrWrongPassword and nothing is stored.
-func TestOpenInBackground(t *testing.T) {
+func TestUnlockInBackground(t *testing.T) {
 	ctx := context.Background()
 	url := "file://" + t.TempDir()
 	openBG := func(pw string) *repo.Repository {
@@ -149,7 +149,7 @@ func TestOpenInBackground(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := repo.OpenInBackground(ctx, b, repo.Options{Password: pw, Create: true, WorkFactor: 14})
+		r, err := repo.Open(ctx, b, repo.Options{Password: pw, Create: true, WorkFactor: 14, UnlockInBackground: true})
 		if err != nil {
 			t.Fatal(err)
 		}

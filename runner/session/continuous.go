@@ -15,6 +15,7 @@ import (
 	"stash.dev/redis/runner/backup"
 	"stash.dev/redis/runner/follow"
 	"stash.dev/redis/runner/journal"
+	"stash.dev/redis/runner/repo"
 )
 
 // RunContinuous is the in-cluster follower of a BackupConfiguration with spec.continuous (what
@@ -61,7 +62,7 @@ func runContinuous(ctx context.Context, c client.Client, bc *v1alpha1.BackupConf
 		}
 		interval = d
 	}
-	ends, err := o.open(ctx, c, bc.Namespace, bc.Spec.Repository, &bc.Spec.Target, true)
+	ends, err := o.open(ctx, c, bc.Namespace, bc.Spec.Repository, &bc.Spec.Target, repo.Options{Create: true})
 	if err != nil {
 		return err
 	}

@@ -102,7 +102,7 @@ func runBackup(ctx context.Context, c client.Client, s *v1alpha1.BackupSession, 
 	if err := c.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: s.Spec.Invoker.Name}, bc); err != nil {
 		return out, fmt.Errorf("read BackupConfiguration %s/%s: %w", s.Namespace, s.Spec.Invoker.Name, err)
 	}
-	ends, err := o.open(ctx, c, s.Namespace, bc.Spec.Repository, &bc.Spec.Target, true)
+	ends, err := o.open(ctx, c, s.Namespace, bc.Spec.Repository, &bc.Spec.Target, repo.Options{Create: true, UnlockInBackground: true})
 	if err != nil {
 		return out, err
 	}
@@ -194,8 +194,9 @@ type endpoints struct {
 }
 
 // open reads a session's Repository and target through the API, logs what the target's
-// resolution warns about, and opens the repository (creating it for a backup).
-func (o *Options) open(ctx context.Context, c client.Client, ns string, ref v1alpha1.RepositoryRef, t *v1alpha1.Target, create bool) (endpoints, error) {
+// resolution warns about, and opens the repository with ro (a backup creates it and unlocks its
+// key while it starts).
+func (o *Options) open(ctx context.Context, c client.Client, ns string, ref v1alpha1.RepositoryRef, t *v1alpha1.Target, ro repo.Options) (endpoints, error) {
 	st, err := ResolveRepository(ctx, c, ns, ref)
 	if err != nil {
 		return endpoints{}, err
@@ -207,19 +208,22 @@ func (o *Options) open(ctx context.Context, c client.Client, ns string, ref v1al
 	for _, w := range target.Warnings {
 		o.log("%s", w)
 	}
-	r, err := openRepository(ctx, st, create, *o)
+	r, err := openRepository(ctx, st, ro, *o)
 	if err != nil {
 		return endpoints{}, err
 	}
 	return endpoints{target: target, url: st.URL, repo: r}, nil
 }
 
-func openRepository(ctx context.Context, st *Storage, create bool, o Options) (*repo.Repository, error) {
+// openRepository opens the repository of st with ro (Create, UnlockInBackground) and the
+// storage Secret's password.
+func openRepository(ctx context.Context, st *Storage, ro repo.Options, o Options) (*repo.Repository, error) {
 	bucket, err := store.Open(ctx, st.URL, st.Env)
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", st.URL, err)
 	}
-	r, err := repo.Open(ctx, bucket, repo.Options{Password: st.Password, Create: create, Hostname: o.Hostname})
+	ro.Password, ro.Hostname = st.Password, o.Hostname
+	r, err := repo.Open(ctx, bucket, ro)
 	if err != nil {
 		_ = bucket.Close()
 		return nil, fmt.Errorf("open repository %s: %w", st.URL, err)
@@ -330,7 +334,7 @@ func RunRestore(ctx context.Context, c client.Client, ns, name string, o Options
 
 func runRestore(ctx context.Context, c client.Client, rs *v1alpha1.RestoreSession, o Options) (restore.Result, error) {
 	var res restore.Result
-	ends, err := o.open(ctx, c, rs.Namespace, rs.Spec.Repository, &rs.Spec.Target, false)
+	ends, err := o.open(ctx, c, rs.Namespace, rs.Spec.Repository, &rs.Spec.Target, repo.Options{})
 	if err != nil {
 		return res, err
 	}
