@@ -222,19 +222,25 @@ type SnapshotReader struct {
 
 // OpenSnapshot opens the data of a snapshot for reading. Close must be called.
 func (r *Repository) OpenSnapshot(ctx context.Context, m Manifest) (*SnapshotReader, error) {
-	br, err := r.bucket.NewReader(ctx, dataKey(m.ID), nil)
+	return r.openData(ctx, dataKey(m.ID), "snapshot "+m.ID, m,
+		" (the object was truncated or replaced; restore another snapshot, and run check --read-data)")
+}
+
+// openData opens the data object key, whose size and sha256 are m's, for reading; name is how
+// errors call it, and hint what a wrong size tells the user to do.
+func (r *Repository) openData(ctx context.Context, key, name string, m Manifest, hint string) (*SnapshotReader, error) {
+	br, err := r.bucket.NewReader(ctx, key, nil)
 	if isNotFound(err) {
-		return nil, fmt.Errorf("snapshot %s: %w: data object is missing", m.ID, crypt.ErrIntegrity)
+		return nil, fmt.Errorf("%s: %w: data object is missing", name, crypt.ErrIntegrity)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open data of snapshot %s: %w", m.ID, err)
+		return nil, fmt.Errorf("open data of %s: %w", name, err)
 	}
 	// The store knows the object's size before the first byte is read: a truncated object, or
 	// another snapshot's data copied over this one, is refused before a restore writes anything.
 	if size := br.Size(); size != m.StoredBytes {
 		br.Close()
-		return nil, fmt.Errorf("snapshot %s: %w: data object has %d bytes, manifest says %d (the object was truncated or replaced; restore another snapshot, and run check --read-data)",
-			m.ID, crypt.ErrIntegrity, size, m.StoredBytes)
+		return nil, fmt.Errorf("%s: %w: data object has %d bytes, manifest says %d%s", name, crypt.ErrIntegrity, size, m.StoredBytes, hint)
 	}
 	sr := &SnapshotReader{m: m, br: br, hash: sha256.New()}
 	sr.stored.r = io.TeeReader(br, sr.hash)
@@ -246,7 +252,7 @@ func (r *Repository) OpenSnapshot(ctx context.Context, m Manifest) (*SnapshotRea
 	sr.dec, err = crypt.Decrypt(&sr.stored, keys...)
 	if err != nil {
 		br.Close()
-		return nil, fmt.Errorf("snapshot %s: %w", m.ID, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	// One goroutine: the decoder runs in the reader's, as the compressor does in the writer's
 	// (CompressionConcurrency); a restore's bottleneck is the server, which wants the other core.

@@ -2,16 +2,12 @@ package repo
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 
-	"github.com/klauspost/compress/zstd"
 	"gocloud.dev/blob"
-
-	"stash.dev/redis/runner/crypt"
 )
 
 // Objects beside snapshots (the journal of continuous backup, runner/journal) are stored the way
@@ -38,35 +34,7 @@ func (r *Repository) NewObjectWriter(ctx context.Context, key string) (*Snapshot
 // io.EOF only after the whole object was read and its size and sha256 are storedBytes and
 // sha256Hex, which the caller read from an authenticated manifest. Close must be called.
 func (r *Repository) OpenObject(ctx context.Context, key string, storedBytes int64, sha256Hex string) (*SnapshotReader, error) {
-	br, err := r.bucket.NewReader(ctx, key, nil)
-	if isNotFound(err) {
-		return nil, fmt.Errorf("%s: %w: data object is missing", key, crypt.ErrIntegrity)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open data object %s: %w", key, err)
-	}
-	if size := br.Size(); size != storedBytes {
-		br.Close()
-		return nil, fmt.Errorf("%s: %w: data object has %d bytes, manifest says %d", key, crypt.ErrIntegrity, size, storedBytes)
-	}
-	sr := &SnapshotReader{m: Manifest{ID: key, StoredBytes: storedBytes, SHA256: sha256Hex}, br: br, hash: sha256.New()}
-	sr.stored.r = io.TeeReader(br, sr.hash)
-	keys, err := r.waitKeys(ctx)
-	if err != nil {
-		br.Close()
-		return nil, err
-	}
-	sr.dec, err = crypt.Decrypt(&sr.stored, keys...)
-	if err != nil {
-		br.Close()
-		return nil, fmt.Errorf("%s: %w", key, err)
-	}
-	sr.zr, err = zstd.NewReader(sr.dec, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
-	if err != nil {
-		br.Close()
-		return nil, err
-	}
-	return sr, nil
+	return r.openData(ctx, key, key, Manifest{ID: key, StoredBytes: storedBytes, SHA256: sha256Hex}, "")
 }
 
 // WriteSealed stores v as JSON under key, encrypted and authenticated like a snapshot manifest.
