@@ -211,14 +211,7 @@ type admissionAfter struct {
 // refused. Every 250 ms an invalid object must get the webhook's own denial, ten times in a
 // row with both replicas Ready, within 2 minutes; the refused calls on the way are counted.
 func probeAdmission(ctx context.Context, c client.Client, ns string, since time.Time) admissionAfter {
-	invalid := fmt.Sprintf(`apiVersion: stash.dev/v1alpha1
-kind: BackupConfiguration
-metadata: {name: invalid, namespace: %s}
-spec:
-  schedule: "not a schedule"
-  repository: {name: repo}
-  target: {redis: {address: "127.0.0.1:6379"}}
-`, ns)
+	invalid := invalidBackupConfiguration(ns)
 	var a admissionAfter
 	inARow := 0
 	var lastOut string
