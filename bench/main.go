@@ -405,6 +405,7 @@ func benchSize(ctx context.Context, cfg config, self string, n int, first bool) 
 			slices.Reverse(r)
 		}
 		for _, s := range b {
+			settle()
 			if err := s.run(); err != nil {
 				return fmt.Errorf("%s backup: %w", s.name, err)
 			}
@@ -422,6 +423,7 @@ func benchSize(ctx context.Context, cfg config, self string, n int, first bool) 
 			}
 		}
 		for _, s := range r {
+			settle()
 			if err := s.run(); err != nil {
 				return fmt.Errorf("%s restore: %w", s.name, err)
 			}
@@ -576,6 +578,14 @@ func loadSeconds(log string) (time.Duration, error) {
 		return 0, fmt.Errorf("%s: %w", log, err)
 	}
 	return time.Duration(f * float64(time.Second)), nil
+}
+
+// settle starts each measurement from the same state: what the previous tool wrote (hundreds
+// of MB of snapshots and dumps) is flushed to disk first, so that its writeback does not land
+// in the next tool's time, and the machine is given a second to be idle.
+func settle() {
+	syscall.Sync()
+	time.Sleep(time.Second)
 }
 
 // linkLoadSeconds makes s a replica of master until it has loaded the master's data, and
