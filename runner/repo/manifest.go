@@ -188,16 +188,12 @@ func (r *Repository) Manifest(ctx context.Context, id string) (Manifest, error) 
 
 // snapshotDirs lists the ids of all snapshot directories, complete or not, in id (time) order.
 func (r *Repository) snapshotDirs(ctx context.Context) ([]string, error) {
+	objs, err := listAll(ctx, r.bucket, &blob.ListOptions{Prefix: snapshotsPrefix, Delimiter: "/"})
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots in %s: %w", r.bucket.URL, err)
+	}
 	var ids []string
-	it := r.bucket.List(&blob.ListOptions{Prefix: snapshotsPrefix, Delimiter: "/"})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list snapshots in %s: %w", r.bucket.URL, err)
-		}
+	for _, obj := range objs {
 		if obj.IsDir {
 			ids = append(ids, strings.TrimSuffix(strings.TrimPrefix(obj.Key, snapshotsPrefix), "/"))
 		}

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"gocloud.dev/blob"
+
+	"stash.dev/redis/runner/store"
 )
 
 // Objects beside snapshots (the journal of continuous backup, runner/journal) are stored the way
@@ -73,22 +76,50 @@ func (r *Repository) ListObjects(ctx context.Context, prefix string, dirs bool) 
 	if dirs {
 		opts.Delimiter = "/"
 	}
+	objs, err := listAll(ctx, r.bucket, opts)
+	if err != nil {
+		return nil, fmt.Errorf("list %s in %s: %w", prefix, r.bucket.URL, err)
+	}
 	var keys []string
-	it := r.bucket.List(opts)
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s in %s: %w", prefix, r.bucket.URL, err)
-		}
+	for _, obj := range objs {
 		if obj.IsDir == dirs {
 			keys = append(keys, obj.Key)
 		}
 	}
 	slices.Sort(keys)
 	return keys, nil
+}
+
+// listAttempts bounds how often listAll reads a listing that met a vanishing entry.
+const listAttempts = 10
+
+// listAll returns everything bucket lists with opts. A listing of a file:// repository can meet
+// a file that a concurrent writer (a follower, another backup) renames away between reading a
+// directory and looking at the entry, which the store reports as NotFound; a listing has no
+// other reason to find nothing where it just saw something, so it is read again, up to
+// listAttempts times, 10 ms apart.
+func listAll(ctx context.Context, bucket *store.Bucket, opts *blob.ListOptions) ([]*blob.ListObject, error) {
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		var objs []*blob.ListObject
+		it := bucket.List(opts)
+		var err error
+		for {
+			var obj *blob.ListObject
+			if obj, err = it.Next(ctx); err != nil {
+				break
+			}
+			objs = append(objs, obj)
+		}
+		if errors.Is(err, io.EOF) {
+			return objs, nil
+		}
+		if !isNotFound(err) || attempt == listAttempts {
+			return nil, err
+		}
+	}
 }
 
 // DeleteObject removes key; a key that holds nothing is not an error.

@@ -256,16 +256,12 @@ func unlock(ctx context.Context, bucket *store.Bucket, password string, known ma
 
 // keyNames lists the key files of the repository, in name order.
 func keyNames(ctx context.Context, bucket *store.Bucket) ([]string, error) {
+	objs, err := listAll(ctx, bucket, &blob.ListOptions{Prefix: keysPrefix})
+	if err != nil {
+		return nil, fmt.Errorf("list keys in %s: %w", bucket.URL, err)
+	}
 	var names []string
-	it := bucket.List(&blob.ListOptions{Prefix: keysPrefix})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list keys in %s: %w", bucket.URL, err)
-		}
+	for _, obj := range objs {
 		if strings.HasSuffix(obj.Key, ".json") {
 			names = append(names, obj.Key)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -208,4 +209,53 @@ func TestUnlockInBackground(t *testing.T) {
 	if err != nil || len(left) != 0 {
 		t.Fatalf("objects left by the failed write: %v (%v)", left, err)
 	}
+}
+
+// TestListWhileWriting: listings of a file:// repository while another writer commits objects
+// (each written to a temporary file and renamed into place, as a follower writes its journal)
+// never fail: an entry renamed away between reading the directory and looking at it is read
+// again, not reported as an error.
+func TestListWhileWriting(t *testing.T) {
+	ctx := context.Background()
+	b, err := store.Open(ctx, "file://"+t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(ctx, b, repo.Options{Password: "pw", Create: true, WorkFactor: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := r.WriteSealed(ctx, fmt.Sprintf("journal/chain/%08d.json", i), i); err != nil {
+				done <- err
+				return
+			}
+			time.Sleep(time.Millisecond) // a thousand objects a second: far more than a follower writes
+
+		}
+	}()
+	deadline := time.Now().Add(3 * time.Second)
+	lists := 0
+	for ; time.Now().Before(deadline); lists++ {
+		if _, err := r.ListObjects(ctx, "journal/chain/", false); err != nil {
+			close(stop)
+			<-done
+			t.Fatalf("listing %d while a writer commits: %v", lists, err)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d listings", lists)
 }
