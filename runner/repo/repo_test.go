@@ -109,14 +109,7 @@ func TestIDsCannotEscapeSnapshots(t *testing.T) {
 		t.Fatalf("runner id pattern %s, API pattern %s", repo.IDPattern, v1alpha1.SnapshotIDPattern)
 	}
 	ctx := context.Background()
-	b, err := store.Open(ctx, "file://"+t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, b, repo.Options{Password: "pw", Create: true, WorkFactor: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newFileRepo(t)
 	if err := r.WriteManifest(ctx, repo.Manifest{ID: "20260101T000000Z-aaaaaa", Keys: 7}); err != nil {
 		t.Fatal(err)
 	}
@@ -217,15 +210,7 @@ func TestUnlockInBackground(t *testing.T) {
 // again, not reported as an error.
 func TestListWhileWriting(t *testing.T) {
 	ctx := context.Background()
-	b, err := store.Open(ctx, "file://"+t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, b, repo.Options{Password: "pw", Create: true, WorkFactor: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := newFileRepo(t)
 	stop := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
@@ -258,4 +243,19 @@ func TestListWhileWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d listings", lists)
+}
+
+// newFileRepo creates a repository in a new directory, with a key that is fast to derive.
+func newFileRepo(t *testing.T) *repo.Repository {
+	t.Helper()
+	b, err := store.Open(context.Background(), "file://"+t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(context.Background(), b, repo.Options{Password: "pw", Create: true, WorkFactor: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }
