@@ -19,23 +19,14 @@ import (
 	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/restore"
-	"stash.dev/redis/runner/store"
 	"stash.dev/redis/test/redistest"
+	"stash.dev/redis/test/runnertest"
 	"stash.dev/redis/test/testproc"
 )
 
 func openRepo(t *testing.T) *repo.Repository {
 	t.Helper()
-	b, err := store.Open(context.Background(), "file://"+t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(context.Background(), b, repo.Options{Password: "pw", Create: true, WorkFactor: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
+	return runnertest.OpenRepo(t, "file://"+t.TempDir(), nil)
 }
 
 func conn(s *redistest.Server) redisconn.Options {

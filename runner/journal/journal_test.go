@@ -18,22 +18,13 @@ import (
 	"stash.dev/redis/runner/journal"
 	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/resp"
-	"stash.dev/redis/runner/store"
+	"stash.dev/redis/test/runnertest"
 )
 
 func openRepo(t *testing.T) (*repo.Repository, string) {
 	t.Helper()
 	dir := t.TempDir()
-	b, err := store.Open(context.Background(), "file://"+dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(context.Background(), b, repo.Options{Password: "pw", Create: true, WorkFactor: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r, dir
+	return runnertest.OpenRepo(t, "file://"+dir, nil), dir
 }
 
 // stream is a replication stream as a source sends it, with the commands it holds.

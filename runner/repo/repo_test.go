@@ -15,6 +15,7 @@ import (
 	"stash.dev/redis/runner/crypt"
 	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/store"
+	"stash.dev/redis/test/runnertest"
 )
 
 func TestPolicyApply(t *testing.T) {
@@ -109,7 +110,7 @@ func TestIDsCannotEscapeSnapshots(t *testing.T) {
 		t.Fatalf("runner id pattern %s, API pattern %s", repo.IDPattern, v1alpha1.SnapshotIDPattern)
 	}
 	ctx := context.Background()
-	r := newFileRepo(t)
+	r := runnertest.OpenRepo(t, "file://"+t.TempDir(), nil)
 	if err := r.WriteManifest(ctx, repo.Manifest{ID: "20260101T000000Z-aaaaaa", Keys: 7}); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func TestUnlockInBackground(t *testing.T) {
 // again, not reported as an error.
 func TestListWhileWriting(t *testing.T) {
 	ctx := context.Background()
-	r := newFileRepo(t)
+	r := runnertest.OpenRepo(t, "file://"+t.TempDir(), nil)
 	stop := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
@@ -243,19 +244,4 @@ func TestListWhileWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d listings", lists)
-}
-
-// newFileRepo creates a repository in a new directory, with a key that is fast to derive.
-func newFileRepo(t *testing.T) *repo.Repository {
-	t.Helper()
-	b, err := store.Open(context.Background(), "file://"+t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(context.Background(), b, repo.Options{Password: "pw", Create: true, WorkFactor: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
 }
