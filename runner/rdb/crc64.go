@@ -30,6 +30,45 @@ var jones8 = func() *[8]crc64.Table {
 
 // Checksum continues the Redis CRC64 crc over p.
 func Checksum(crc uint64, p []byte) uint64 {
+	if len(p) >= foldMin && canFold {
+		// Fold whole 16-byte blocks with carry-less multiplication into 16 bytes that leave
+		// the same remainder, then finish those and the tail with the tables.
+		n := len(p) &^ 15
+		lo, hi := fold16(crc, p[:n], &foldKeys)
+		var rest [16]byte
+		binary.LittleEndian.PutUint64(rest[:], lo)
+		binary.LittleEndian.PutUint64(rest[8:], hi)
+		crc, p = checksumTables(0, rest[:]), p[n:]
+	}
+	return checksumTables(crc, p)
+}
+
+// foldMin is the length from which folding pays for its set-up and the 16 table steps after it.
+const foldMin = 32
+
+// foldKeys are the two multipliers that fold a 16-byte block into the next one: a block whose
+// first 8 bytes are H and last 8 are L, followed by 16 more bytes, leaves the same CRC remainder
+// as the 16-byte block H*x^192 + L*x^128 (mod P) would at its place. Both are stored reflected
+// as the CRC is, and one power lower, because the carry-less product of two reflected 64-bit
+// values comes out shifted by one bit.
+var foldKeys = [2]uint64{xPowModP(192 - 1), xPowModP(128 - 1)}
+
+// xPowModP returns x^n mod P, reflected (bit i holds the coefficient of x^(63-i)).
+func xPowModP(n int) uint64 {
+	const poly = 0xad93d23594c935a9 // P without its x^64 term, not reflected
+	r := uint64(1)
+	for range n {
+		carry := r >> 63
+		r <<= 1
+		if carry == 1 {
+			r ^= poly
+		}
+	}
+	return bits.Reverse64(r)
+}
+
+// checksumTables continues crc over p with the slicing-by-8 tables.
+func checksumTables(crc uint64, p []byte) uint64 {
 	t := jones8
 	for len(p) >= 8 {
 		crc ^= binary.LittleEndian.Uint64(p)

@@ -51,7 +51,7 @@ func TestChecksum(t *testing.T) {
 }
 
 func BenchmarkChecksum(b *testing.B) {
-	for _, n := range []int{16, 100, 4096} {
+	for _, n := range []int{16, 40, 64, 100, 4096} {
 		p := bytes.Repeat([]byte{0xa5}, n)
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			b.SetBytes(int64(n))
