@@ -75,10 +75,12 @@ type Stats struct {
 	Filtered int64
 	// Expired keys were skipped because their expiry had passed.
 	Expired int64
-	// ExpiringBy holds, per database, the unix second and the number of restored keys whose expiry
-	// falls in that second (only within a day of the start), so that a key count check can
-	// tolerate keys that expire while the restore runs.
-	ExpiringBy map[int]map[int64]int64
+	// ExpiringBy holds, per database, the number of restored keys whose expiry falls in each
+	// second of the day that starts at ExpiringFrom (a unix second), so that a key count check
+	// can tolerate keys that expire while the restore runs. A slice indexed by the second, not a
+	// map: a map update per key with a TTL was 2% of a restore's CPU.
+	ExpiringBy   map[int][]int64
+	ExpiringFrom int64
 	// Bytes of RESP read.
 	Bytes int64
 	// Dropped keys were skipped because the target cannot hold their values
@@ -89,11 +91,10 @@ type Stats struct {
 
 // ExpiringBefore returns how many restored keys of db expire before t.
 func (s Stats) ExpiringBefore(db int, t time.Time) int64 {
+	counts := s.ExpiringBy[db]
 	var n int64
-	for sec, c := range s.ExpiringBy[db] {
-		if sec <= t.Unix() {
-			n += c
-		}
+	for _, c := range counts[:min(max(t.Unix()-s.ExpiringFrom+1, 0), int64(len(counts)))] {
+		n += c
 	}
 	return n
 }

@@ -50,7 +50,7 @@ func NewKeys(r io.Reader, sel Selection, st *Stats) *Keys {
 
 // NewStats returns empty Stats.
 func NewStats() Stats {
-	return Stats{Keys: map[int]int64{}, ExpiringBy: map[int]map[int64]int64{}}
+	return Stats{Keys: map[int]int64{}, ExpiringBy: map[int][]int64{}}
 }
 
 // Next reads the next record up to its payload; io.EOF is the clean end of the stream.
@@ -99,6 +99,10 @@ type Keys struct {
 	nowMs    int64
 	n        int
 
+	// expiring is st.ExpiringBy[expiringDB], kept at hand for the next key of that database.
+	expiring   []int64
+	expiringDB int
+
 	// converted holds the last payload re-encoded for the target.
 	converted []byte
 
@@ -116,6 +120,7 @@ func newScanner(r io.Reader, opts Options, st *Stats) *Keys {
 		startSec: opts.Now().Unix(),
 		nowMs:    opts.Now().UnixMilli(),
 	}
+	st.ExpiringFrom = sc.startSec
 	if opts.KeyPattern != "" {
 		sc.pattern = []byte(opts.KeyPattern)
 	}
@@ -146,6 +151,9 @@ func (sc *Keys) next() error {
 	return nil
 }
 
+// expiringSeconds is how far ahead Stats.ExpiringBy counts expiries: a day.
+const expiringSeconds = 86400
+
 // keep decides whether the current key is restored, counting it as filtered or expired if not.
 func (sc *Keys) keep() bool {
 	ttl := sc.rec.ExpireAt
@@ -157,13 +165,15 @@ func (sc *Keys) keep() bool {
 		sc.st.Expired++
 		return false
 	}
-	if ttl > 0 && ttl/1000 < sc.startSec+86400 {
-		m := sc.st.ExpiringBy[sc.rec.DB]
-		if m == nil {
-			m = map[int64]int64{}
-			sc.st.ExpiringBy[sc.rec.DB] = m
+	if sec := ttl/1000 - sc.startSec; ttl > 0 && sec >= 0 && sec < expiringSeconds {
+		if sc.expiringDB != sc.rec.DB || sc.expiring == nil {
+			sc.expiringDB, sc.expiring = sc.rec.DB, sc.st.ExpiringBy[sc.rec.DB]
+			if sc.expiring == nil {
+				sc.expiring = make([]int64, expiringSeconds)
+				sc.st.ExpiringBy[sc.rec.DB] = sc.expiring
+			}
 		}
-		m[ttl/1000]++
+		sc.expiring[sec]++
 	}
 	return true
 }
