@@ -20,11 +20,17 @@ import (
 // and the path of its data object.
 func backupFile(t *testing.T) (*repo.Repository, repo.Manifest, string, string) {
 	t.Helper()
-	ctx := context.Background()
 	src := redistest.Start(t)
-	if err := src.Client.Do(ctx, "DEBUG", "POPULATE", 20000, "key", 100).Err(); err != nil {
+	if err := src.Client.Do(context.Background(), "DEBUG", "POPULATE", 20000, "key", 100).Err(); err != nil {
 		t.Fatal(err)
 	}
+	return backupOf(t, src)
+}
+
+// backupOf is backupFile of src.
+func backupOf(t *testing.T, src *redistest.Server) (*repo.Repository, repo.Manifest, string, string) {
+	t.Helper()
+	ctx := context.Background()
 	dir := t.TempDir()
 	r := openRepo(t, "file://"+dir, nil)
 	res, err := backup.Run(ctx, backup.Options{Redis: conn(t, src), Repository: r})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -114,8 +115,26 @@ func TestReplicationWithPasswords(t *testing.T) {
 
 // TestReplicationCancelled: a restore cancelled while the target loads leaves it an empty master.
 func TestReplicationCancelled(t *testing.T) {
-	r, _, _, _ := backupFile(t)
-	dst := redistest.Start(t)
+	// The cancellation must find the runner still sending: a file sent whole before it is
+	// loaded whole. So the snapshot (random values, 40 MB: DEBUG POPULATE's compress to
+	// nothing) is more than the socket buffers between runner and target hold, and the target
+	// loads slowly (key-load-delay, in microseconds per key: 1 s for the 2000 keys), which
+	// holds the runner back while the test reacts.
+	src := redistest.Start(t)
+	rng := rand.New(rand.NewPCG(5, 6))
+	value := make([]byte, 20000)
+	pipe := src.Client.Pipeline()
+	for i := range 2000 {
+		for j := range value {
+			value[j] = byte(rng.Uint32())
+		}
+		pipe.Set(context.Background(), fmt.Sprint("key:", i), string(value), 0)
+	}
+	if _, err := pipe.Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r, _, _, _ := backupOf(t, src)
+	dst := redistest.Start(t, redistest.WithConfig("key-load-delay", "500"))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pc := &progress.Counter{}
