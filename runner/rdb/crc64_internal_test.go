@@ -28,4 +28,12 @@ func TestFoldingEqualsTables(t *testing.T) {
 	if got, want := Checksum(0, data), checksumTables(0, data); got != want {
 		t.Fatalf("4200 bytes: %x, tables %x", got, want)
 	}
+	// Longer than a fold chunk, and not a multiple of it nor of 16.
+	big := make([]byte, 3*foldChunk+1000+7)
+	for i := range big {
+		big[i] = byte(rng.Uint32())
+	}
+	if got, want := Checksum(42, big), checksumTables(42, big); got != want {
+		t.Fatalf("%d bytes: %x, tables %x", len(big), got, want)
+	}
 }
