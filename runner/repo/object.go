@@ -101,7 +101,11 @@ const listAttempts = 10
 func listAll(ctx context.Context, bucket *store.Bucket, opts *blob.ListOptions) ([]*blob.ListObject, error) {
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
-			time.Sleep(10 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
 		}
 		var objs []*blob.ListObject
 		it := bucket.List(opts)

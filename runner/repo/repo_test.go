@@ -227,7 +227,6 @@ func TestListWhileWriting(t *testing.T) {
 				return
 			}
 			time.Sleep(time.Millisecond) // a thousand objects a second: far more than a follower writes
-
 		}
 	}()
 	deadline := time.Now().Add(3 * time.Second)
