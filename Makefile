@@ -41,8 +41,8 @@ image: ## Write multi-platform OCI image archives dist/images/stash-{runner,webh
 	go run ./hack/image -binary-dir bin -version $(VERSION) -out dist/images -platforms linux/amd64,linux/arm64 -ca-bundle $(CA_BUNDLE)
 
 .PHONY: tools
-tools: ## Install the test tools (redis-server, redis-sentinel, redis 8.0 and valkey 8.1 from Debian trixie, the redis test RDB files, controller-gen, fake-gcs-server, minio, azurite, krew, helm, promtool) into the cache.
-	@hack/tools.sh redis trixie redis-test-assets controller-gen fake-gcs-server minio azurite krew helm promtool >/dev/null
+tools: ## Install the test tools (redis-server, redis-sentinel, redis 8.0 and valkey 8.1 from Debian trixie, the newest redis 8.0.x and valkey 9.x from Debian sid, the redis test RDB files, controller-gen, fake-gcs-server, minio, azurite, krew, helm, promtool) into the cache.
+	@hack/tools.sh redis trixie sid redis-test-assets controller-gen fake-gcs-server minio azurite krew helm promtool >/dev/null
 
 .PHONY: generate
 generate: ## Regenerate deepcopy code and CRD manifests from the API types, the Grafana dashboard, and the Helm chart's copies.

@@ -37,46 +37,55 @@ apt_install() { # package...: apt-get update once, then install
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
 }
 
-# Debian trixie's redis 8.0 and valkey 8.1 run beside bookworm's redis 7.0 with trixie's own loader
-# (docs: test-infra "Newer servers"). Packages are fetched from the machine's own Debian mirror (read
-# from its apt sources, suite changed to trixie) into ~/.cache/kubectl-stash/trixie, unpacked there,
-# and reached through wrapper scripts in BIN: redis-server-8.0, redis-cli-8.0, valkey-server-8.1,
-# valkey-cli-8.1. Nothing is installed into the system.
+# Newer servers than bookworm's run beside its redis 7.0 with their own suite's loader (docs:
+# test-infra "Newer servers"): Debian trixie's redis 8.0 and valkey 8.1, and Debian sid's newest redis
+# 8.0.x and valkey 9.x. Packages are fetched from the machine's own Debian mirror (read from its apt
+# sources, suite changed) into ~/.cache/kubectl-stash/SUITE, unpacked there, and reached through
+# wrapper scripts in BIN: redis-server-8.0, redis-cli-8.0, valkey-server-8.1, valkey-cli-8.1 (trixie);
+# redis-server-sid, redis-cli-sid, valkey-server-sid, valkey-cli-sid (sid, whose versions move: tests
+# check features, never version strings). Nothing is installed into the system.
 TRIXIE="${STASH_TRIXIE_DIR:-$HOME/.cache/kubectl-stash/trixie}"
-trixie_apt() { # apt-get arguments, run against trixie's package lists only
-  mkdir -p "$TRIXIE/parts" "$TRIXIE/lists/partial" "$TRIXIE/cache/archives/partial"
+SID="${STASH_SID_DIR:-$HOME/.cache/kubectl-stash/sid}"
+suite_apt() { # dir suite apt-get-arguments...: run against that suite's package lists only
+  local dir="$1" suite="$2"; shift 2
+  mkdir -p "$dir/parts" "$dir/lists/partial" "$dir/cache/archives/partial"
   local uri
   uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
   [[ -n "$uri" ]] || uri=$(awk '$1=="deb"{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
   [[ -n "$uri" ]] || { echo "no Debian mirror found in the apt sources" >&2; exit 1; }
-  printf 'Types: deb deb-src\nURIs: %s\nSuites: trixie\nComponents: main\n' "$uri" >"$TRIXIE/parts/trixie.sources"
-  local a=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$TRIXIE/parts" -o "Dir::State::Lists=$TRIXIE/lists"
-    -o "Dir::Cache=$TRIXIE/cache" -qq)
+  printf 'Types: deb deb-src\nURIs: %s\nSuites: %s\nComponents: main\n' "$uri" "$suite" >"$dir/parts/$suite.sources"
+  local a=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$dir/parts" -o "Dir::State::Lists=$dir/lists"
+    -o "Dir::Cache=$dir/cache" -qq)
   [[ $(id -u) != 0 ]] || a+=(-o APT::Sandbox::User=root) # the cache is root's own: no _apt sandbox warning
-  if ! ls "$TRIXIE"/lists/*_trixie_main_source_Sources* >/dev/null 2>&1; then
+  if ! ls "$dir"/lists/*_"${suite}"_main_source_Sources* >/dev/null 2>&1; then
     apt-get "${a[@]}" update >&2
   fi
   apt-get "${a[@]}" "$@" >&2
 }
+trixie_apt() { suite_apt "$TRIXIE" trixie "$@"; }
 
-trixie_servers() {
-  local w
-  for w in redis-server-8.0 redis-cli-8.0 valkey-server-8.1 valkey-cli-8.1; do [[ -x "$BIN/$w" ]] || w=""; [[ -n "$w" ]] || break; done
+suite_servers() { # dir suite suffix: redis and valkey of that suite, wrapped as NAME-SUFFIX in BIN
+  local dir="$1" suite="$2" rsuffix="$3" vsuffix="$4" w
+  for w in "redis-server-$rsuffix" "redis-cli-$rsuffix" "valkey-server-$vsuffix" "valkey-cli-$vsuffix"; do
+    [[ -x "$BIN/$w" ]] || w=""; [[ -n "$w" ]] || break
+  done
   [[ -n "$w" ]] && return 0
-  echo "installing redis 8.0 and valkey 8.1 from Debian trixie into $TRIXIE" >&2
-  rm -rf "$TRIXIE/debs" "$TRIXIE/root"; mkdir -p "$TRIXIE/debs" "$TRIXIE/root"
-  (cd "$TRIXIE/debs" && trixie_apt download redis-server redis-tools valkey-server valkey-tools \
+  echo "installing redis and valkey from Debian $suite into $dir" >&2
+  rm -rf "$dir/debs" "$dir/root"; mkdir -p "$dir/debs" "$dir/root"
+  # zlib1g: sid's libcrypto links libz, which the host would otherwise lend.
+  (cd "$dir/debs" && suite_apt "$dir" "$suite" download redis-server redis-tools valkey-server valkey-tools \
     libc6 libssl3t64 libjemalloc2 liblzf1 libsystemd0 libcap2 libgcrypt20 liblz4-1 liblzma5 libzstd1 libgpg-error0 \
-    libatomic1 libstdc++6 libgcc-s1)
+    libatomic1 libstdc++6 libgcc-s1 zlib1g)
   local f
-  for f in "$TRIXIE"/debs/*.deb; do dpkg-deb -x "$f" "$TRIXIE/root"; done
+  for f in "$dir"/debs/*.deb; do dpkg-deb -x "$f" "$dir/root"; done
   wrap() { # name binary
-    printf '#!/bin/sh\n# %s from Debian trixie, run with trixie'"'"'s loader (hack/tools.sh trixie).\nR=%q\nexec "$R/usr/lib64/ld-linux-x86-64.so.2" --library-path "$R/usr/lib/x86_64-linux-gnu:$R/lib/x86_64-linux-gnu" "$R/usr/bin/%s" "$@"\n' \
-      "$2" "$TRIXIE/root" "$2" >"$BIN/$1.tmp" && chmod +x "$BIN/$1.tmp" && mv "$BIN/$1.tmp" "$BIN/$1"
+    printf '#!/bin/sh\n# %s from Debian %s, run with its own loader (hack/tools.sh %s).\nR=%q\nexec "$R/usr/lib64/ld-linux-x86-64.so.2" --library-path "$R/usr/lib/x86_64-linux-gnu:$R/lib/x86_64-linux-gnu" "$R/usr/bin/%s" "$@"\n' \
+      "$2" "$suite" "$suite" "$dir/root" "$2" >"$BIN/$1.tmp" && chmod +x "$BIN/$1.tmp" && mv "$BIN/$1.tmp" "$BIN/$1"
   }
-  wrap redis-server-8.0 redis-server; wrap redis-cli-8.0 redis-cli
-  wrap valkey-server-8.1 valkey-server; wrap valkey-cli-8.1 valkey-cli
-  "$BIN/redis-server-8.0" --version >&2 && "$BIN/valkey-server-8.1" --version >&2
+  wrap "redis-server-$rsuffix" redis-server; wrap "redis-cli-$rsuffix" redis-cli
+  wrap "valkey-server-$vsuffix" valkey-server; wrap "valkey-cli-$vsuffix" valkey-cli
+  # The versions go to the log of the run: sid moves, and a failure should say what it ran.
+  "$BIN/redis-server-$rsuffix" --version >&2 && "$BIN/valkey-server-$vsuffix" --version >&2
 }
 
 # The RDB files of Redis's own test suite (tests/assets/*.rdb), from Debian trixie's redis source
@@ -97,11 +106,12 @@ redis_test_assets() {
 }
 
 tools=("$@")
-[[ ${#tools[@]} == 0 ]] && tools=(redis trixie redis-test-assets controller-gen fake-gcs-server minio azurite)
+[[ ${#tools[@]} == 0 ]] && tools=(redis trixie sid redis-test-assets controller-gen fake-gcs-server minio azurite)
 for t in "${tools[@]}"; do
   case "$t" in
     redis) apt_redis ;;
-    trixie) trixie_servers ;;
+    trixie) suite_servers "$TRIXIE" trixie 8.0 8.1 ;;
+    sid) suite_servers "$SID" sid sid sid ;;
     redis-test-assets) redis_test_assets ;;
     controller-gen) goinstall controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0 ;;
     fake-gcs-server) goinstall fake-gcs-server github.com/fsouza/fake-gcs-server@v1.56.1 ;;

@@ -34,10 +34,11 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 // Flavor is a server program tests can run. Redis 7.0 comes from the machine's Debian, Redis 8.0
-// and Valkey 8.1 from Debian trixie, run with trixie's loader through the wrappers that
-// `hack/tools.sh trixie` writes into the tool cache.
+// and Valkey 8.1 from Debian trixie, the newest Redis 8.0.x and Valkey 9.x from Debian sid, each run
+// with its suite's loader through the wrappers that `hack/tools.sh trixie|sid` writes into the tool
+// cache. sid moves: a test that needs a feature asks the server for it, never for a version string.
 type Flavor struct {
-	// Name is how tests name the server: "redis-7.0", "redis-8.0", "valkey-8.1".
+	// Name is how tests name the server: "redis-7.0", "redis-8.0", "valkey-8.1", "redis-sid", "valkey-sid".
 	Name string
 	// Server and CLI are the names of the server and client programs.
 	Server, CLI string
@@ -52,6 +53,9 @@ var (
 	Redis70  = Flavor{Name: "redis-7.0", Server: "redis-server", CLI: "redis-cli", Install: "hack/tools.sh redis"}
 	Redis80  = Flavor{Name: "redis-8.0", Server: "redis-server-8.0", CLI: "redis-cli-8.0", Install: "hack/tools.sh trixie"}
 	Valkey81 = Flavor{Name: "valkey-8.1", Server: "valkey-server-8.1", CLI: "valkey-cli-8.1", Install: "hack/tools.sh trixie"}
+	// RedisSid and ValkeySid are Debian sid's newest Redis 8.0.x and Valkey 9.x.
+	RedisSid  = Flavor{Name: "redis-sid", Server: "redis-server-sid", CLI: "redis-cli-sid", Install: "hack/tools.sh sid"}
+	ValkeySid = Flavor{Name: "valkey-sid", Server: "valkey-server-sid", CLI: "valkey-cli-sid", Install: "hack/tools.sh sid"}
 	// Flavors lists every server above, oldest first.
 	Flavors = []Flavor{Redis70, Redis80, Valkey81}
 )
