@@ -17,44 +17,46 @@ var ErrLossy = errors.New("the target cannot hold this value")
 // loader accept. A DUMP payload of a newer version is refused outright by Redis and Valkey, even
 // when the value's encoding is one the server knows; Convert rewrites such payloads.
 type Target struct {
-	// Version is the newest RDB format version the server writes and reads.
+	// Version is the newest RDB format version the server writes and reads; 0 for a Redis newer
+	// than this table knows, which reads every Redis format.
 	Version int
-	// Foreign, if set, is a range of versions the server refuses although they are below
-	// Version: Valkey 9 numbers its formats from 80 and refuses Redis's 12–79 by default.
-	Foreign [2]int
+	// Valkey says the server is Valkey. From Valkey 9 on (Version 80 and later) it reads its own
+	// formats and Redis's up to 11, never Redis's 12–79, whose type numbers differ from its own.
+	Valkey bool
 	// Name describes the server in errors, e.g. "valkey 8.1.1".
 	Name string
 }
 
 // Reads reports whether the server loads a payload of RDB format version v as it is.
 func (t Target) Reads(v int) bool {
-	if t.Version == 0 {
+	switch {
+	case t.Name == "" && t.Version == 0:
 		return true // unknown: leave payloads alone and let the server judge
+	case t.Valkey && IsValkeyFormat(t.Version):
+		return v <= 11 || IsValkeyFormat(v) && v <= t.Version
+	case IsValkeyFormat(v):
+		return false // Redis and Valkey before 9 know none of Valkey's own formats
 	}
-	if t.Foreign[0] > 0 && v >= t.Foreign[0] && v <= t.Foreign[1] {
-		return false
-	}
-	return v <= t.Version
+	return t.Version == 0 || v <= t.Version
 }
 
 // WriteVersion is the version Convert gives payloads the server cannot read as they are, and
-// the version of an RDB file written for it: the newest below any foreign range.
+// the version of an RDB file written for them: the server's own newest format.
 func (t Target) WriteVersion() int {
-	if t.Foreign[0] > 0 {
-		return t.Foreign[0] - 1
+	if t.Version == 0 {
+		return maxVersion // a Redis newer than this table reads the newest format the runner knows
 	}
 	return t.Version
 }
 
 // TargetOf returns the Target of a server from its INFO server fields: redis_version, and
-// valkey_version or server_name for Valkey (which also reports a redis_version of 7.2.4 for
-// clients). Versions this table does not know (newer than it) read everything: payloads are then
-// passed as they are, as before conversion existed.
+// valkey_version for Valkey (which also reports a redis_version of 7.2.4 for clients). A Redis
+// newer than this table reads every Redis format: its payloads are passed as they are.
 func TargetOf(redisVersion, valkeyVersion string) Target {
 	if valkeyVersion != "" {
-		t := Target{Version: 11, Name: "valkey " + valkeyVersion}
+		t := Target{Version: 11, Valkey: true, Name: "valkey " + valkeyVersion}
 		if versionAtLeast(valkeyVersion, 9, 0) {
-			t = Target{Version: 80, Foreign: [2]int{12, 79}, Name: t.Name}
+			t.Version = ValkeyFormat
 		}
 		return t
 	}
@@ -91,9 +93,12 @@ func versionAtLeast(v string, major, minor int) bool {
 // Convert returns payload in a form the target reads: the payload itself when the target reads
 // its version; else the same value with the target's version and checksum, re-encoded where the
 // target does not know the encoding (a listpack set becomes a plain set, a stream of format 3 one
-// of format 2). The result may share payload's memory (the footer is rewritten in place) or be
-// written to dst. An error wrapping ErrLossy means the target cannot hold the value at all;
-// ErrPayload means the payload is malformed.
+// of format 2, a hash with field TTLs of Redis's layout Valkey's and the other way round). The
+// result may share payload's memory (the footer is rewritten in place) or be written to dst. An
+// error wrapping ErrLossy means the target cannot hold the value at all; ErrPayload means the
+// payload is malformed.
+//
+// The type byte is read together with the payload's version: Valkey 9's type 22 is not Redis's.
 func (t Target) Convert(dst, payload []byte) ([]byte, error) {
 	v, err := FormatVersion(payload)
 	if err != nil {
@@ -106,9 +111,22 @@ func (t Target) Convert(dst, payload []byte) ([]byte, error) {
 	typ := payload[0]
 	body := payload[1 : len(payload)-payloadFooter]
 	switch {
-	case MinVersion(typ) == 0:
-		return nil, fmt.Errorf("%w: unknown object type %d", ErrPayload, typ)
-	case MinVersion(typ) <= want && typ != TypeModule2:
+	case typeIn(typ, v).name == "":
+		return nil, fmt.Errorf("%w: unknown object type %d in RDB format %d", ErrPayload, typ, v)
+	case isFieldTTLHash(typ, v):
+		return t.convertFieldTTLHash(dst, typ, v, body, want)
+	case typ == TypeModule2:
+		name := "unknown"
+		if id, _, err := cutLength(body); err == nil {
+			name = ModuleName(id)
+		}
+		what := fmt.Sprintf("a value of module %q", name)
+		if name == "vectorset" {
+			what = "a vector set"
+		}
+		return nil, fmt.Errorf("%w: %s (RDB format %d), which %s cannot load", ErrLossy, what, v, t.Name)
+	case MinVersion(typ) <= want || IsValkeyFormat(want):
+		// Types up to 21 mean the same in both families, and Valkey 9 knows all of them.
 		return footer(payload[:len(payload)-payloadFooter], want), nil
 	case typ == TypeSetListpack:
 		out, err := setFromListpack(append(dst[:0], TypeSet), body)
@@ -122,18 +140,6 @@ func (t Target) Convert(dst, payload []byte) ([]byte, error) {
 			return nil, err
 		}
 		return footer(out, want), nil
-	case typ == TypeModule2:
-		name := "unknown"
-		if id, _, err := cutLength(body); err == nil {
-			name = ModuleName(id)
-		}
-		what := fmt.Sprintf("a value of module %q", name)
-		if name == "vectorset" {
-			what = "a vector set"
-		}
-		return nil, fmt.Errorf("%w: %s (RDB format %d), which %s cannot load", ErrLossy, what, v, t.Name)
-	case typ >= TypeHashMetadataPreGA && typ <= TypeHashListpackEx:
-		return nil, fmt.Errorf("%w: a hash with field TTLs (RDB format 12), which %s cannot hold", ErrLossy, t.Name)
 	}
 	return nil, fmt.Errorf("%w: %s values (RDB format %d and later) cannot be converted for %s (RDB format %d)", ErrLossy, TypeName(typ), MinVersion(typ), t.Name, want)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -99,8 +100,9 @@ func TestTargetOf(t *testing.T) {
 		{"7.2.4", "", []int{11}, []int{12}, 11},
 		{"8.0.2", "", []int{12}, []int{13}, 12},
 		{"7.2.4", "8.1.1", []int{11}, []int{12}, 11},
-		{"7.2.4", "9.0.0", []int{11, 80}, []int{12, 79, 81}, 11},
-		{"99.0.0", "", []int{12, 99}, nil, 0},
+		{"7.2.4", "9.0.0", []int{11, 80}, []int{12, 79, 81}, 80},
+		{"8.0.6", "", []int{11, 12}, []int{13, 80}, 12},
+		{"99.0.0", "", []int{12, 13, 20}, []int{80}, 12},
 	} {
 		tg := rdb.TargetOf(tc.redis, tc.valkey)
 		for _, v := range tc.reads {
@@ -133,16 +135,22 @@ func FuzzConvert(f *testing.F) {
 	f.Add(payload(rdb.TypeStreamListpacks3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 'g', 0, 0, 0, 0, 1, 1, 'c',
 		1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0))
 	f.Add(payload(rdb.TypeString, 1, 'x'))
-	target := rdb.TargetOf("7.0.15", "")
+	// Hashes with field TTLs: Redis's (format 12) and Valkey's (format 80).
+	f.Add(payload(rdb.TypeHashMetadata, 1, 2, 3, 4, 5, 6, 0, 0, 2, 0, 1, 'a', 1, 'b', 9, 1, 'c', 1, 'd'))
+	valkey := binary.LittleEndian.AppendUint16([]byte{rdb.TypeValkeyHash2, 1, 1, 'a', 1, 'b', 1, 2, 3, 4, 5, 6, 0, 0}, 80)
+	f.Add(binary.LittleEndian.AppendUint64(valkey, rdb.Checksum(0, valkey)))
+	targets := []rdb.Target{rdb.TargetOf("7.0.15", ""), rdb.TargetOf("8.0.6", ""), rdb.TargetOf("7.2.4", "9.1.2")}
 	f.Fuzz(func(t *testing.T, p []byte) {
-		out, err := target.Convert(nil, p)
-		switch {
-		case err == nil:
-			if v, err := rdb.FormatVersion(out); err != nil || !target.Reads(v) {
-				t.Fatalf("converted payload of version %d (%v)", v, err)
+		for _, target := range targets {
+			out, err := target.Convert(nil, slices.Clone(p))
+			switch {
+			case err == nil:
+				if v, err := rdb.FormatVersion(out); err != nil || !target.Reads(v) {
+					t.Fatalf("%s: converted payload of version %d (%v)", target.Name, v, err)
+				}
+			case !errors.Is(err, rdb.ErrPayload) && !errors.Is(err, rdb.ErrLossy):
+				t.Fatalf("%s: an error that is neither ErrPayload nor ErrLossy: %v", target.Name, err)
 			}
-		case !errors.Is(err, rdb.ErrPayload) && !errors.Is(err, rdb.ErrLossy):
-			t.Fatalf("an error that is neither ErrPayload nor ErrLossy: %v", err)
 		}
 	})
 }

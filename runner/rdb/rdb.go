@@ -33,13 +33,14 @@ type Writer struct {
 }
 
 // NewWriter writes the header of an RDB file of the given format version (the version in the
-// DUMP payloads that will be added) to w. Call Close to finish the file.
+// DUMP payloads that will be added) to w: "REDIS00NN", or "VALKEY0NN" for Valkey's own formats
+// (80 and later), the only magic under which Valkey 9 loads them. Call Close to finish the file.
 func NewWriter(w io.Writer, version int) (*Writer, error) {
-	if version < 1 || version > 9999 {
+	if version < 1 || version > 999 {
 		return nil, fmt.Errorf("rdb: bad format version %d", version)
 	}
 	rw := &Writer{w: bufio.NewWriterSize(w, 256<<10), version: version}
-	rw.write(fmt.Appendf(nil, "REDIS%04d", version))
+	rw.write([]byte(Magic(version)))
 	return rw, rw.err
 }
 
@@ -77,6 +78,11 @@ func (w *Writer) Add(key []byte, expireAtMs int64, payload []byte) error {
 	}
 	if v > w.version {
 		return fmt.Errorf("%w of key %q: RDB version %d is newer than the file's %d", ErrPayload, key, v, w.version)
+	}
+	// Both families share the types of formats 1–11; above those a type number means something
+	// else in the other family, so such a payload must be converted (Target.Convert) first.
+	if v > 11 && IsValkeyFormat(v) != IsValkeyFormat(w.version) {
+		return fmt.Errorf("%w of key %q: RDB version %d cannot go into a file of version %d (convert it first)", ErrPayload, key, v, w.version)
 	}
 	b := w.scratch[:0]
 	if expireAtMs > 0 {

@@ -24,8 +24,38 @@ var ErrFormat = errors.New("bad RDB file")
 // ErrChecksum is wrapped by the error for a file whose CRC-64 does not match its content.
 var ErrChecksum = errors.New("RDB checksum mismatch")
 
-// maxVersion is the newest RDB format version the reader knows (Redis 7.4 and 8.x).
-const maxVersion = 12
+// maxVersion is the newest Redis RDB format version the reader knows (Redis 7.4 and 8.x), and
+// maxValkeyVersion the newest of Valkey's own (Valkey 9).
+const (
+	maxVersion       = 12
+	maxValkeyVersion = 80
+)
+
+// parseMagic returns the format version of an RDB file from its first 9 bytes: "REDIS" and four
+// digits (versions 1–79), or "VALKEY" and three (Valkey's own, 80 and later).
+func parseMagic(magic []byte) (int, error) {
+	var digits []byte
+	switch {
+	case string(magic[:5]) == "REDIS":
+		digits = magic[5:]
+	case string(magic[:6]) == "VALKEY":
+		digits = magic[6:]
+	default:
+		return 0, fmt.Errorf("%w: no REDIS or VALKEY magic at the start (%q)", ErrFormat, magic)
+	}
+	v, err := strconv.Atoi(string(digits))
+	if err != nil || v < 1 || IsValkeyFormat(v) != (magic[0] == 'V') {
+		return 0, fmt.Errorf("%w: bad version %q", ErrFormat, magic)
+	}
+	newest := maxVersion
+	if IsValkeyFormat(v) {
+		newest = maxValkeyVersion
+	}
+	if v > newest {
+		return 0, fmt.Errorf("%w: RDB version %d is newer than this reader knows (%d)", ErrFormat, v, newest)
+	}
+	return v, nil
+}
 
 // chunk is how much a buffer grows at a time while a string of a claimed length is read, so a
 // hostile length costs at most what the input really holds.
@@ -134,15 +164,9 @@ func (r *Reader) Header() (*Header, error) {
 	if err := r.read(magic); err != nil {
 		return nil, r.fail(fmt.Errorf("%w: header: %w", ErrFormat, err))
 	}
-	if string(magic[:5]) != "REDIS" {
-		return nil, r.fail(fmt.Errorf("%w: no REDIS magic at the start (%q)", ErrFormat, magic))
-	}
-	v, err := strconv.Atoi(string(magic[5:]))
-	if err != nil || v < 1 {
-		return nil, r.fail(fmt.Errorf("%w: bad version %q", ErrFormat, magic[5:]))
-	}
-	if v > maxVersion {
-		return nil, r.fail(fmt.Errorf("%w: RDB version %d is newer than this reader knows (%d)", ErrFormat, v, maxVersion))
+	v, err := parseMagic(magic)
+	if err != nil {
+		return nil, r.fail(err)
 	}
 	r.header.Version = v
 	e, err := r.next()
@@ -207,6 +231,23 @@ func (r *Reader) next() (*Entry, error) {
 			}
 			if _, err := r.length(); err != nil {
 				return nil, r.fail(r.errAt(at, "RESIZEDB", err))
+			}
+		case opSlotImport:
+			if !IsValkeyFormat(r.header.Version) {
+				return r.readEntry(at, op)
+			}
+			if _, err := r.decodedString(); err != nil { // the import job's name
+				return nil, r.fail(r.errAt(at, "SLOT_IMPORT", err))
+			}
+			n, err := r.length()
+			if err == nil && n > 1<<14 {
+				err = fmt.Errorf("%d slot ranges", n)
+			}
+			if err == nil {
+				err = r.skipLengths(int(2 * n)) // first and last slot of each range
+			}
+			if err != nil {
+				return nil, r.fail(r.errAt(at, "SLOT_IMPORT", err))
 			}
 		case opSlotInfo:
 			for range 3 { // slot, keys, expires
@@ -279,8 +320,8 @@ func (r *Reader) next() (*Entry, error) {
 
 // entry reads the key and object of type typ whose type byte was at offset at.
 func (r *Reader) readEntry(at int64, typ byte) (*Entry, error) {
-	if types[typ].name == "" {
-		return nil, r.fail(fmt.Errorf("%w: offset %d: unknown object type %d (0x%02x)", ErrFormat, at, typ, typ))
+	if typeIn(typ, r.header.Version).name == "" {
+		return nil, r.fail(fmt.Errorf("%w: offset %d: unknown object type %d (0x%02x) in RDB format %d", ErrFormat, at, typ, typ, r.header.Version))
 	}
 	key, err := r.key()
 	if err != nil {
@@ -288,10 +329,14 @@ func (r *Reader) readEntry(at int64, typ byte) (*Entry, error) {
 	}
 	r.obj = append(r.obj[:0], typ)
 	r.capture = true
-	err = r.skipObject(typ)
+	if IsValkeyFormat(r.header.Version) && typ == TypeValkeyHash2 {
+		err = r.skipValkeyHash2()
+	} else {
+		err = r.skipObject(typ)
+	}
 	r.capture = false
 	if err != nil {
-		return nil, r.fail(fmt.Errorf("%w: key %q (%s) at offset %d: %w", ErrFormat, key, TypeName(typ), at, err))
+		return nil, r.fail(fmt.Errorf("%w: key %q (%s) at offset %d: %w", ErrFormat, key, TypeNameIn(typ, r.header.Version), at, err))
 	}
 	// The object's bytes after the type byte (which byte() checksummed) join the file's checksum
 	// in one call rather than one per element: the bulk of a file is objects.
@@ -444,6 +489,27 @@ func (r *Reader) skipObject(typ byte) error {
 		return errors.New("a module value in the format of Redis 4.0 release candidates cannot be read without its module")
 	}
 	return fmt.Errorf("unknown object type %d", typ)
+}
+
+// skipValkeyHash2 reads Valkey 9's hash with field TTLs: a count, then per field its name, its
+// value and its absolute expiry (8 bytes).
+func (r *Reader) skipValkeyHash2() error {
+	n, err := r.length()
+	if err != nil {
+		return err
+	}
+	for ; n > 0; n-- {
+		if err := r.skipString(); err != nil { // field
+			return err
+		}
+		if err := r.skipString(); err != nil { // value
+			return err
+		}
+		if err := r.skip(8); err != nil { // expiry
+			return err
+		}
+	}
+	return nil
 }
 
 // skipStream reads a stream of format 1 (Redis 5–6.2), 2 (7.0) or 3 (7.2+).
