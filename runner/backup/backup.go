@@ -103,8 +103,8 @@ func run(ctx context.Context, opts Options) (Result, error) {
 	client, info := node.Client, node.Info
 	defer client.Close()
 	var plan *clusterPlan
-	if info.Mode == redisconn.ModeCluster {
-		if plan, err = planCluster(ctx, opts, client); err != nil {
+	if info.IsCluster() {
+		if plan, err = planCluster(ctx, opts, client, info); err != nil {
 			return Result{}, err
 		}
 		if opts.Progress != nil {
@@ -209,7 +209,8 @@ func newManifest(id string, start time.Time, opts Options, info redisconn.Server
 		Time:          start.UTC(),
 		Hostname:      opts.Hostname,
 		Source:        opts.Redis.Addr,
-		RedisVersion:  info.Version,
+		Product:       info.Product(),
+		RedisVersion:  info.ManifestVersion(),
 		RedisMode:     info.Mode,
 		RunnerVersion: opts.RunnerVersion,
 	}

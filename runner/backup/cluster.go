@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -24,7 +25,7 @@ type clusterPlan struct {
 	total    int64               // keys, for progress
 }
 
-func planCluster(ctx context.Context, opts Options, client *redis.Client) (*clusterPlan, error) {
+func planCluster(ctx context.Context, opts Options, client *redis.Client, info redisconn.ServerInfo) (*clusterPlan, error) {
 	for _, db := range opts.Databases {
 		if db != 0 {
 			return nil, fmt.Errorf("redis %s runs in cluster mode, which has only database 0 (drop --databases %d)", opts.Redis.Addr, db)
@@ -56,9 +57,26 @@ func planCluster(ctx context.Context, opts Options, client *redis.Client) (*clus
 		}
 		c := o.Client(0)
 		n, err := c.DBSize(ctx).Result()
+		var ni redisconn.ServerInfo
+		if err == nil && info.ClusterDatabases > 1 {
+			ni, err = redisconn.Inspect(ctx, c)
+		}
 		c.Close()
 		if err != nil {
 			return nil, fmt.Errorf("dbsize of cluster node %s: %w", o.Addr, err)
+		}
+		// Valkey 9 clusters have numbered databases; a cluster backup reads database 0. Keys
+		// elsewhere are refused before anything is read rather than left out of a snapshot
+		// that says it holds the cluster.
+		var others []string
+		for db, keys := range ni.Keys {
+			if db != 0 && keys > 0 {
+				others = append(others, fmt.Sprintf("%d (%d keys)", db, keys))
+			}
+		}
+		if len(others) > 0 {
+			slices.Sort(others)
+			return nil, fmt.Errorf("cluster node %s (%s) holds keys in databases other than 0: %s; a cluster backup reads database 0 only (move those keys to database 0, or back up each node as a standalone server)", o.Addr, info.Name(), strings.Join(others, ", "))
 		}
 		p.total += n
 		p.nodes = append(p.nodes, o)

@@ -9,6 +9,7 @@ import (
 
 	"stash.dev/redis/runner/progress"
 	"stash.dev/redis/runner/rdb"
+	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/repo"
 )
 
@@ -40,9 +41,10 @@ func Import(ctx context.Context, opts ImportOptions) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("import %s: %w", opts.Source, err)
 	}
+	product := redisconn.ProductRedis
 	version, ok := hdr.AuxValue("redis-ver")
 	if v, isValkey := hdr.AuxValue("valkey-ver"); isValkey {
-		version, ok = "valkey "+v, true
+		product, version, ok = redisconn.ProductValkey, "valkey "+v, true
 	}
 	if !ok {
 		version = fmt.Sprintf("unknown (RDB version %d)", hdr.Version)
@@ -59,7 +61,7 @@ func Import(ctx context.Context, opts ImportOptions) (Result, error) {
 	}
 	m := repo.Manifest{
 		ID: id, Time: start.UTC(), Hostname: opts.Hostname, Source: opts.Source,
-		RedisVersion: version, RedisMode: "standalone", RunnerVersion: opts.RunnerVersion, Method: MethodImport,
+		Product: product, RedisVersion: version, RedisMode: "standalone", RunnerVersion: opts.RunnerVersion, Method: MethodImport,
 	}
 	res, err := commit(ctx, opts.Repository, sw, m, st)
 	if err != nil {

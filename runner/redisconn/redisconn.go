@@ -477,16 +477,25 @@ func ExplainTLS(err error) error {
 	return err
 }
 
-// ModeCluster is INFO's redis_mode on a node of a Redis Cluster.
+// ModeCluster is INFO's redis_mode (Redis) or server_mode (Valkey) on a node of a cluster.
 const ModeCluster = "cluster"
 
-// ServerInfo is what the runner needs to know about a server.
+// ServerInfo is what the runner needs to know about a server: what it is (Product, versions,
+// Mode) and what it holds. Its methods (capabilities.go) say what follows from that, so that
+// every path asks them instead of reading INFO fields of its own.
 type ServerInfo struct {
+	// Version is INFO's redis_version: Redis's version, or the Redis version Valkey claims
+	// compatibility with (7.2.4), which says nothing about what Valkey reads and writes.
 	Version string
-	// ValkeyVersion is set for Valkey, which also reports a redis_version (7.2.4) for clients.
+	// ValkeyVersion is set for Valkey (valkey_version).
 	ValkeyVersion string
-	// Mode is standalone, cluster or sentinel.
+	// ServerName is INFO's server_name ("valkey"); Redis has none.
+	ServerName string
+	// Mode is standalone, cluster or sentinel: redis_mode on Redis, server_mode on Valkey.
 	Mode string
+	// ClusterDatabases is the number of databases of a cluster node (Valkey 9's
+	// cluster-databases); 1 where the server has only database 0 in cluster mode.
+	ClusterDatabases int
 	// Keys per database from INFO keyspace.
 	Keys map[int]int64
 	// Expires per database from INFO keyspace.
@@ -502,10 +511,19 @@ func Inspect(ctx context.Context, c *redis.Client) (ServerInfo, error) {
 		return ServerInfo{}, fmt.Errorf("read redis info: %w", ExplainTLS(err))
 	}
 	si := ParseInfo(txt)
-	si.Databases = 16
+	si.Databases, si.ClusterDatabases = 16, 1
 	if v, err := c.ConfigGet(ctx, "databases").Result(); err == nil {
 		if n, err := strconv.Atoi(v["databases"]); err == nil && n > 0 {
 			si.Databases = n
+		}
+	}
+	if si.Mode == ModeCluster {
+		// Valkey 9 has numbered databases in cluster mode too; a server without the setting
+		// (Redis, Valkey 8) answers with nothing.
+		if v, err := c.ConfigGet(ctx, "cluster-databases").Result(); err == nil {
+			if n, err := strconv.Atoi(v["cluster-databases"]); err == nil && n > 0 {
+				si.ClusterDatabases = n
+			}
 		}
 	}
 	return si, nil
@@ -569,7 +587,9 @@ func ParseInfo(txt string) ServerInfo {
 			si.Version = v
 		case k == "valkey_version":
 			si.ValkeyVersion = v
-		case k == "redis_mode":
+		case k == "server_name":
+			si.ServerName = v
+		case k == "redis_mode", k == "server_mode": // Valkey has only server_mode
 			si.Mode = v
 		case strings.HasPrefix(k, "db"):
 			db, err := strconv.Atoi(k[2:])

@@ -29,7 +29,12 @@ type Manifest struct {
 	Duration time.Duration `json:"duration"`
 	Hostname string        `json:"hostname,omitempty"`
 	// Source is the Redis address the snapshot was taken from, without credentials.
-	Source       string `json:"source"`
+	Source string `json:"source"`
+	// Product is the source server: "redis" or "valkey" (empty in snapshots of older runners,
+	// which were Redis or recorded "valkey X" in RedisVersion).
+	Product string `json:"product,omitempty"`
+	// RedisVersion is the source's own version: "8.0.6" for Redis, "valkey 9.1.2" for Valkey
+	// (never the Redis version Valkey claims compatibility with).
 	RedisVersion string `json:"redisVersion"`
 	RedisMode    string `json:"redisMode,omitempty"`
 	// RDBVersion is the serialization version of the DUMP payloads; a target must support it.

@@ -184,7 +184,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		info.Databases = 1
 	}
 	sel := load.Selection{Databases: opts.Databases, KeyPattern: opts.KeyPattern}
-	if target := rdb.TargetOf(info.Version, info.ValkeyVersion); m.RDBVersion > 0 && !target.Reads(m.RDBVersion) {
+	if target := info.RDB(); m.RDBVersion > 0 && !target.Reads(m.RDBVersion) {
 		// The target refuses the snapshot's payloads as they are: convert them, and find
 		// out before anything is written whether every value can be converted.
 		sel.Target, sel.DropLossy = &target, opts.AllowLossy

@@ -26,10 +26,11 @@ type Cluster struct {
 
 // StartCluster runs masters cluster-enabled servers (fresh directories, so no node remembers an
 // earlier cluster) and joins them with `redis-cli --cluster create`, which assigns the 16384
-// slots evenly. It returns when every node reports cluster_state:ok.
-func StartCluster(t testing.TB, masters int) *Cluster {
+// slots evenly. It returns when every node reports cluster_state:ok. opts apply to every node
+// (a Flavor runs a cluster of that server).
+func StartCluster(t testing.TB, masters int, opts ...Option) *Cluster {
 	t.Helper()
-	return startCluster(t, masters, 0)
+	return startCluster(t, masters, 0, opts...)
 }
 
 // StartClusterWithReplicas is StartCluster with one replica per master (Replicas[i] need not
@@ -39,18 +40,18 @@ func StartClusterWithReplicas(t testing.TB, masters int) *Cluster {
 	return startCluster(t, masters, 1)
 }
 
-func startCluster(t testing.TB, masters, replicas int) *Cluster {
+func startCluster(t testing.TB, masters, replicas int, opts ...Option) *Cluster {
 	t.Helper()
 	cli := Binary(t, "redis-cli")
 	n := masters * (1 + replicas)
 	var nodes []*Server
 	var addrs []string
 	for range n {
-		s := Start(t, withClusterPort(),
+		s := Start(t, append([]Option{withClusterPort(),
 			WithConfig("cluster-enabled", "yes"),
 			WithConfig("cluster-config-file", "nodes.conf"),
 			WithConfig("cluster-node-timeout", "3000"),
-			WithConfig("cluster-require-full-coverage", "yes"))
+			WithConfig("cluster-require-full-coverage", "yes")}, opts...)...)
 		nodes = append(nodes, s)
 		addrs = append(addrs, s.Addr)
 	}
