@@ -149,10 +149,25 @@ func run(ctx context.Context, opts Options) (Result, error) {
 	default:
 		if opts.Method != MethodDump {
 			method = MethodReplication
-			st, point, err = dumpByReplication(ctx, opts, opts.Databases, sw)
-			if errors.Is(err, replication.ErrSyncRefused) && opts.Method == MethodAuto {
+			st, point, err = dumpByReplication(ctx, opts, info, opts.Databases, sw)
+			switch {
+			case opts.Method != MethodAuto:
+			case errors.Is(err, replication.ErrSyncRefused):
 				opts.Logf("backup by replication is not available (%v): reading the keys with SCAN + DUMP instead", err)
 				method, err = MethodDump, nil
+			case errors.Is(err, replication.ErrTransferAborted):
+				// Part of the transfer is in sw: the snapshot starts again in a writer of its own.
+				opts.Logf("warning: backup by replication failed (%v): reading the keys with SCAN + DUMP instead", err)
+				sw.Abort()
+				id = repo.NewID(time.Now())
+				if sw, err = opts.Repository.NewSnapshotWriter(ctx, id); err != nil {
+					return Result{}, err
+				}
+				if opts.Progress != nil {
+					opts.Progress.Keys.Store(0)
+					opts.Progress.Bytes.Store(0)
+				}
+				method = MethodDump
 			}
 		}
 		if method == MethodDump && err == nil {

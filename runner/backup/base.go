@@ -39,7 +39,7 @@ func FromFullSync(ctx context.Context, opts Options, fs *replication.FullSync) (
 	st, err := writeRDB(ctx, fs.RDBReader(), nil, sw, opts.Progress)
 	if err != nil {
 		sw.Abort()
-		return Result{}, fmt.Errorf("backup of %s: read the source's RDB transfer: %w", opts.Redis.Addr, err)
+		return Result{}, fmt.Errorf("backup of %s: read the source's RDB transfer: %w", opts.Redis.Addr, fs.Explain(ctx, err))
 	}
 	m := newManifest(id, start, opts, info)
 	m.Method, m.ReplID, m.ReplOffset = MethodReplication, fs.ReplID, fs.Offset

@@ -10,6 +10,7 @@ import (
 	"stash.dev/redis/runner/dump"
 	"stash.dev/redis/runner/progress"
 	"stash.dev/redis/runner/rdb"
+	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/replication"
 	"stash.dev/redis/runner/stream"
 )
@@ -49,9 +50,9 @@ type replicationPoint struct {
 // dumpByReplication writes the databases dbs (all when empty) of the RDB of a full
 // resynchronization to w as the snapshot stream (SELECT, RESTORE ... REPLACE ABSTTL). Errors
 // that wrap replication.ErrSyncRefused come before anything was written.
-func dumpByReplication(ctx context.Context, opts Options, dbs []int, w io.Writer) (dump.Stats, replicationPoint, error) {
+func dumpByReplication(ctx context.Context, opts Options, info redisconn.ServerInfo, dbs []int, w io.Writer) (dump.Stats, replicationPoint, error) {
 	st := dump.Stats{Keys: map[int]int64{}}
-	fs, err := replication.StartFullSync(ctx, replication.SyncOptions{Redis: opts.Redis, Logf: opts.Logf})
+	fs, err := replication.StartFullSync(ctx, replication.SyncOptions{Redis: opts.Redis, Logf: opts.Logf, Server: &info})
 	if err != nil {
 		return st, replicationPoint{}, err
 	}
@@ -68,7 +69,7 @@ func dumpByReplication(ctx context.Context, opts Options, dbs []int, w io.Writer
 		err = ctx.Err()
 	}
 	if err != nil {
-		err = fmt.Errorf("read the source's RDB transfer: %w", err)
+		err = fmt.Errorf("read the source's RDB transfer: %w", fs.Explain(ctx, err))
 	}
 	return st, point, err
 }

@@ -171,6 +171,10 @@ func follow(ctx context.Context, opts *Options, pos *position) error {
 		if errors.Is(err, replication.ErrSyncRefused) {
 			return fmt.Errorf("follow %s: continuous backup needs a source that serves a replica: %w", src.Addr, err)
 		}
+		if errors.Is(err, replication.ErrTransferAborted) {
+			// The source would abort the next transfer too: reconnecting cannot help.
+			return fmt.Errorf("follow %s: %w", src.Addr, err)
+		}
 		return errLink{err}
 	}
 	defer fs.Close()

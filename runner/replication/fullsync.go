@@ -43,7 +43,18 @@ type SyncOptions struct {
 	AckInterval time.Duration
 	// Logf, if set, is told what the runner changed or could not change on the source.
 	Logf func(format string, args ...any)
+	// Server describes the source; nil means read it (INFO) before the sync. What the runner
+	// announces as a replica follows from it (redisconn.ServerInfo.ReplicaVersion): Valkey 9
+	// sends a replica that announces no version RDB 11, and aborts the transfer when a key
+	// cannot be stored in it.
+	Server *redisconn.ServerInfo
 }
+
+// ErrTransferAborted is wrapped by the error for an RDB transfer that the source ended before the
+// end of the file while it still answers: the source gave up (Valkey 9 does so for a key that the
+// RDB version the replica can read cannot hold; a failed fork or disk does too). Nothing of the
+// transfer can be used, and reading the keys another way (SCAN + DUMP) may still work.
+var ErrTransferAborted = errors.New("the source aborted the RDB transfer")
 
 // FullSync is a full resynchronization in progress: the source has forked and is sending the
 // RDB file of its dataset as it was at the instant of the fork, the replication ID and offset of
@@ -67,6 +78,7 @@ type FullSync struct {
 	RDB io.Reader
 
 	conn    *redisconn.Conn
+	redis   redisconn.Options
 	wmu     sync.Mutex
 	ackOff  atomic.Int64
 	stopAck chan struct{}
@@ -112,7 +124,7 @@ func startSync(ctx context.Context, opts SyncOptions, replID string, offset int6
 	if err != nil {
 		return nil, err
 	}
-	fs := &FullSync{conn: c, Size: -1}
+	fs := &FullSync{conn: c, Size: -1, redis: opts.Redis}
 	ok := false
 	defer func() {
 		if !ok {
@@ -126,6 +138,16 @@ func startSync(ctx context.Context, opts SyncOptions, replID string, offset int6
 	}
 	if err := c.Simple("REPLCONF", "capa", "eof", "capa", "psync2"); err != nil {
 		return nil, refused("replconf capa", c.Err(err))
+	}
+	if v := replicaVersion(ctx, opts, logf); v != "" {
+		// As a replica of the source's own version would: the source then sends the newest
+		// format it writes (Valkey 9: RDB 80). Redis has no such option and is not asked.
+		if err := c.Simple("REPLCONF", "version", v); err != nil {
+			if c.Err(err) != err {
+				return nil, c.Err(err)
+			}
+			logf("the source refused REPLCONF version %s (%v): it may send an older RDB format", v, err)
+		}
 	}
 	if !opts.KeepSyncDelay {
 		restore, err := zeroSyncDelay(ctx, opts.Redis)
@@ -165,7 +187,7 @@ func startSync(ctx context.Context, opts SyncOptions, replID string, offset int6
 			return nil, fmt.Errorf("psync to %s: %w", opts.Redis.Addr, err)
 		}
 		if fs.RDB, fs.Diskless, fs.Size, err = transferReader(c.R.Buffered()); err != nil {
-			return nil, fmt.Errorf("full resync from %s: %w", opts.Redis.Addr, c.Err(err))
+			return nil, fmt.Errorf("full resync from %s: %w", opts.Redis.Addr, fs.Explain(ctx, c.Err(err)))
 		}
 	}
 	fs.ackOff.Store(fs.Offset)
@@ -173,6 +195,38 @@ func startSync(ctx context.Context, opts SyncOptions, replID string, offset int6
 	go fs.ack(opts.AckInterval)
 	ok = true
 	return fs, nil
+}
+
+// replicaVersion is the version the runner announces to the source (see SyncOptions.Server).
+func replicaVersion(ctx context.Context, opts SyncOptions, logf func(string, ...any)) string {
+	if opts.Server != nil {
+		return opts.Server.ReplicaVersion()
+	}
+	c := opts.Redis.Client(0)
+	defer c.Close()
+	si, err := redisconn.Inspect(ctx, c)
+	if err != nil {
+		logf("cannot read the source's INFO (%v): announcing no version as a replica", err)
+		return ""
+	}
+	return si.ReplicaVersion()
+}
+
+// Explain returns err, an error of reading the transfer, marked with ErrTransferAborted when
+// the source closed the link while it still answers PING: then the source gave up the transfer,
+// rather than died or lost the link.
+func (fs *FullSync) Explain(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil || !errors.Is(err, redisconn.ErrClosedByServer) || errors.Is(err, ErrTransferAborted) {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c := fs.redis.Client(0)
+	defer c.Close()
+	if c.Ping(pctx).Err() != nil {
+		return err
+	}
+	return fmt.Errorf("%w: it closed the link before the end of the file and still answers (its log says why; Valkey 9 does so for a key that the RDB version it sends cannot hold): %w", ErrTransferAborted, err)
 }
 
 // refused marks a server's refusal to serve a replica, with the step that was refused.
