@@ -2,13 +2,19 @@ package backup_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"stash.dev/redis/runner/backup"
 	"stash.dev/redis/runner/redisconn"
+	"stash.dev/redis/runner/replication"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/runnertest"
+	"stash.dev/redis/test/testproc"
 )
 
 // TestValkeyClusterBackup: a Valkey cluster (8.1 and 9.x) is recognised as a cluster although
@@ -70,6 +76,68 @@ func TestValkeyClusterBackup(t *testing.T) {
 				t.Fatalf("backup of a cluster with keys in database 3: %v", err)
 			}
 			assertNoSnapshot(t, r2)
+		})
+	}
+}
+
+// TestBackupFallsBackWhenTheSourceAborts: a transfer that the source ends before the end of the
+// file while it still answers (here: it drops its replica client mid-transfer, as Valkey 9 does
+// for a key the announced RDB version cannot hold) is reported as aborted by the source, and
+// --method auto takes the snapshot with SCAN + DUMP instead, with a warning; the snapshot holds
+// every key once. --method replication fails with the reason.
+func TestBackupFallsBackWhenTheSourceAborts(t *testing.T) {
+	ctx := context.Background()
+	src := redistest.Start(t, redistest.ValkeySid)
+	if err := src.Client.Do(ctx, "DEBUG", "POPULATE", "3000", "key", "20").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// 3,000 keys × 1 ms: a transfer that lasts long enough to be cut.
+	if err := src.Client.ConfigSet(ctx, "rdb-key-save-delay", "1000").Err(); err != nil {
+		t.Fatal(err)
+	}
+	killReplica := func() {
+		testproc.Eventually(t, 10*time.Second, "the runner connected as a replica", func() error {
+			n, err := src.Client.Do(ctx, "CLIENT", "KILL", "TYPE", "replica").Int()
+			if err == nil && n == 0 {
+				err = errors.New("no replica yet")
+			}
+			return err
+		})
+	}
+	for _, method := range []string{backup.MethodAuto, backup.MethodReplication} {
+		t.Run(method, func(t *testing.T) {
+			r := openRepo(t, "file://"+t.TempDir(), nil)
+			var logs []string
+			var mu sync.Mutex
+			done := make(chan struct{})
+			var res backup.Result
+			var err error
+			go func() {
+				defer close(done)
+				res, err = backup.Run(ctx, backup.Options{Redis: conn(t, src), Repository: r, Method: method,
+					Logf: func(f string, a ...any) { mu.Lock(); logs = append(logs, fmt.Sprintf(f, a...)); mu.Unlock() }})
+			}()
+			killReplica()
+			<-done
+			if method == backup.MethodReplication {
+				if !errors.Is(err, replication.ErrTransferAborted) {
+					t.Fatalf("backup by replication of a source that aborts: %v", err)
+				}
+				assertNoSnapshot(t, r)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if res.Method != backup.MethodDump || res.Keys != 3000 || !strings.Contains(strings.Join(logs, "\n"), "warning: backup by replication failed") {
+				t.Fatalf("method %s, %d keys; log %q", res.Method, res.Keys, logs)
+			}
+			snaps, err := r.List(ctx)
+			if err != nil || len(snaps) != 1 {
+				t.Fatalf("snapshots after the fallback: %v, %v", snaps, err)
+			}
 		})
 	}
 }
