@@ -135,7 +135,7 @@ func run(ctx context.Context, opts Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	usePTTL := !redisconn.VersionAtLeast(info.Version, 7, 0)
+	usePTTL := !info.HasPExpireTime()
 	var st dump.Stats
 	var cm *repo.ClusterManifest
 	var point replicationPoint

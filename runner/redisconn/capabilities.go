@@ -62,3 +62,9 @@ func (si ServerInfo) ReplicaVersion() string {
 
 // IsCluster reports whether the server is a node of a cluster.
 func (si ServerInfo) IsCluster() bool { return si.Mode == ModeCluster }
+
+// HasPExpireTime reports whether the server has PEXPIRETIME (Redis 7.0+, every Valkey), which
+// reads a key's absolute expiry in one step; older servers are asked PTTL.
+func (si ServerInfo) HasPExpireTime() bool {
+	return si.Product() == ProductValkey || VersionAtLeast(si.Version, 7, 0)
+}
