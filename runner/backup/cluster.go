@@ -22,13 +22,14 @@ type clusterPlan struct {
 	masters  []cluster.Node
 	nodes    []redisconn.Options // one per master: the master or its replica
 	unstable []bool              // per slot: migrating when the backup started
+	dbs      []int               // the databases to read: 0, and others of a Valkey 9 cluster
 	total    int64               // keys, for progress
 }
 
 func planCluster(ctx context.Context, opts Options, client *redis.Client, info redisconn.ServerInfo) (*clusterPlan, error) {
 	for _, db := range opts.Databases {
-		if db != 0 {
-			return nil, fmt.Errorf("redis %s runs in cluster mode, which has only database 0 (drop --databases %d)", opts.Redis.Addr, db)
+		if db >= info.ClusterDatabases {
+			return nil, fmt.Errorf("redis %s runs in cluster mode with %d database(s) (%s; cluster-databases on Valkey 9): drop --databases %d", opts.Redis.Addr, info.ClusterDatabases, info.Name(), db)
 		}
 	}
 	top, err := cluster.DiscoverAll(ctx, opts.Redis, client)
@@ -42,6 +43,7 @@ func planCluster(ctx context.Context, opts Options, client *redis.Client, info r
 	for _, s := range top.Migrations() {
 		p.unstable[s] = true
 	}
+	withKeys := map[int]bool{}
 	for _, m := range p.masters {
 		if m.Failed {
 			return nil, fmt.Errorf("cluster master %s (%s) is failing: wait for a failover before backing up", m.Addr, m.ID)
@@ -55,31 +57,32 @@ func planCluster(ctx context.Context, opts Options, client *redis.Client, info r
 			o = cluster.NodeOptions(opts.Redis, r.Addr)
 			o.ReadOnly = true
 		}
+		// Valkey 9 clusters have numbered databases (cluster-databases): each node's keyspace
+		// says which hold keys.
 		c := o.Client(0)
-		n, err := c.DBSize(ctx).Result()
-		var ni redisconn.ServerInfo
-		if err == nil && info.ClusterDatabases > 1 {
-			ni, err = redisconn.Inspect(ctx, c)
-		}
+		ni, err := redisconn.Inspect(ctx, c)
 		c.Close()
 		if err != nil {
-			return nil, fmt.Errorf("dbsize of cluster node %s: %w", o.Addr, err)
+			return nil, fmt.Errorf("keyspace of cluster node %s: %w", o.Addr, err)
 		}
-		// Valkey 9 clusters have numbered databases; a cluster backup reads database 0. Keys
-		// elsewhere are refused before anything is read rather than left out of a snapshot
-		// that says it holds the cluster.
-		var others []string
-		for db, keys := range ni.Keys {
-			if db != 0 && keys > 0 {
-				others = append(others, fmt.Sprintf("%d (%d keys)", db, keys))
+		for db, n := range ni.Keys {
+			if n > 0 && (len(opts.Databases) == 0 || slices.Contains(opts.Databases, db)) {
+				withKeys[db] = true
+				p.total += n
 			}
 		}
-		if len(others) > 0 {
-			slices.Sort(others)
-			return nil, fmt.Errorf("cluster node %s (%s) holds keys in databases other than 0: %s; a cluster backup reads database 0 only (move those keys to database 0, or back up each node as a standalone server)", o.Addr, info.Name(), strings.Join(others, ", "))
-		}
-		p.total += n
 		p.nodes = append(p.nodes, o)
+	}
+	if len(opts.Databases) > 0 {
+		p.dbs = slices.Clone(opts.Databases)
+	} else {
+		for db := range withKeys {
+			p.dbs = append(p.dbs, db)
+		}
+	}
+	slices.Sort(p.dbs)
+	if len(top.Migrations()) > 0 && slices.ContainsFunc(p.dbs, func(db int) bool { return db != 0 }) {
+		return nil, fmt.Errorf("cluster %s has slots migrating and keys in databases other than 0 (%v): run the backup once the migration is done", opts.Redis.Addr, p.dbs)
 	}
 	return p, nil
 }
@@ -87,7 +90,7 @@ func planCluster(ctx context.Context, opts Options, client *redis.Client, info r
 // runCluster dumps every master (or a replica of each) in parallel into the snapshot writer w,
 // then the keys of slots that were being migrated, read from whichever node holds each key.
 func runCluster(ctx context.Context, opts Options, client *redis.Client, p *clusterPlan, usePTTL bool, w *repo.SnapshotWriter) (dump.Stats, *repo.ClusterManifest, error) {
-	dopts := dump.Options{Workers: opts.Workers, ScanCount: opts.ScanCount, UsePTTL: usePTTL, Progress: opts.Progress}
+	dopts := dump.Options{Databases: p.dbs, Workers: opts.Workers, ScanCount: opts.ScanCount, UsePTTL: usePTTL, Progress: opts.Progress}
 	if len(p.top.Migrations()) > 0 {
 		dopts.SkipKey = func(k []byte) bool { return p.unstable[cluster.Slot(k)] }
 	}

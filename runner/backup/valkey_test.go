@@ -12,6 +12,7 @@ import (
 	"stash.dev/redis/runner/backup"
 	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/replication"
+	"stash.dev/redis/runner/restore"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/runnertest"
 	"stash.dev/redis/test/testproc"
@@ -20,8 +21,9 @@ import (
 // TestValkeyClusterBackup: a Valkey cluster (8.1 and 9.x) is recognised as a cluster although
 // its INFO says so in server_mode, not redis_mode: the backup holds the keys of every master
 // (it held one node's before), the manifest says cluster and the real Valkey version, and a
-// restore into a Valkey cluster of another shape holds every key. Keys in a numbered database
-// of a Valkey 9 cluster are refused before anything is read, naming the database.
+// restore into a Valkey cluster of another shape holds every key. The numbered databases of a
+// Valkey 9 cluster (cluster-databases) are backed up and restored into a cluster that has them;
+// one that has not refuses them before anything is written.
 func TestValkeyClusterBackup(t *testing.T) {
 	ctx := context.Background()
 	for _, fl := range []redistest.Flavor{redistest.Valkey81, redistest.ValkeySid} {
@@ -56,26 +58,46 @@ func TestValkeyClusterBackup(t *testing.T) {
 			if fl != redistest.ValkeySid {
 				return
 			}
-			conn3 := runnertest.Conn(t, src.Masters[2])
-			cl := conn3.Client(3)
-			defer cl.Close()
-			// A key of a slot this node owns, so that the node takes it.
-			key := ""
-			for k := range want {
-				if cl.Do(ctx, "SET", k+"-db3", "x").Err() == nil {
-					key = k + "-db3"
-					break
+			// Valkey 9's numbered cluster databases: keys in database 3 of every master.
+			db3 := map[string]bool{}
+			for _, m := range src.Masters {
+				c := runnertest.Conn(t, m).Client(3)
+				for k := range want {
+					if len(db3) < 100 && c.Set(ctx, "db3:"+k, "x", 0).Err() == nil { // MOVED unless the node owns the slot
+						db3["db3:"+k] = true
+					}
 				}
+				c.Close()
 			}
-			if key == "" {
-				t.Fatal("no key could be written to database 3 of a master")
+			r3 := openRepo(t, "file://"+t.TempDir(), nil)
+			res3, err := backup.Run(ctx, backup.Options{Redis: conn(t, src.Masters[0]), Repository: r3})
+			if err != nil {
+				t.Fatal(err)
 			}
-			r2 := openRepo(t, "file://"+t.TempDir(), nil)
-			_, err = backup.Run(ctx, backup.Options{Redis: conn(t, src.Masters[0]), Repository: r2})
-			if err == nil || !strings.Contains(err.Error(), "databases other than 0: 3 (1 keys)") {
-				t.Fatalf("backup of a cluster with keys in database 3: %v", err)
+			if res3.Databases[3] != int64(len(db3)) || res3.Databases[0] != int64(len(want)) {
+				t.Fatalf("backup of a cluster with database 3: %v, want %d and %d keys", res3.Databases, len(want), len(db3))
 			}
-			assertNoSnapshot(t, r2)
+			dst3 := redistest.StartCluster(t, 3, fl, redistest.WithConfig("cluster-databases", "16"))
+			if _, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst3.Masters[0]), Repository: r3}); err != nil {
+				t.Fatal(err)
+			}
+			var n3 int64
+			for _, m := range dst3.Masters {
+				c := runnertest.Conn(t, m).Client(3)
+				n3 += c.DBSize(ctx).Val()
+				c.Close()
+			}
+			if n3 != int64(len(db3)) || dst3.DBSize(t) != int64(len(want)) {
+				t.Fatalf("restored %d keys in database 3 and %d in 0, want %d and %d", n3, dst3.DBSize(t), len(db3), len(want))
+			}
+			// A cluster of one database cannot hold them: refused before anything is written.
+			_, err = restore.Run(ctx, restore.Options{Redis: conn(t, dst.Masters[0]), Repository: r3, Flush: true})
+			if err == nil || !strings.Contains(err.Error(), "has keys in database 3") {
+				t.Fatalf("restore of database 3 into a cluster of one database: %v", err)
+			}
+			if got := dst.Contents(t); len(got) != len(want) {
+				t.Fatalf("a refused restore changed the target: %d keys", len(got))
+			}
 		})
 	}
 }

@@ -116,41 +116,55 @@ func Write(ctx context.Context, opts Options, w io.Writer) (Stats, error) {
 	return st, nil
 }
 
-// WriteShards dumps database 0 of every node in parallel into w as one stream: SELECT 0, then
-// the RESTORE commands of all nodes interleaved batch by batch. A RESTORE stream does not say
-// which node a key came from, so it restores into any cluster layout or a standalone server.
-// It returns the combined stats and the stats of each node.
+// WriteShards dumps opts.Databases (database 0 when empty) of every node in parallel into w as
+// one stream: per database SELECT, then the RESTORE commands of all nodes interleaved batch by
+// batch. A RESTORE stream does not say which node a key came from, so it restores into any
+// cluster layout or a standalone server. It returns the combined stats and the stats of each
+// node. (Valkey 9 clusters have numbered databases; Redis clusters only database 0.)
 func WriteShards(ctx context.Context, opts Options, nodes []redisconn.Options, w io.Writer) (Stats, []Stats, error) {
 	opts.Workers = redisconn.ClampWorkers(opts.Workers)
 	if opts.ScanCount <= 0 {
 		opts.ScanCount = DefaultScanCount
 	}
-	total := Stats{Keys: map[int]int64{}}
-	hdr := stream.AppendSelect(nil, 0)
-	if _, err := w.Write(hdr); err != nil {
-		return total, nil, fmt.Errorf("write snapshot: %w", err)
+	dbs := opts.Databases
+	if len(dbs) == 0 {
+		dbs = []int{0}
 	}
-	total.Bytes = int64(len(hdr))
+	total := Stats{Keys: map[int]int64{}}
 	lw := &lockedWriter{w: w}
 	per := make([]Stats, len(nodes))
-	g, gctx := errgroup.WithContext(ctx)
-	for i, node := range nodes {
+	for i := range per {
 		per[i] = Stats{Keys: map[int]int64{}}
-		o := opts
-		o.Redis = node
-		g.Go(func() error {
-			if err := dumpDB(gctx, o, 0, lw, &per[i]); err != nil {
-				return fmt.Errorf("dump node %s: %w", node.Addr, err)
-			}
-			return nil
-		})
 	}
-	err := g.Wait()
+	var err error
+	for _, db := range dbs {
+		hdr := stream.AppendSelect(nil, db)
+		if _, err := w.Write(hdr); err != nil {
+			return total, nil, fmt.Errorf("write snapshot: %w", err)
+		}
+		total.Bytes += int64(len(hdr))
+		g, gctx := errgroup.WithContext(ctx)
+		for i, node := range nodes {
+			o := opts
+			o.Redis = node
+			g.Go(func() error {
+				if err := dumpDB(gctx, o, db, lw, &per[i]); err != nil {
+					return fmt.Errorf("dump node %s database %d: %w", node.Addr, db, err)
+				}
+				return nil
+			})
+		}
+		if err = g.Wait(); err != nil {
+			break
+		}
+	}
 	if err != nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}
 	for _, s := range per {
-		total.Keys[0] += s.Keys[0]
+		for db, n := range s.Keys {
+			total.Keys[db] += n
+		}
 		total.Total += s.Total
 		total.Skipped += s.Skipped
 		total.Bytes += s.Bytes

@@ -54,6 +54,9 @@ type Routing struct {
 	// Nodes are the masters; Owner maps each slot to an index in Nodes.
 	Nodes []redisconn.Options
 	Owner [cluster.Slots]int16
+	// Databases is how many databases each node has: 1 (0 means 1) on a Redis Cluster, Valkey
+	// 9's cluster-databases.
+	Databases int
 }
 
 // DefaultWorkers is the number of RESTORE connections.
@@ -209,8 +212,8 @@ func parse(ctx context.Context, r io.Reader, opts Options, st *Stats, free, work
 		rec := sc.rec
 		node := 0
 		if opts.Cluster != nil {
-			if rec.DB != 0 && sc.dbWanted {
-				return fmt.Errorf("snapshot has keys in database %d, but a Redis Cluster has only database 0 (restore only database 0 with --databases 0, or into a standalone server)", rec.DB)
+			if rec.DB >= max(opts.Cluster.Databases, 1) && sc.dbWanted {
+				return fmt.Errorf("snapshot has keys in database %d, but the cluster has only %d database(s) (restore only those with --databases, or into a standalone server)", rec.DB, max(opts.Cluster.Databases, 1))
 			}
 			node = int(opts.Cluster.Owner[cluster.Slot(rec.Key)])
 		}

@@ -176,12 +176,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		if err != nil {
 			return Result{}, fmt.Errorf("restore into cluster %s: %w", opts.Redis.Addr, err)
 		}
-		routing = &load.Routing{Base: opts.Redis, Owner: own}
+		routing = &load.Routing{Base: opts.Redis, Owner: own, Databases: info.ClusterDatabases}
 		for _, n := range top.Masters() {
 			routing.Nodes = append(routing.Nodes, cluster.NodeOptions(opts.Redis, n.Addr))
 		}
 		targets = routing.Nodes
-		info.Databases = 1
+		info.Databases = info.ClusterDatabases // 1, or Valkey 9's cluster-databases
 	}
 	sel := load.Selection{Databases: opts.Databases, KeyPattern: opts.KeyPattern}
 	if target := info.RDB(); m.RDBVersion > 0 && !target.Reads(m.RDBVersion) {
@@ -202,15 +202,19 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			dbs = append(dbs, db)
 		}
 	}
-	var expected int64
-	wasEmpty := map[int]bool{}
+	// Every database is checked before any is flushed: a refused restore leaves the target as it was.
 	for _, db := range dbs {
-		if routing != nil && db != 0 {
-			return Result{}, fmt.Errorf("snapshot %s has keys in database %d, but a Redis Cluster has only database 0 (restore only database 0 with --databases 0, or into a standalone server)", m.ID, db)
+		if routing != nil && db >= info.Databases {
+			return Result{}, fmt.Errorf("snapshot %s has keys in database %d, but cluster %s (%s) has only %s (restore only %s, raise cluster-databases on Valkey 9, or restore into a standalone server)",
+				m.ID, db, opts.Redis.Addr, info.Name(), plural(info.Databases, "database 0", "databases 0 to %d"), plural(info.Databases, "database 0 with --databases 0", "those with --databases"))
 		}
 		if db >= info.Databases {
 			return Result{}, fmt.Errorf("snapshot %s has database %d but the target has only %d databases (raise its 'databases' setting or use --databases)", m.ID, db, info.Databases)
 		}
+	}
+	var expected int64
+	wasEmpty := map[int]bool{}
+	for _, db := range dbs {
 		expected += m.Databases[db]
 		n, err := dbSize(ctx, targets, db)
 		if err != nil {
@@ -436,4 +440,12 @@ func checkLossless(ctx context.Context, r *repo.Repository, m repo.Manifest, sel
 	}
 	return fmt.Errorf("%w: %d keys of snapshot %s cannot be restored into %s (%s; e.g. %s); nothing was written: restore the other keys with --allow-lossy, into a server of the snapshot's version, or leave those keys out with --databases or --key-pattern",
 		ErrLossy, st.Dropped, m.ID, target.Name, strings.Join(reasons, "; "), strings.Join(examples, ", "))
+}
+
+// plural returns one when n is 1, else many formatted with n-1 (the highest database number).
+func plural(n int, one, many string) string {
+	if n <= 1 {
+		return one
+	}
+	return fmt.Sprintf(many, n-1)
 }
