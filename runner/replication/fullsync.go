@@ -139,7 +139,7 @@ func startSync(ctx context.Context, opts SyncOptions, replID string, offset int6
 	if err := c.Simple("REPLCONF", "capa", "eof", "capa", "psync2"); err != nil {
 		return nil, refused("replconf capa", c.Err(err))
 	}
-	if v := replicaVersion(ctx, opts, logf); v != "" {
+	if v := replicaVersion(c, opts, logf); v != "" {
 		// As a replica of the source's own version would: the source then sends the newest
 		// format it writes (Valkey 9: RDB 80). Redis has no such option and is not asked.
 		if err := c.Simple("REPLCONF", "version", v); err != nil {
@@ -197,19 +197,41 @@ func startSync(ctx context.Context, opts SyncOptions, replID string, offset int6
 	return fs, nil
 }
 
-// replicaVersion is the version the runner announces to the source (see SyncOptions.Server).
-func replicaVersion(ctx context.Context, opts SyncOptions, logf func(string, ...any)) string {
+// replicaVersion is the version the runner announces to the source (see SyncOptions.Server),
+// read with INFO server on the replica's own connection c when the caller did not say.
+func replicaVersion(c *redisconn.Conn, opts SyncOptions, logf func(string, ...any)) string {
 	if opts.Server != nil {
 		return opts.Server.ReplicaVersion()
 	}
-	c := opts.Redis.Client(0)
-	defer c.Close()
-	si, err := redisconn.Inspect(ctx, c)
+	info, err := infoServer(c)
 	if err != nil {
 		logf("cannot read the source's INFO (%v): announcing no version as a replica", err)
 		return ""
 	}
-	return si.ReplicaVersion()
+	return redisconn.ParseInfo(info).ReplicaVersion()
+}
+
+// infoServer sends INFO server on c and returns the reply; a reply that is not a bulk string
+// (an error: INFO renamed or denied) is read and returned as an error.
+func infoServer(c *redisconn.Conn) (string, error) {
+	if _, err := c.W.Write(resp.AppendCommand(nil, "INFO", "server")); err != nil {
+		return "", c.Err(err)
+	}
+	if err := c.W.Flush(); err != nil {
+		return "", c.Err(err)
+	}
+	b, err := c.R.Buffered().Peek(1)
+	if err != nil {
+		return "", c.Err(err)
+	}
+	if b[0] != '$' {
+		if err := c.R.Discard(); err != nil {
+			return "", c.Err(err)
+		}
+		return "", fmt.Errorf("INFO answered with a %q reply", b[0])
+	}
+	out, _, err := c.R.AppendBulkReply(nil)
+	return string(out), c.Err(err)
 }
 
 // Explain returns err, an error of reading the transfer, marked with ErrTransferAborted when
