@@ -143,7 +143,8 @@ func startSync(ctx context.Context, opts SyncOptions, replID string, offset int6
 		// As a replica of the source's own version would: the source then sends the newest
 		// format it writes (Valkey 9: RDB 80). Redis has no such option and is not asked.
 		if err := c.Simple("REPLCONF", "version", v); err != nil {
-			if c.Err(err) != err {
+			var re resp.Error
+			if !errors.As(err, &re) {
 				return nil, c.Err(err)
 			}
 			logf("the source refused REPLCONF version %s (%v): it may send an older RDB format", v, err)
