@@ -125,7 +125,7 @@ func TestReadServerRDB(t *testing.T) {
 			types := map[string]bool{}
 			for _, e := range synced {
 				perDB[e.DB]++
-				types[rdb.TypeName(e.Type)] = true
+				types[rdb.TypeNameIn(e.Type, hs.Version)] = true
 				if v, err := rdb.FormatVersion(e.Payload); err != nil || v != hs.Version {
 					t.Fatalf("payload version %d, %v; file %d", v, err, hs.Version)
 				}
