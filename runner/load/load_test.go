@@ -36,10 +36,35 @@ func TestMatch(t *testing.T) {
 		{"**a", "bba", true},
 		{"", "", true},
 		{"", "a", false},
+		{"*a*b", "xaxxb", true},
+		{"*a*b", "xaxxc", false},
+		{"*a*a*b", "aab", true},
+		{"a*", "a", true},
+		{"*a*", "b", false},
 	}
 	for _, tt := range tests {
 		if got := load.Match([]byte(tt.pattern), []byte(tt.key)); got != tt.want {
 			t.Errorf("Match(%q, %q) = %v, want %v", tt.pattern, tt.key, got, tt.want)
+		}
+	}
+}
+
+// TestMatchBacktrackingIsBounded: the pattern of CVE-2022-36021, which takes exponential time in
+// a matcher without Redis's fix, ends at once: eight "*a" and a "b" against 60 bytes of "a".
+func TestMatchBacktrackingIsBounded(t *testing.T) {
+	key := bytes.Repeat([]byte("a"), 60)
+	for _, pattern := range []string{"*a*a*a*a*a*a*b", "*a*a*a*a*a*a*a*a*b", strings.Repeat("*a", 500) + "*b"} {
+		done := make(chan bool, 1)
+		start := time.Now()
+		go func() { done <- load.Match([]byte(pattern), key) }()
+		select {
+		case got := <-done:
+			if got {
+				t.Errorf("Match(%.20q..., 60 a) = true, want false", pattern)
+			}
+			t.Logf("%d stars: %s", strings.Count(pattern, "*"), time.Since(start))
+		case <-time.After(250 * time.Millisecond):
+			t.Fatalf("Match(%.20q..., 60 a) still running after 250ms: the backtracking is not bounded", pattern)
 		}
 	}
 }

@@ -2,7 +2,20 @@ package load
 
 // Match reports whether key matches a Redis glob pattern (*, ?, [abc], [^a-z], \x), with the
 // semantics of Redis' stringmatchlen so that --key-pattern means what it means in SCAN MATCH.
+//
+// Like Redis since its fix of CVE-2022-36021, it gives up on a '*' as soon as the rest of the
+// pattern has failed against every suffix of the key: a longer match of an earlier '*' would
+// only leave a shorter suffix for that same rest. Without this, a pattern such as
+// "*a*a*a*a*a*a*a*a*b" against a long run of 'a' takes exponential time, and a key pattern of a
+// RestoreSession could pin its Job.
 func Match(pattern, key []byte) bool {
+	var giveUp bool
+	return match(pattern, key, &giveUp)
+}
+
+// match is Match; *giveUp is set when a '*' found no suffix of the key that the rest of the
+// pattern matches, which ends the search of every enclosing '*' too.
+func match(pattern, key []byte, giveUp *bool) bool {
 	for len(pattern) > 0 {
 		switch pattern[0] {
 		case '*':
@@ -13,10 +26,14 @@ func Match(pattern, key []byte) bool {
 				return true
 			}
 			for i := 0; i <= len(key); i++ {
-				if Match(pattern[1:], key[i:]) {
+				if match(pattern[1:], key[i:], giveUp) {
 					return true
 				}
+				if *giveUp {
+					return false
+				}
 			}
+			*giveUp = true
 			return false
 		case '?':
 			if len(key) == 0 {
