@@ -20,6 +20,16 @@ type RetentionRule struct {
 // Value is the rule's value in the policy; nil when the rule is not set.
 func (r RetentionRule) Value() *int32 { return *r.value }
 
+// CheckValue says what is wrong with n as the rule's value, or "" when nothing is. It is the
+// one rule for admission and for the runner's --keep-* flags: a negative count would keep
+// nothing and so remove every snapshot.
+func (r RetentionRule) CheckValue(n int32) string {
+	if n < 0 {
+		return "must be greater than or equal to 0"
+	}
+	return ""
+}
+
 // Set sets the rule's value in the policy that Rules was called on.
 func (r RetentionRule) Set(n int32) { *r.value = &n }
 

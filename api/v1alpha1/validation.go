@@ -327,8 +327,8 @@ func validateRetention(r *RetentionPolicy, p *field.Path) field.ErrorList {
 		if v == nil {
 			continue
 		}
-		if *v < 0 {
-			errs = append(errs, field.Invalid(p.Child(rule.Field), *v, "must be greater than or equal to 0"))
+		if msg := rule.CheckValue(*v); msg != "" {
+			errs = append(errs, field.Invalid(p.Child(rule.Field), *v, msg))
 		} else if *v > 0 {
 			kept++
 		}

@@ -135,6 +135,9 @@ func newForgetCommand(g *global) *cobra.Command {
 				return err
 			}
 			for i, r := range rules {
+				if msg := r.CheckValue(keep[i]); msg != "" {
+					return fmt.Errorf("--%s %d: %s (forget refuses a policy that would keep nothing)", r.Flag, keep[i], msg)
+				}
 				if keep[i] != 0 {
 					r.Set(keep[i])
 				}

@@ -19,6 +19,12 @@ type Policy struct {
 // Empty reports whether the policy keeps nothing; Forget refuses it.
 func (p Policy) Empty() bool { return p == Policy{} }
 
+// negative reports whether a rule of the policy is below zero; Forget refuses it, since Apply
+// would keep nothing for it.
+func (p Policy) negative() bool {
+	return p.Last < 0 || p.Hourly < 0 || p.Daily < 0 || p.Weekly < 0 || p.Monthly < 0 || p.Yearly < 0
+}
+
 // Apply splits snapshots into those to keep and those to remove, both newest first.
 func (p Policy) Apply(snaps []Manifest) (keep, remove []Manifest) {
 	s := slices.Clone(snaps)
@@ -82,6 +88,9 @@ const journalPrefix = "journal/"
 func (r *Repository) Forget(ctx context.Context, p Policy, dryRun bool) (ForgetResult, error) {
 	if p.Empty() {
 		return ForgetResult{}, errors.New("forget needs at least one --keep-* rule; refusing to remove every snapshot")
+	}
+	if p.negative() {
+		return ForgetResult{}, fmt.Errorf("forget policy %+v has a negative rule; refusing to remove every snapshot", p)
 	}
 	all, err := r.List(ctx)
 	if err != nil {
