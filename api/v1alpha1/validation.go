@@ -296,11 +296,28 @@ func validateSchedule(s string, p *field.Path) field.ErrorList {
 		return field.ErrorList{field.Invalid(p, s, "time zones are not supported in the schedule; it runs in the controller's time zone (UTC)")}
 	}
 	// The CronJob controller parses schedules with this very parser.
-	if _, err := cron.ParseStandard(s); err != nil {
+	sched, err := cron.ParseStandard(s)
+	if err != nil {
 		return field.ErrorList{field.Invalid(p, s, "not a valid cron expression: "+err.Error())}
+	}
+	if d, ok := sched.(cron.ConstantDelaySchedule); ok && d.Delay < minScheduleInterval {
+		return field.ErrorList{field.Invalid(p, s, fmt.Sprintf("runs more often than every %s; a backup every few seconds would start "+
+			"before the last one ends (for continuous backup set spec.continuous)", minScheduleInterval))}
+	}
+	// A date that never comes (February 30th) parses but never fires; the parser looks five
+	// years ahead. A fixed instant keeps validation pure; any 5 years hold a February 29th.
+	if sched.Next(scheduleProbe).IsZero() {
+		return field.ErrorList{field.Invalid(p, s, "never fires: no date matches it (check the day of the month against the month)")}
 	}
 	return nil
 }
+
+// minScheduleInterval is the shortest interval of an "@every" schedule; five-field cron
+// expressions cannot go below it anyway.
+const minScheduleInterval = time.Minute
+
+// scheduleProbe is the instant from which validation looks for a schedule's next run.
+var scheduleProbe = time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC)
 
 func validateRepositoryRef(r *RepositoryRef, p *field.Path) field.ErrorList {
 	var errs field.ErrorList

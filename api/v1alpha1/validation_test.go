@@ -61,6 +61,16 @@ func TestValidObjects(t *testing.T) {
 			b.Spec.Schedule = "@daily"
 			return b
 		}(),
+		"backupconfiguration on february 29th": func() *BackupConfiguration {
+			b := backupConfig()
+			b.Spec.Schedule = "0 0 29 2 *"
+			return b
+		}(),
+		"backupconfiguration every minute": func() *BackupConfiguration {
+			b := backupConfig()
+			b.Spec.Schedule = "@every 1m"
+			return b
+		}(),
 		"backupconfiguration name at the limit": func() *BackupConfiguration {
 			b := backupConfig()
 			b.Name = strings.Repeat("a", MaxBackupConfigurationName)
@@ -238,6 +248,12 @@ func TestInvalidObjects(t *testing.T) {
 			[]string{`spec.schedule: Invalid value: "61 * * * *": not a valid cron expression: end of range (61) above maximum (59): 61`}},
 		{"bc with six-field schedule", bc(func(b *BackupConfiguration) { b.Spec.Schedule = "0 0 2 * * *" }),
 			[]string{`spec.schedule: Invalid value: "0 0 2 * * *": not a valid cron expression: expected exactly 5 fields, found 6: [0 0 2 * * *]`}},
+		{"bc schedule that never fires", bc(func(b *BackupConfiguration) { b.Spec.Schedule = "0 0 30 2 *" }),
+			[]string{`spec.schedule: Invalid value: "0 0 30 2 *": never fires: no date matches it (check the day of the month against the month)`}},
+		{"bc schedule every nanosecond", bc(func(b *BackupConfiguration) { b.Spec.Schedule = "@every 1ns" }),
+			[]string{`spec.schedule: Invalid value: "@every 1ns": runs more often than every 1m0s; a backup every few seconds would start before the last one ends (for continuous backup set spec.continuous)`}},
+		{"bc schedule every 30 seconds", bc(func(b *BackupConfiguration) { b.Spec.Schedule = "@every 30s" }),
+			[]string{`spec.schedule: Invalid value: "@every 30s": runs more often than every 1m0s; a backup every few seconds would start before the last one ends (for continuous backup set spec.continuous)`}},
 		{"bc with time zone", bc(func(b *BackupConfiguration) { b.Spec.Schedule = "CRON_TZ=Europe/Paris 0 2 * * *" }),
 			[]string{`spec.schedule: Invalid value: "CRON_TZ=Europe/Paris 0 2 * * *": time zones are not supported in the schedule; it runs in the controller's time zone (UTC)`}},
 		{"bc name too long for its CronJob", bc(func(b *BackupConfiguration) { b.Name = long }),
