@@ -3,7 +3,6 @@ package v1alpha1
 import (
 	"fmt"
 	"net"
-	"net/url"
 	"path"
 	"regexp"
 	"strings"
@@ -120,16 +119,8 @@ func validateS3(s *S3Spec, p *field.Path) field.ErrorList {
 	errs := validateBucket(s.Bucket, s3Bucket, p.Child("bucket"))
 	errs = append(errs, validatePrefix(s.Prefix, p.Child("prefix"))...)
 	if s.Endpoint != "" {
-		u, err := url.Parse(s.Endpoint)
-		switch {
-		case !strings.Contains(s.Endpoint, "://"):
-			errs = append(errs, field.Invalid(p.Child("endpoint"), s.Endpoint, "must start with http:// or https://"))
-		case err != nil || u.Host == "":
-			errs = append(errs, field.Invalid(p.Child("endpoint"), s.Endpoint, "must be a URL such as https://s3.amazonaws.com or http://minio.storage:9000"))
-		case u.Scheme != "http" && u.Scheme != "https":
-			errs = append(errs, field.Invalid(p.Child("endpoint"), s.Endpoint, "scheme must be http or https"))
-		case u.Path != "" && u.Path != "/":
-			errs = append(errs, field.Invalid(p.Child("endpoint"), s.Endpoint, "must not have a path; put the bucket in bucket and the directory in prefix"))
+		if msg := S3EndpointProblem(s.Endpoint); msg != "" {
+			errs = append(errs, field.Invalid(p.Child("endpoint"), RedactURL(s.Endpoint), msg))
 		}
 	}
 	if s.Region != "" && !regionPattern.MatchString(s.Region) {

@@ -210,6 +210,18 @@ func TestInvalidObjects(t *testing.T) {
 			r.Spec.Backend = s3Repo().Spec.Backend
 			r.Spec.Backend.S3.Endpoint = "https://minio:9000/stash"
 		}), []string{`spec.backend.s3.endpoint: Invalid value: "https://minio:9000/stash": must not have a path; put the bucket in bucket and the directory in prefix`}},
+		{"s3 endpoint with credentials", repo(func(r *Repository) {
+			r.Spec.Backend = s3Repo().Spec.Backend
+			r.Spec.Backend.S3.Endpoint = "https://AKIAEXAMPLE:s3cr3t@minio:9000"
+		}), []string{`spec.backend.s3.endpoint: Invalid value: "https://redacted@minio:9000": must not hold a user name or password; put the access keys in the storage Secret (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)`}},
+		{"s3 endpoint of the metadata service", repo(func(r *Repository) {
+			r.Spec.Backend = s3Repo().Spec.Backend
+			r.Spec.Backend.S3.Endpoint = "http://169.254.169.254"
+		}), []string{`spec.backend.s3.endpoint: Invalid value: "http://169.254.169.254": is a link-local address, where the cloud's instance metadata service answers, not an S3 endpoint`}},
+		{"s3 endpoint of the IPv6 metadata service", repo(func(r *Repository) {
+			r.Spec.Backend = s3Repo().Spec.Backend
+			r.Spec.Backend.S3.Endpoint = "http://[fd00:ec2::254]:80"
+		}), []string{`spec.backend.s3.endpoint: Invalid value: "http://[fd00:ec2::254]:80": is a link-local address, where the cloud's instance metadata service answers, not an S3 endpoint`}},
 		{"s3 bad region", repo(func(r *Repository) {
 			r.Spec.Backend = s3Repo().Spec.Backend
 			r.Spec.Backend.S3.Region = "US East"

@@ -21,6 +21,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/resp"
 )
 
@@ -132,18 +133,10 @@ func parseError(raw string) error {
 	return fmt.Errorf("parse redis url %s: the user or password part is not valid in a URL (percent-encode special characters, or pass the password in $REDIS_PASSWORD)", red)
 }
 
-// RedactURL replaces everything between "scheme://" and the last "@" of raw with "redacted",
-// whether or not raw parses; it is for showing a URL that may carry credentials.
-func RedactURL(raw string) string {
-	rest, prefix := raw, ""
-	if i := strings.Index(raw, "://"); i >= 0 {
-		prefix, rest = raw[:i+3], raw[i+3:]
-	}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		rest = "redacted" + rest[at:]
-	}
-	return prefix + rest
-}
+// RedactURL returns raw with its user information replaced by "redacted", whether or not raw
+// parses; it is for showing a URL that may carry credentials (v1alpha1.RedactURL, the one
+// redaction of every program).
+func RedactURL(raw string) string { return v1alpha1.RedactURL(raw) }
 
 // WithAddr returns o pointed at another TCP address with the same credentials and TLS settings;
 // the TLS server name follows the address unless it was given explicitly.

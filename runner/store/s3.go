@@ -19,6 +19,8 @@ import (
 	"github.com/aws/smithy-go"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/s3blob"
+
+	"stash.dev/redis/api/v1alpha1"
 )
 
 // openS3 opens s3://bucket/prefix?endpoint=https://host:port&region=R[&insecure_tls=true].
@@ -71,7 +73,7 @@ func openS3(ctx context.Context, u *url.URL, env map[string]string, attempts int
 	})
 	where := "s3"
 	if endpoint != "" {
-		where = endpoint
+		where = v1alpha1.RedactURL(endpoint)
 	}
 	if _, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(u.Host)}); err != nil {
 		return nil, explainS3(err, u.Host, where, source)

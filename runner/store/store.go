@@ -65,40 +65,51 @@ type location struct {
 }
 
 func parseLocation(rawURL string) (location, error) {
+	// Messages show the URL redacted: an s3:// URL's endpoint may carry credentials.
+	shown := v1alpha1.RedactURL(rawURL)
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return location{}, fmt.Errorf("parse repository url %q: %w", rawURL, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its Error() quotes the whole URL
+		}
+		return location{}, fmt.Errorf("parse repository url %q: %w", shown, err)
 	}
 	loc := location{u: u, attempts: DefaultAttempts, ioTimeout: DefaultIOTimeout}
 	switch u.Scheme {
 	case "file", "gs", "s3", "azblob":
 	case "":
-		return location{}, fmt.Errorf("repository url %q has no scheme (use file:///path, gs://bucket/prefix, s3://bucket/prefix or azblob://container/prefix)", rawURL)
+		return location{}, fmt.Errorf("repository url %q has no scheme (use file:///path, gs://bucket/prefix, s3://bucket/prefix or azblob://container/prefix)", shown)
 	default:
-		return location{}, fmt.Errorf("repository url %q: unsupported scheme %q (supported: file, gs, s3, azblob)", rawURL, u.Scheme)
+		return location{}, fmt.Errorf("repository url %q: unsupported scheme %q (supported: file, gs, s3, azblob)", shown, u.Scheme)
 	}
 	if u.Scheme == "file" {
 		return loc, nil
 	}
 	q := u.Query()
+	if ep := q.Get("endpoint"); ep != "" && u.Scheme == "s3" {
+		if msg := v1alpha1.S3EndpointProblem(ep); msg != "" {
+			return location{}, fmt.Errorf("repository url %q: endpoint %s: %s", shown, v1alpha1.RedactURL(ep), msg)
+		}
+	}
 	if v := q.Get("max_attempts"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 20 {
-			return location{}, fmt.Errorf("repository url %q: max_attempts must be a number from 1 to 20, got %q", rawURL, v)
+			return location{}, fmt.Errorf("repository url %q: max_attempts must be a number from 1 to 20, got %q", shown, v)
 		}
 		loc.attempts = n
 	}
 	if v := q.Get("io_timeout"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < time.Second || d > time.Hour {
-			return location{}, fmt.Errorf("repository url %q: io_timeout must be a duration from 1s to 1h, got %q", rawURL, v)
+			return location{}, fmt.Errorf("repository url %q: io_timeout must be a duration from 1s to 1h, got %q", shown, v)
 		}
 		loc.ioTimeout = d
 	}
 	if v := q.Get("chunk_retry_deadline"); v != "" && u.Scheme == "gs" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return location{}, fmt.Errorf("repository url %q: chunk_retry_deadline must be a positive duration, got %q", rawURL, v)
+			return location{}, fmt.Errorf("repository url %q: chunk_retry_deadline must be a positive duration, got %q", shown, v)
 		}
 		loc.chunkRetryDeadline = d
 	}
