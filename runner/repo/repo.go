@@ -2,7 +2,8 @@
 //
 // Layout (lock-free, every object is written once):
 //
-//	keys/<key-id>.json                     repository key sealed with the password (age scrypt)
+//	keys/repository.json                   repository key sealed with the password (age scrypt),
+//	                                        created only if absent (older runners: keys/<key-id>.json)
 //	snapshots/<snapshot-id>/data.resp.zst.age   RESP stream, zstd-compressed, age-encrypted
 //	snapshots/<snapshot-id>/manifest.json   encrypted, HMAC-authenticated manifest, written last
 //
@@ -77,7 +78,8 @@ type Repository struct {
 	// unlocked is closed once keys or keyErr is set.
 	unlocked chan struct{}
 	// keys are all repository keys the password unlocks; keys[0] encrypts new data. More than
-	// one exists only if two first backups raced to initialize the repository.
+	// one exists only in a repository that two first backups of an older runner raced to
+	// initialize (a repository is now created by one conditional write: createKey).
 	keys   []*crypt.Key
 	keyErr error
 }
@@ -169,6 +171,22 @@ func openKeys(ctx context.Context, bucket *store.Bucket, opts Options) ([]*crypt
 	if !opts.Create {
 		return nil, fmt.Errorf("open repository %s: %w (run a backup first)", bucket.URL, ErrNotInitialized)
 	}
+	return createKey(ctx, bucket, opts)
+}
+
+// firstKeyName is the key file that creates a repository. It is written with a conditional
+// create, so of two first backups racing into an empty repository exactly one makes the key;
+// the other unlocks it if its password is the same and fails otherwise, instead of writing
+// snapshots under a second key that the first password cannot open (and that makes every
+// listing fail for both).
+const firstKeyName = keysPrefix + "repository.json"
+
+// ErrCreateRace is wrapped by the error of a run that lost the race to create a repository to
+// another run with a different password.
+var ErrCreateRace = errors.New("another run created the repository at the same time with a different password")
+
+// createKey creates the repository's first key, sealed with opts.Password.
+func createKey(ctx context.Context, bucket *store.Bucket, opts Options) ([]*crypt.Key, error) {
 	k, err := crypt.NewKey()
 	if err != nil {
 		return nil, err
@@ -185,16 +203,22 @@ func openKeys(ctx context.Context, bucket *store.Bucket, opts Options) ([]*crypt
 	if err != nil {
 		return nil, err
 	}
-	name := keysPrefix + time.Now().UTC().Format("20060102T150405Z") + "-" + randomHex(8) + ".json"
-	if err := bucket.WriteAll(ctx, name, kf, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+	err = bucket.Create(ctx, firstKeyName, kf, "application/json")
+	if err == nil {
+		return []*crypt.Key{k}, nil
+	}
+	if !errors.Is(err, store.ErrExists) {
 		return nil, fmt.Errorf("initialize repository %s: write key: %w", bucket.URL, err)
 	}
-	// Another first backup may have written a key at the same time: use every key we can unlock,
-	// in name order, so that all writers agree on the key that encrypts.
-	// Our own key is not unsealed again: scrypt is deliberately expensive.
-	keys, _, err = unlock(ctx, bucket, opts.Password, map[string]*crypt.Key{name: k})
+	// Another run created the repository between our listing and our write: its key is the
+	// repository's, and our password must open it.
+	keys, _, err := unlock(ctx, bucket, opts.Password, nil)
 	if err != nil {
 		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("initialize repository %s: %w: %s was written by the other run first, and this run's password does not open it "+
+			"(give every run the same password; nothing was written by this one)", bucket.URL, ErrCreateRace, firstKeyName)
 	}
 	return keys, nil
 }

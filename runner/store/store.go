@@ -48,6 +48,8 @@ type Bucket struct {
 	// BeforeWrite tunes the backend's writer for large streaming uploads; pass it in
 	// blob.WriterOptions. It may be nil.
 	BeforeWrite func(asFunc func(any) bool) error
+	// dir is the directory of a file:// repository, where Create writes on its own.
+	dir string
 }
 
 // DefaultAttempts is how often a storage request is tried before the operation fails, unless
@@ -165,7 +167,11 @@ func Open(ctx context.Context, rawURL string, env map[string]string) (*Bucket, e
 	if u.Scheme != "file" && prefix != "" {
 		b = blob.PrefixedBucket(b, prefix+"/")
 	}
-	return &Bucket{Bucket: b, URL: (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String(), BeforeWrite: before}, nil
+	bucket := &Bucket{Bucket: b, URL: (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String(), BeforeWrite: before}
+	if u.Scheme == "file" {
+		bucket.dir = filepath.FromSlash(u.Path)
+	}
+	return bucket, nil
 }
 
 func openFile(u *url.URL) (*blob.Bucket, error) {
