@@ -2,11 +2,14 @@ package cli_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"stash.dev/redis/runner/repo"
+	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/runnertest"
 )
 
@@ -54,5 +57,43 @@ func TestForgetRefusesNegativeKeep(t *testing.T) {
 	}
 	if n := countSnapshots(t, r); n != 3 {
 		t.Fatalf("Forget with a negative rule left %d of 3 snapshots", n)
+	}
+}
+
+// TestSameSizeDataObjectOfAnotherSnapshotWritesNothing: another snapshot's data object of the
+// very same size (two backups of the same data) copied over a snapshot's is refused before the
+// first key is written, by both restore methods: the data object names its snapshot, under the
+// repository key, at its start.
+func TestSameSizeDataObjectOfAnotherSnapshotWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	src := redistest.Start(t)
+	src.Client.Do(ctx, "DEBUG", "POPULATE", 20000, "k", 50)
+	dir := t.TempDir()
+	repoURL := "file://" + dir
+	first := idRE.FindString(mustRun(t, nil, "backup", "--redis", src.URL(), "--repository", repoURL))
+	second := idRE.FindString(mustRun(t, nil, "backup", "--redis", src.URL(), "--repository", repoURL))
+	data := func(id string) string { return filepath.Join(dir, "snapshots", id, "data.resp.zst.age") }
+	b, err := os.ReadFile(data(second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, err := os.Stat(data(first)); err != nil || a.Size() != int64(len(b)) {
+		t.Fatalf("the two data objects differ in size (%v, %d): the test needs equal sizes", err, len(b))
+	}
+	if err := os.WriteFile(data(first), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{"restore", "replication"} {
+		dst := redistest.Start(t)
+		_, _, err := run(t, nil, "restore", "--redis", dst.URL(), "--repository", repoURL, "--snapshot", first, "--method", method)
+		if err == nil || !strings.Contains(err.Error(), "belongs to snapshot "+second) {
+			t.Fatalf("--method %s: restore of another snapshot's data object: %v", method, err)
+		}
+		if n := dbsize(t, dst, 0); n != 0 {
+			t.Fatalf("--method %s: %d keys written before the mismatch was found", method, n)
+		}
+	}
+	if _, _, err := run(t, nil, "check", "--repository", repoURL, "--read-data"); err == nil {
+		t.Fatal("check --read-data passed a data object of another snapshot")
 	}
 }

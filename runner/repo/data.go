@@ -39,7 +39,7 @@ const CompressionConcurrency = 1
 // NewSnapshotWriter starts writing the data object of snapshot id. The caller must call either
 // Commit or Abort.
 func (r *Repository) NewSnapshotWriter(ctx context.Context, id string) (*SnapshotWriter, error) {
-	w, err := r.newDataWriter(ctx, id, dataKey(id), CompressionConcurrency)
+	w, err := r.newDataWriter(ctx, id, dataKey(id), CompressionConcurrency, true)
 	if err != nil {
 		return nil, fmt.Errorf("create data object of snapshot %s: %w", id, err)
 	}
@@ -47,9 +47,10 @@ func (r *Repository) NewSnapshotWriter(ctx context.Context, id string) (*Snapsho
 }
 
 // newDataWriter starts the data object key of id: zstd with the given number of goroutines, age
-// to the repository key, sha256 of what is stored. The writer gets its own context: cancelling
-// it before Close is how an upload is abandoned without committing a partial object.
-func (r *Repository) newDataWriter(ctx context.Context, id, key string, concurrency int) (*SnapshotWriter, error) {
+// to the repository key, sha256 of what is stored; with bind, the plaintext starts with the
+// binding of snapshot id (binding.go). The writer gets its own context: cancelling it before
+// Close is how an upload is abandoned without committing a partial object.
+func (r *Repository) newDataWriter(ctx context.Context, id, key string, concurrency int, bind bool) (*SnapshotWriter, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	bw, err := r.bucket.NewWriter(wctx, key, &blob.WriterOptions{ContentType: "application/octet-stream", BeforeWrite: r.bucket.BeforeWrite})
 	if err != nil {
@@ -58,7 +59,11 @@ func (r *Repository) newDataWriter(ctx context.Context, id, key string, concurre
 	}
 	w := &SnapshotWriter{id: id, cancel: cancel, bw: bw, hash: sha256.New()}
 	w.stored.w = io.MultiWriter(bw, w.hash)
-	w.enc, err = r.encrypter(wctx, &w.stored)
+	var head func(*crypt.Key) []byte
+	if bind {
+		head = func(k *crypt.Key) []byte { return binding(k, id) }
+	}
+	w.enc, err = r.encrypter(wctx, &w.stored, head)
 	if err != nil {
 		w.Abort()
 		return nil, err
@@ -72,18 +77,31 @@ func (r *Repository) newDataWriter(ctx context.Context, id, key string, concurre
 	return w, nil
 }
 
-// encrypter returns the writer that encrypts to the repository key into dst: at once when the
-// key is unlocked, else one that holds what it is given (compressed data) until it is.
-func (r *Repository) encrypter(ctx context.Context, dst io.Writer) (io.WriteCloser, error) {
+// encrypter returns the writer that encrypts to the repository key into dst, starting with
+// head(key) when head is not nil: at once when the key is unlocked, else one that holds what it
+// is given (compressed data) until it is.
+func (r *Repository) encrypter(ctx context.Context, dst io.Writer, head func(*crypt.Key) []byte) (io.WriteCloser, error) {
 	select {
 	case <-r.unlocked:
 		if r.keyErr != nil {
 			return nil, r.keyErr
 		}
-		return r.keys[0].Encrypt(dst)
+		return startEncryption(r.keys[0], dst, head)
 	default:
-		return &pendingEncrypter{r: r, ctx: ctx, dst: dst}, nil
+		return &pendingEncrypter{r: r, ctx: ctx, dst: dst, head: head}, nil
 	}
+}
+
+// startEncryption starts encrypting to k into dst and writes head(k) first.
+func startEncryption(k *crypt.Key, dst io.Writer, head func(*crypt.Key) []byte) (io.WriteCloser, error) {
+	enc, err := k.Encrypt(dst)
+	if err != nil || head == nil {
+		return enc, err
+	}
+	if _, err := enc.Write(head(k)); err != nil {
+		return nil, err
+	}
+	return enc, nil
 }
 
 // maxPendingBytes bounds what a writer holds while the repository key is being unlocked
@@ -97,6 +115,7 @@ type pendingEncrypter struct {
 	r       *Repository
 	ctx     context.Context
 	dst     io.Writer
+	head    func(*crypt.Key) []byte
 	pending []byte
 	enc     io.WriteCloser
 }
@@ -124,7 +143,7 @@ func (p *pendingEncrypter) start() error {
 	if err != nil {
 		return err
 	}
-	if p.enc, err = keys[0].Encrypt(p.dst); err != nil {
+	if p.enc, err = startEncryption(keys[0], p.dst, p.head); err != nil {
 		return err
 	}
 	_, err = p.enc.Write(p.pending)
@@ -223,12 +242,13 @@ type SnapshotReader struct {
 // OpenSnapshot opens the data of a snapshot for reading. Close must be called.
 func (r *Repository) OpenSnapshot(ctx context.Context, m Manifest) (*SnapshotReader, error) {
 	return r.openData(ctx, dataKey(m.ID), "snapshot "+m.ID, m,
-		" (the object was truncated or replaced; restore another snapshot, and run check --read-data)")
+		" (the object was truncated or replaced; restore another snapshot, and run check --read-data)", true)
 }
 
 // openData opens the data object key, whose size and sha256 are m's, for reading; name is how
-// errors call it, and hint what a wrong size tells the user to do.
-func (r *Repository) openData(ctx context.Context, key, name string, m Manifest, hint string) (*SnapshotReader, error) {
+// errors call it, and hint what a wrong size tells the user to do. With bind, the object is a
+// snapshot's and must prove it belongs to snapshot m.ID (checkBinding) before Read returns.
+func (r *Repository) openData(ctx context.Context, key, name string, m Manifest, hint string, bind bool) (*SnapshotReader, error) {
 	br, err := r.bucket.NewReader(ctx, key, nil)
 	if isNotFound(err) {
 		return nil, fmt.Errorf("%s: %w: data object is missing", name, crypt.ErrIntegrity)
@@ -253,6 +273,13 @@ func (r *Repository) openData(ctx context.Context, key, name string, m Manifest,
 	if err != nil {
 		br.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if bind {
+		// Before the first key: a data object of another snapshot is refused here.
+		if sr.dec, err = checkBinding(sr.dec, m, keys); err != nil {
+			br.Close()
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
 	}
 	// One goroutine: the decoder runs in the reader's, as the compressor does in the writer's
 	// (CompressionConcurrency); a restore's bottleneck is the server, which wants the other core.

@@ -17,8 +17,9 @@ import (
 )
 
 // FormatVersion identifies the snapshot format: the RESP SELECT/RESTORE ... REPLACE ABSTTL
-// stream of runner/stream, zstd-compressed, age-encrypted.
-const FormatVersion = 1
+// stream of runner/stream, zstd-compressed, age-encrypted. Version 2 adds the binding of the
+// data object to its snapshot (binding.go); version 1 snapshots are read as before.
+const FormatVersion = 2
 
 // Manifest describes a complete snapshot.
 type Manifest struct {

@@ -26,7 +26,7 @@ var ErrObjectNotFound = errors.New("object not found")
 // and encrypted as snapshot data is. The caller must call Commit or Abort; errors name the key.
 func (r *Repository) NewObjectWriter(ctx context.Context, key string) (*SnapshotWriter, error) {
 	// One compression goroutine: a journal segment is small and the follower runs beside Redis.
-	w, err := r.newDataWriter(ctx, key, key, 1)
+	w, err := r.newDataWriter(ctx, key, key, 1, false)
 	if err != nil {
 		return nil, fmt.Errorf("create data object %s: %w", key, err)
 	}
@@ -37,7 +37,7 @@ func (r *Repository) NewObjectWriter(ctx context.Context, key string) (*Snapshot
 // io.EOF only after the whole object was read and its size and sha256 are storedBytes and
 // sha256Hex, which the caller read from an authenticated manifest. Close must be called.
 func (r *Repository) OpenObject(ctx context.Context, key string, storedBytes int64, sha256Hex string) (*SnapshotReader, error) {
-	return r.openData(ctx, key, key, Manifest{ID: key, StoredBytes: storedBytes, SHA256: sha256Hex}, "")
+	return r.openData(ctx, key, key, Manifest{ID: key, StoredBytes: storedBytes, SHA256: sha256Hex}, "", false)
 }
 
 // WriteSealed stores v as JSON under key, encrypted and authenticated like a snapshot manifest.

@@ -20,7 +20,7 @@ func TestPendingEncrypterHoldsUntilTheKey(t *testing.T) {
 	}
 	r := &Repository{unlocked: make(chan struct{})}
 	var out bytes.Buffer
-	w, err := r.encrypter(context.Background(), &out)
+	w, err := r.encrypter(context.Background(), &out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
