@@ -168,9 +168,14 @@ func (o *SnapshotsListOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer r.Close()
-	all, err := r.List(ctx)
+	listing, err := r.ListAll(ctx)
 	if err != nil {
 		return fmt.Errorf("list snapshots of repository %q: %w", o.name, err)
+	}
+	all := listing.Manifests
+	for _, d := range listing.Damaged {
+		fmt.Fprintf(o.ErrOut, "Warning: snapshot %s is damaged and left out: %v (kubectl stash check %s shows it; kubectl stash snapshots delete %s %s removes it)\n",
+			d.ID, d.Err, o.name, o.name, d.ID)
 	}
 	if o.output == "json" {
 		if all == nil {
@@ -296,7 +301,8 @@ func (o *SnapshotDeleteOptions) Run(ctx context.Context) error {
 			if errors.Is(err, repo.ErrSnapshotNotFound) {
 				return fmt.Errorf("snapshot %q not found in repository %q (see: kubectl stash snapshots list %s -n %s)", id, o.name, o.name, o.kube.namespace)
 			}
-			return fmt.Errorf("read snapshot %q: %w", id, err)
+			// A damaged manifest is what a user deletes by id: named here, not refused.
+			fmt.Fprintf(o.ErrOut, "Note: snapshot %s cannot be read (%v); deleting it as asked\n", id, err)
 		}
 		if err := r.Delete(ctx, id); err != nil {
 			return fmt.Errorf("delete snapshot %q: %w", id, err)

@@ -97,3 +97,39 @@ func TestSameSizeDataObjectOfAnotherSnapshotWritesNothing(t *testing.T) {
 		t.Fatal("check --read-data passed a data object of another snapshot")
 	}
 }
+
+// TestDamagedManifestDoesNotBlock: one damaged old manifest neither blocks snapshots, latest nor
+// forget: each goes around it and names it with the way to remove it, retention leaves it
+// alone, and forget --id removes it.
+func TestDamagedManifestDoesNotBlock(t *testing.T) {
+	dir := t.TempDir()
+	repoURL := "file://" + dir
+	r := runnertest.OpenRepo(t, repoURL, nil)
+	ids := writeSnapshots(t, r, 3)
+	manifest := filepath.Join(dir, "snapshots", ids[0], "manifest.json")
+	if err := os.WriteFile(manifest, []byte(`{"version":1,"data":"AAAA","hmac":"AAAA"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := run(t, nil, "snapshots", "--repository", repoURL)
+	if err != nil || strings.Contains(out, ids[0]) || !strings.Contains(out, ids[2]) ||
+		!strings.Contains(errOut, ids[0]) || !strings.Contains(errOut, "forget --id "+ids[0]) {
+		t.Fatalf("snapshots with a damaged manifest: %v\nstdout: %s\nstderr: %s", err, out, errOut)
+	}
+	if _, _, err := run(t, nil, "cat", "--repository", repoURL, "--snapshot", "latest"); err != nil {
+		t.Fatalf("cat latest with an old damaged manifest: %v", err)
+	}
+	out, errOut, err = run(t, nil, "forget", "--repository", repoURL, "--keep-last", "1")
+	if err != nil || !strings.Contains(out, "remove "+ids[1]) || !strings.Contains(errOut, ids[0]) {
+		t.Fatalf("forget with a damaged manifest: %v\nstdout: %s\nstderr: %s", err, out, errOut)
+	}
+	if _, err := os.Stat(manifest); err != nil {
+		t.Fatalf("retention removed the damaged snapshot it cannot judge: %v", err)
+	}
+	mustRun(t, nil, "forget", "--repository", repoURL, "--id", ids[0])
+	if _, errOut, err := run(t, nil, "snapshots", "--repository", repoURL); err != nil || errOut != "" {
+		t.Fatalf("snapshots after forget --id: %v, stderr %q", err, errOut)
+	}
+	if n := countSnapshots(t, r); n != 1 {
+		t.Fatalf("%d snapshots left, want 1", n)
+	}
+}

@@ -29,12 +29,15 @@ func newSnapshotsCommand(g *global) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var all []repo.Manifest
+			var damaged []repo.Damaged
 			var wins []journal.Window
 			var gaps []journal.Gap
 			err := g.useRepository(cmd.Context(), existing, func(r *repo.Repository) (err error) {
-				if all, err = r.List(cmd.Context()); err != nil {
+				listing, err := r.ListAll(cmd.Context())
+				if err != nil {
 					return err
 				}
+				all, damaged = listing.Manifests, listing.Damaged
 				wins, gaps, err = journal.Windows(cmd.Context(), r)
 				return err
 			})
@@ -68,6 +71,7 @@ func newSnapshotsCommand(g *global) *cobra.Command {
 				return enc.Encode(all)
 			}
 			printSnapshots(g.Out, all)
+			printDamaged(g.ErrOut, damaged)
 			if len(wins) > 0 {
 				fmt.Fprintln(g.Out)
 				printWindows(g.Out, wins, gaps)
@@ -107,6 +111,14 @@ func printWindows(w io.Writer, wins []journal.Window, gaps []journal.Gap) {
 	tw.Flush()
 }
 
+// printDamaged names every snapshot whose manifest cannot be read, and how to remove it: the
+// listing went around it, and it must not go unnoticed.
+func printDamaged(w io.Writer, damaged []repo.Damaged) {
+	for _, d := range damaged {
+		fmt.Fprintf(w, "warning: snapshot %s is damaged and left out: %v (%s)\n", d.ID, d.Err, d.RemoveHint())
+	}
+}
+
 func printSnapshots(w io.Writer, all []repo.Manifest) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTIME\tKEYS\tDATABASES\tSIZE\tSOURCE\tREDIS")
@@ -126,13 +138,36 @@ func newForgetCommand(g *global) *cobra.Command {
 	rules := rp.Rules()
 	keep := make([]int32, len(rules))
 	var dryRun bool
+	var ids []string
 	cmd := &cobra.Command{
-		Use:   "forget --repository URL --keep-last N [--keep-daily N ...] [--dry-run]",
+		Use:   "forget --repository URL --keep-last N [--keep-daily N ...] [--dry-run] | --id ID...",
 		Short: "Remove snapshots that a retention policy does not keep (restic semantics)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := g.validateRepository(); err != nil {
 				return err
+			}
+			if len(ids) > 0 {
+				for i, r := range rules {
+					if keep[i] != 0 {
+						return fmt.Errorf("give either --id or --%s, not both", r.Flag)
+					}
+				}
+				return g.useRepository(cmd.Context(), existing, func(r *repo.Repository) error {
+					if dryRun {
+						for _, id := range ids {
+							fmt.Fprintf(g.Out, "would remove %s\n", id)
+						}
+						return nil
+					}
+					if err := r.Remove(cmd.Context(), ids); err != nil {
+						return err
+					}
+					for _, id := range ids {
+						fmt.Fprintf(g.Out, "removed %s\n", id)
+					}
+					return nil
+				})
 			}
 			for i, r := range rules {
 				if msg := r.CheckValue(keep[i]); msg != "" {
@@ -164,6 +199,11 @@ func newForgetCommand(g *global) *cobra.Command {
 			for _, c := range res.Chains {
 				fmt.Fprintf(g.Out, "remove journal chain %s\n", c)
 			}
+			printDamaged(g.ErrOut, res.Damaged)
+			for _, m := range res.Future {
+				fmt.Fprintf(g.ErrOut, "warning: snapshot %s is dated %s, in the future: it is kept and counts for no --keep-* rule (a runner's clock was wrong; forget --id %s removes it)\n",
+					m.ID, m.Time.UTC().Format(time.RFC3339), m.ID)
+			}
 			if err != nil {
 				return err
 			}
@@ -179,6 +219,7 @@ func newForgetCommand(g *global) *cobra.Command {
 		f.Int32Var(&keep[i], r.Flag, 0, r.Help)
 	}
 	f.BoolVar(&dryRun, "dry-run", false, "only print what would be removed")
+	f.StringSliceVar(&ids, "id", nil, "remove these snapshots (and their journal chains) whatever their manifests hold, e.g. a damaged one that snapshots names")
 	return cmd
 }
 

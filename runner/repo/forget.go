@@ -25,9 +25,19 @@ func (p Policy) negative() bool {
 	return p.Last < 0 || p.Hourly < 0 || p.Daily < 0 || p.Weekly < 0 || p.Monthly < 0 || p.Yearly < 0
 }
 
-// Apply splits snapshots into those to keep and those to remove, both newest first.
+// Apply splits snapshots into those to keep and those to remove, both newest first. A snapshot
+// dated in the future (Manifest.InFuture: a runner with a wrong clock) is kept and counts for
+// no rule, so that it cannot push every real backup out.
 func (p Policy) Apply(snaps []Manifest) (keep, remove []Manifest) {
-	s := slices.Clone(snaps)
+	now := time.Now()
+	var s []Manifest
+	for _, m := range snaps {
+		if m.InFuture(now) {
+			keep = append(keep, m)
+		} else {
+			s = append(s, m)
+		}
+	}
 	slices.SortFunc(s, func(a, b Manifest) int { return compareManifests(b, a) })
 	type rule struct {
 		n      int
@@ -65,6 +75,7 @@ func (p Policy) Apply(snaps []Manifest) (keep, remove []Manifest) {
 			remove = append(remove, m)
 		}
 	}
+	slices.SortFunc(keep, func(a, b Manifest) int { return compareManifests(b, a) })
 	return keep, remove
 }
 
@@ -74,6 +85,11 @@ type ForgetResult struct {
 	// Chains are the journal chains (runner/journal) removed: those of the removed snapshots
 	// and those whose base snapshot was already gone.
 	Chains []string
+	// Damaged are the snapshots whose manifests cannot be read; retention neither keeps nor
+	// removes them (Damaged.RemoveHint says how).
+	Damaged []Damaged
+	// Future are the kept snapshots dated in the future (see Policy.Apply).
+	Future []Manifest
 }
 
 // journalPrefix is where runner/journal keeps the chains of continuous backup:
@@ -92,10 +108,11 @@ func (r *Repository) Forget(ctx context.Context, p Policy, dryRun bool) (ForgetR
 	if p.negative() {
 		return ForgetResult{}, fmt.Errorf("forget policy %+v has a negative rule; refusing to remove every snapshot", p)
 	}
-	all, err := r.List(ctx)
+	listing, err := r.ListAll(ctx)
 	if err != nil {
 		return ForgetResult{}, err
 	}
+	all := listing.Manifests
 	chains, err := r.ListObjects(ctx, journalPrefix, true)
 	if err != nil {
 		return ForgetResult{}, err
@@ -117,7 +134,13 @@ func (r *Repository) Forget(ctx context.Context, p Policy, dryRun bool) (ForgetR
 		}
 		break
 	}
-	res := ForgetResult{Keep: keep, Remove: remove}
+	res := ForgetResult{Keep: keep, Remove: remove, Damaged: listing.Damaged}
+	now := time.Now()
+	for _, m := range keep {
+		if m.InFuture(now) {
+			res.Future = append(res.Future, m)
+		}
+	}
 	kept := map[string]bool{}
 	for _, m := range keep {
 		kept[m.ID] = true
@@ -168,6 +191,23 @@ func (r *Repository) Forget(ctx context.Context, p Policy, dryRun bool) (ForgetR
 		res.Chains = append(res.Chains, c)
 	}
 	return res, nil
+}
+
+// Remove deletes the snapshots ids, whatever their manifests hold (a damaged one included), each
+// with its journal chain: what `forget --id` does.
+func (r *Repository) Remove(ctx context.Context, ids []string) error {
+	for _, id := range ids {
+		if err := checkID(id); err != nil {
+			return err
+		}
+		if err := r.deleteChain(ctx, id); err != nil {
+			return err
+		}
+		if err := r.Delete(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deleteChain removes the journal chain of base id: every segment manifest first, so that no

@@ -102,7 +102,15 @@ type envelope struct {
 }
 
 // WriteManifest commits a snapshot. Call it only after the data object was written successfully.
+// A snapshot dated more than MaxClockSkew after its data object was stored (by the storage's
+// clock) is refused: the runner's clock is wrong, and the snapshot would win latest and
+// retention over every real backup.
 func (r *Repository) WriteManifest(ctx context.Context, m Manifest) error {
+	if attrs, err := r.bucket.Attributes(ctx, dataKey(m.ID)); err == nil && !attrs.ModTime.IsZero() && m.InFuture(attrs.ModTime) {
+		return fmt.Errorf("snapshot %s is dated %s, %s after the storage stored its data: this machine's clock is wrong; "+
+			"the snapshot is not committed, since it would become latest and retention would keep it over every real backup (fix the clock, e.g. with NTP)",
+			m.ID, m.Time.UTC().Format(time.RFC3339), attrs.ModTime.Sub(m.Time).Abs().Round(time.Second))
+	}
 	b, err := r.seal(ctx, m)
 	if err != nil {
 		return err
@@ -169,27 +177,34 @@ func (r *Repository) unseal(ctx context.Context, b []byte, v any) error {
 
 // Manifest reads and verifies the manifest of snapshot id.
 func (r *Repository) Manifest(ctx context.Context, id string) (Manifest, error) {
+	m, err, _ := r.readManifest(ctx, id)
+	return m, err
+}
+
+// readManifest is Manifest; damaged says that the error is about the manifest itself (it does
+// not decrypt or verify, or is of a newer format), not about reaching the storage.
+func (r *Repository) readManifest(ctx context.Context, id string) (m Manifest, err error, damaged bool) {
 	if err := checkID(id); err != nil {
-		return Manifest{}, err
+		return Manifest{}, err, false
 	}
+	r.manifestReads.Add(1)
 	b, err := r.bucket.ReadAll(ctx, manifestKey(id))
 	if isNotFound(err) {
-		return Manifest{}, fmt.Errorf("snapshot %s: %w", id, ErrSnapshotNotFound)
+		return Manifest{}, fmt.Errorf("snapshot %s: %w", id, ErrSnapshotNotFound), false
 	}
 	if err != nil {
-		return Manifest{}, fmt.Errorf("read manifest of snapshot %s: %w", id, err)
+		return Manifest{}, fmt.Errorf("read manifest of snapshot %s: %w", id, err), false
 	}
-	var m Manifest
 	if err := r.unseal(ctx, b, &m); err != nil {
-		return Manifest{}, fmt.Errorf("snapshot %s manifest: %w", id, err)
+		return Manifest{}, fmt.Errorf("snapshot %s manifest: %w", id, err), true
 	}
 	if m.ID != id {
-		return Manifest{}, fmt.Errorf("snapshot %s: %w: manifest belongs to snapshot %s", id, crypt.ErrIntegrity, m.ID)
+		return Manifest{}, fmt.Errorf("snapshot %s: %w: manifest belongs to snapshot %s", id, crypt.ErrIntegrity, m.ID), true
 	}
 	if m.FormatVersion > FormatVersion {
-		return Manifest{}, fmt.Errorf("snapshot %s has format version %d; this runner reads up to %d (upgrade stash-runner)", id, m.FormatVersion, FormatVersion)
+		return Manifest{}, fmt.Errorf("snapshot %s has format version %d; this runner reads up to %d (upgrade stash-runner)", id, m.FormatVersion, FormatVersion), true
 	}
-	return m, nil
+	return m, nil, false
 }
 
 // snapshotDirs lists the ids of all snapshot directories, complete or not, in id (time) order.
@@ -208,26 +223,55 @@ func (r *Repository) snapshotDirs(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// List returns all complete snapshots, oldest first. Snapshots without a manifest are invisible;
-// a manifest that fails verification is an error, because silently hiding it would hide tampering.
-func (r *Repository) List(ctx context.Context) ([]Manifest, error) {
+// Damaged is a snapshot whose manifest exists but cannot be used: it does not decrypt or
+// verify (damaged or tampered with), or it is of a newer format.
+type Damaged struct {
+	ID  string
+	Err error
+}
+
+// RemoveHint says how a damaged snapshot is looked at and removed.
+func (d Damaged) RemoveHint() string {
+	return "stash-runner check shows it; stash-runner forget --id " + d.ID + " removes it"
+}
+
+// Listing is every snapshot of a repository: the complete ones, oldest first, and the damaged.
+type Listing struct {
+	Manifests []Manifest
+	Damaged   []Damaged
+}
+
+// ListAll returns every complete snapshot and every damaged one. Snapshots without a manifest
+// are invisible. A damaged manifest does not hide the others (one bad object must not block
+// every listing, restore and retention for good), nor is it hidden itself: callers name it.
+func (r *Repository) ListAll(ctx context.Context) (Listing, error) {
 	ids, err := r.snapshotDirs(ctx)
 	if err != nil {
-		return nil, err
+		return Listing{}, err
 	}
-	var out []Manifest
+	var l Listing
 	for _, id := range ids {
-		m, err := r.Manifest(ctx, id)
-		if errors.Is(err, ErrSnapshotNotFound) {
+		m, err, damaged := r.readManifest(ctx, id)
+		switch {
+		case errors.Is(err, ErrSnapshotNotFound):
 			continue
+		case damaged:
+			l.Damaged = append(l.Damaged, Damaged{ID: id, Err: err})
+			continue
+		case err != nil:
+			return Listing{}, err
 		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
+		l.Manifests = append(l.Manifests, m)
 	}
-	slices.SortFunc(out, compareManifests)
-	return out, nil
+	slices.SortFunc(l.Manifests, compareManifests)
+	return l, nil
+}
+
+// List returns all complete snapshots, oldest first. Damaged ones are left out; ListAll names
+// them.
+func (r *Repository) List(ctx context.Context) ([]Manifest, error) {
+	l, err := r.ListAll(ctx)
+	return l.Manifests, err
 }
 
 // compareManifests orders by time, then id: ids have one-second resolution.
@@ -238,7 +282,21 @@ func compareManifests(a, b Manifest) int {
 	return strings.Compare(a.ID, b.ID)
 }
 
-// Resolve returns the manifest for an id, "latest", or a unique id prefix.
+// MaxClockSkew is how far a snapshot's time may be ahead of the clock that judges it: the
+// storage's when the manifest is written, the reader's when latest and retention are chosen.
+// A snapshot dated further ahead was taken by a runner with a wrong clock; it would become
+// latest, and retention would keep it over every real backup.
+const MaxClockSkew = 5 * time.Minute
+
+// InFuture reports whether m is dated more than MaxClockSkew after now.
+func (m Manifest) InFuture(now time.Time) bool { return m.Time.After(now.Add(MaxClockSkew)) }
+
+// Resolve returns the manifest for an id, "latest", or a unique id prefix. Ids sort by time,
+// so it reads manifests from the newest id down and stops at the first complete one, and for
+// a prefix it reads only the snapshots whose ids have it: with thousands of snapshots it
+// reads one or a few manifests, not all. A damaged manifest older than the answer does not
+// matter; a damaged one newer than latest is an error, since it may be the real latest. A
+// snapshot dated in the future is not latest.
 func (r *Repository) Resolve(ctx context.Context, ref string) (Manifest, error) {
 	if ref == "" {
 		ref = "latest"
@@ -252,26 +310,60 @@ func (r *Repository) Resolve(ctx context.Context, ref string) (Manifest, error) 
 			return m, err
 		}
 	}
-	all, err := r.List(ctx)
+	ids, err := r.snapshotDirs(ctx)
 	if err != nil {
 		return Manifest{}, err
 	}
 	if ref == "latest" {
-		if len(all) == 0 {
-			return Manifest{}, fmt.Errorf("repository %s has no snapshots: %w", r.bucket.URL, ErrSnapshotNotFound)
+		var newer []Damaged
+		now := time.Now()
+		for i := len(ids) - 1; i >= 0; i-- {
+			m, err, damaged := r.readManifest(ctx, ids[i])
+			switch {
+			case errors.Is(err, ErrSnapshotNotFound):
+				continue
+			case damaged:
+				newer = append(newer, Damaged{ID: ids[i], Err: err})
+				continue
+			case err != nil:
+				return Manifest{}, err
+			case m.InFuture(now):
+				continue
+			}
+			if len(newer) > 0 {
+				return Manifest{}, fmt.Errorf("latest snapshot of %s is uncertain: the newer snapshot %s is damaged (%w); "+
+					"restore %s by its id if that is the one you want (%s)", r.bucket.URL, newer[0].ID, newer[0].Err, m.ID, newer[0].RemoveHint())
+			}
+			return m, nil
 		}
-		return all[len(all)-1], nil
+		if len(newer) > 0 {
+			return Manifest{}, fmt.Errorf("repository %s has no usable snapshot: %s is damaged (%w; %s)", r.bucket.URL, newer[0].ID, newer[0].Err, newer[0].RemoveHint())
+		}
+		return Manifest{}, fmt.Errorf("repository %s has no snapshots: %w", r.bucket.URL, ErrSnapshotNotFound)
 	}
 	var match []Manifest
-	for _, m := range all {
-		if strings.HasPrefix(m.ID, ref) {
+	var damaged []Damaged
+	for _, id := range ids {
+		if !strings.HasPrefix(id, ref) {
+			continue
+		}
+		m, err, bad := r.readManifest(ctx, id)
+		switch {
+		case errors.Is(err, ErrSnapshotNotFound):
+		case bad:
+			damaged = append(damaged, Damaged{ID: id, Err: err})
+		case err != nil:
+			return Manifest{}, err
+		default:
 			match = append(match, m)
 		}
 	}
-	switch len(match) {
-	case 0:
+	switch {
+	case len(match)+len(damaged) == 0:
 		return Manifest{}, fmt.Errorf("snapshot %q in %s: %w (see: stash-runner snapshots)", ref, r.bucket.URL, ErrSnapshotNotFound)
-	case 1:
+	case len(damaged) > 0:
+		return Manifest{}, fmt.Errorf("snapshot prefix %q matches the damaged snapshot %s: %w (%s)", ref, damaged[0].ID, damaged[0].Err, damaged[0].RemoveHint())
+	case len(match) == 1:
 		return match[0], nil
 	}
 	return Manifest{}, fmt.Errorf("snapshot prefix %q is ambiguous: %d snapshots match", ref, len(match))

@@ -23,6 +23,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"gocloud.dev/blob"
@@ -82,6 +83,8 @@ type Repository struct {
 	// initialize (a repository is now created by one conditional write: createKey).
 	keys   []*crypt.Key
 	keyErr error
+	// manifestReads counts the manifests read, for the tests that bound them.
+	manifestReads atomic.Int64
 }
 
 // Open unlocks the repository in bucket with opts.Password (in the background if
