@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,4 +133,29 @@ func TestDamagedManifestDoesNotBlock(t *testing.T) {
 	if n := countSnapshots(t, r); n != 1 {
 		t.Fatalf("%d snapshots left, want 1", n)
 	}
+}
+
+// TestSecondFollowerRefused: a second `follow` on a repository that a follower is writing is
+// refused, naming the first (its host and pid), and the journal stays one chain; once the first
+// stops, a follower may start at once.
+func TestSecondFollowerRefused(t *testing.T) {
+	src := redistest.Start(t)
+	repoURL := "file://" + t.TempDir()
+	first := startFollow(t, "--redis", src.URL(), "--repository", repoURL, "--segment-interval", "200ms")
+	first.waitFor(t, "the base snapshot", func(out string) bool { return strings.Contains(out, "base snapshot ") })
+	refused := startFollow(t, "--redis", src.URL(), "--repository", repoURL, "--segment-interval", "200ms")
+	var err error
+	select {
+	case err = <-refused.done:
+	case <-time.After(10 * time.Second):
+		refused.cancel()
+		t.Fatalf("a second follower is running beside the first\nstdout: %s", refused.out.String())
+	}
+	if err == nil || !strings.Contains(err.Error(), "held by another process") || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("second follow: %v, want a refusal naming the first", err)
+	}
+	first.stop(t)
+	second := startFollow(t, "--redis", src.URL(), "--repository", repoURL, "--segment-interval", "200ms")
+	second.waitFor(t, "the second follower to continue", func(out string) bool { return strings.Contains(out, "continu") || strings.Contains(out, "base snapshot ") })
+	second.stop(t)
 }

@@ -89,6 +89,24 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
+	// One writer per journal: a second follower would interleave its segments with ours.
+	lease, lctx, err := opts.Repository.AcquireLease(ctx, JournalLease, opts.Hostname, 0)
+	if err != nil {
+		return fmt.Errorf("follow: the repository's journal has one writer: %w", err)
+	}
+	defer lease.Release(ctx)
+	err = runHeld(lctx, opts)
+	if cause := context.Cause(lctx); errors.Is(cause, repo.ErrLeaseLost) {
+		return cause
+	}
+	return err
+}
+
+// JournalLease is the repository lease (repo.AcquireLease) a follower holds while it writes.
+const JournalLease = "follow"
+
+// runHeld is Run while the lease is held.
+func runHeld(ctx context.Context, opts Options) error {
 	pos, err := lastPosition(ctx, opts.Repository)
 	if err != nil {
 		return err
