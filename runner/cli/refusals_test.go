@@ -156,6 +156,8 @@ func TestSecondFollowerRefused(t *testing.T) {
 	}
 	first.stop(t)
 	second := startFollow(t, "--redis", src.URL(), "--repository", repoURL, "--segment-interval", "200ms")
-	second.waitFor(t, "the second follower to continue", func(out string) bool { return strings.Contains(out, "continu") || strings.Contains(out, "base snapshot ") })
+	second.waitFor(t, "the second follower to continue", func(out string) bool {
+		return strings.Contains(out, "continu") || strings.Contains(out, "base snapshot ")
+	})
 	second.stop(t)
 }
