@@ -51,6 +51,10 @@ func (o *ImportOptions) run(ctx context.Context) (backup.Result, error) {
 		return backup.Result{}, err
 	}
 	defer f.Close()
+	// A read of a stalled input (a pipe or FIFO whose writer stopped) ignores the context; a
+	// deadline in the past ends it when ctx ends (SIGTERM), so the import stops at once.
+	stopDeadline := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Now()) })
+	defer stopDeadline()
 	host, _ := os.Hostname()
 	res, err := withProgress(ctx, o.g, "import", orCreate, func(r *repo.Repository, pr *progress.Counter) (backup.Result, error) {
 		return backup.Import(ctx, backup.ImportOptions{RDB: f, Source: o.file, Repository: r, Databases: o.databases,
