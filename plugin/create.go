@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -188,24 +189,40 @@ func buildStorageSecret(name, namespace string, data map[string]string) *corev1.
 	return s
 }
 
-// printable returns what may be shown of obj: a Secret's non-secret keys in stringData,
-// its secret keys as <redacted>.
+// printable returns what may be shown of obj: a Secret's non-secret keys in stringData, its
+// secret keys in data as <redacted>. That is not base64, so the printed Secret cannot be
+// applied by mistake: kubectl apply refuses it (illegal base64 data) instead of creating a
+// Secret whose password is the word "<redacted>". Other objects are shown as they are.
 func printable(obj runtime.Object) runtime.Object {
 	s, ok := obj.(*corev1.Secret)
 	if !ok {
 		return obj
 	}
-	p := s.DeepCopy()
-	p.Data, p.StringData = nil, map[string]string{}
+	meta := map[string]any{"name": s.Name}
+	if s.Namespace != "" {
+		meta["namespace"] = s.Namespace
+	}
+	u := map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": string(s.Type)}
+	plain, hidden := map[string]any{}, map[string]any{}
 	for k, v := range s.Data {
 		if secretKeys[k] {
-			p.StringData[k] = redacted
+			hidden[k] = redacted
 		} else {
-			p.StringData[k] = string(v)
+			plain[k] = string(v)
 		}
 	}
-	return p
+	if len(plain) > 0 {
+		u["stringData"] = plain
+	}
+	if len(hidden) > 0 {
+		u["data"] = hidden
+	}
+	return &unstructured.Unstructured{Object: u}
 }
+
+// redactedNote heads a printed Secret whose values are hidden.
+const redactedNote = "# Secret values are not printed: data marked " + redacted + " is not base64, so kubectl apply refuses this\n" +
+	"# Secret as it is. Create it with the same command without -o, or put the values in yourself.\n"
 
 // CreateRepositoryOptions creates a Repository.
 type CreateRepositoryOptions struct {

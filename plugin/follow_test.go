@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"net"
 	"net/url"
 	"os"
@@ -234,13 +236,22 @@ func TestConvertErrors(t *testing.T) {
 
 func TestPrintableRedactsSecrets(t *testing.T) {
 	s := buildStorageSecret("s", "db", map[string]string{v1alpha1.SecretKeyResticPassword: "pw", v1alpha1.SecretKeyAWSSecretAccessKey: "key", v1alpha1.SecretKeyAWSAccessKeyID: "id"})
-	got := printable(s).(*corev1.Secret)
-	want := map[string]string{v1alpha1.SecretKeyResticPassword: redacted, v1alpha1.SecretKeyAWSSecretAccessKey: redacted, v1alpha1.SecretKeyAWSAccessKeyID: "id"}
-	if diff := cmp.Diff(want, got.StringData); diff != "" || got.Data != nil {
-		t.Errorf("printed secret (-want +got):\n%s\ndata: %v", diff, got.Data)
+	got := printable(s).(*unstructured.Unstructured)
+	want := map[string]any{
+		"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": map[string]any{"name": "s", "namespace": "db"},
+		"stringData": map[string]any{v1alpha1.SecretKeyAWSAccessKeyID: "id"},
+		"data":       map[string]any{v1alpha1.SecretKeyResticPassword: redacted, v1alpha1.SecretKeyAWSSecretAccessKey: redacted},
+	}
+	if diff := cmp.Diff(want, got.Object); diff != "" {
+		t.Errorf("printed secret (-want +got):\n%s", diff)
 	}
 	if string(s.Data[v1alpha1.SecretKeyResticPassword]) != "pw" {
 		t.Error("printable changed the Secret it was given")
+	}
+	// What makes it safe: the API (kubectl apply) cannot decode it into a Secret.
+	var back corev1.Secret
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(got.Object, &back); err == nil {
+		t.Errorf("the printed Secret decodes into an applyable Secret: %+v", back.Data)
 	}
 }
 

@@ -46,6 +46,20 @@ func (w *writeOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().Lookup("dry-run").NoOptDefVal = dryRunClient
 }
 
+// noteRedacted heads a Secret printed as YAML with redactedNote.
+func (w *writeOptions) noteRedacted(obj runtime.Object) {
+	s, ok := obj.(*corev1.Secret)
+	if !ok || *w.printFlags.OutputFormat != "yaml" {
+		return
+	}
+	for k := range s.Data {
+		if secretKeys[k] {
+			fmt.Fprint(w.Out, redactedNote)
+			return
+		}
+	}
+}
+
 // localOnly reports whether the object is printed and not sent.
 func (w *writeOptions) localOnly() bool {
 	if w.dryRun == dryRunClient {
@@ -111,6 +125,7 @@ func (w *writeOptions) emit(ctx context.Context, obj runtime.Object, next string
 	}
 	printer := w.printer
 	if w.localOnly() {
+		w.noteRedacted(obj)
 		return printer.PrintObj(printable(obj), w.Out)
 	}
 	applied, err := w.kube.apply(ctx, obj, w.dryRun == dryRunServer)
@@ -123,6 +138,7 @@ func (w *writeOptions) emit(ctx context.Context, obj runtime.Object, next string
 		return w.kube.explain(err, kind, name, next)
 	}
 	if _, secret := obj.(*corev1.Secret); secret {
+		w.noteRedacted(obj)
 		return printer.PrintObj(printable(obj), w.Out) // never the data the server echoes
 	}
 	return printer.PrintObj(applied, w.Out)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -104,5 +105,23 @@ func TestCreateRaceLoserFails(t *testing.T) {
 	}
 	if err := repo.CreateKeyForTest(context.Background(), b, repo.Options{Password: "first", WorkFactor: 10}); err != nil {
 		t.Fatalf("loser with the same password: %v, want the winner's key", err)
+	}
+}
+
+// TestRedactedPasswordRefused: the placeholder kubectl stash prints for a secret value is not a
+// password: nothing is created with it.
+func TestRedactedPasswordRefused(t *testing.T) {
+	dir := t.TempDir()
+	b, err := store.Open(context.Background(), "file://"+dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, err = repo.Open(context.Background(), b, repo.Options{Password: "<redacted>", Create: true, WorkFactor: 10})
+	if err == nil || !strings.Contains(err.Error(), "placeholder") {
+		t.Fatalf("Open with the password <redacted>: %v, want a refusal", err)
+	}
+	if keys, _ := filepath.Glob(filepath.Join(dir, "keys", "*")); len(keys) != 0 {
+		t.Fatalf("a key was created: %v", keys)
 	}
 }

@@ -49,6 +49,11 @@ var ErrNotInitialized = errors.New("repository is not initialized")
 // not re-keyed; the old key files must be put back.
 var ErrKeyMissing = errors.New("repository has snapshots but no key")
 
+// RedactedPassword is what kubectl stash prints in place of a secret value. A storage Secret made
+// from that output would hold it as the password; it is refused rather than used to create (or
+// fail to open) a repository.
+const RedactedPassword = "<redacted>"
+
 // ErrSnapshotNotFound is returned when a snapshot id does not resolve to a complete snapshot.
 var ErrSnapshotNotFound = errors.New("snapshot not found")
 
@@ -153,6 +158,10 @@ type keyFile struct {
 func openKeys(ctx context.Context, bucket *store.Bucket, opts Options) ([]*crypt.Key, error) {
 	if opts.Password == "" {
 		return nil, errors.New("repository password is empty (set RESTIC_PASSWORD or ENCRYPTION_PASSWORD, or use --password-file)")
+	}
+	if strings.TrimSpace(opts.Password) == RedactedPassword {
+		return nil, fmt.Errorf("repository password is the placeholder %s that kubectl stash prints instead of a secret value: "+
+			"the storage Secret was made from printed output; put the real password in it", RedactedPassword)
 	}
 	keys, n, err := unlock(ctx, bucket, opts.Password, nil)
 	if err != nil {
