@@ -82,7 +82,8 @@ func NewCmdCreateStorageSecret(getter genericclioptions.RESTClientGetter, stream
 		Long: `Create the storage Secret of a Repository. The repository password (RESTIC_PASSWORD) comes
 from --password-file, --password-stdin or, with --from-env, the environment, which also supplies
 the backend's credentials (GOOGLE_*, AWS_*, AZURE_*, CA_CERT_DATA). Secret values are never
-taken from a flag's value and never printed: -o yaml shows them as <redacted>.`,
+taken from a flag's value and never printed: -o yaml marks them <redacted> in data, which is not
+base64, so that the printed Secret cannot be applied by mistake.`,
 		Example: `  RESTIC_PASSWORD=... AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... kubectl stash create secret storage s3-secret --from-env -n db
   kubectl stash create secret storage gcs-secret --password-file pw.txt --google-project-id my-proj --google-service-account-key-file sa.json -n db`,
 		Args: cobra.ExactArgs(1),
