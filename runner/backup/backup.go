@@ -113,6 +113,14 @@ func run(ctx context.Context, opts Options) (Result, error) {
 	} else if opts.ReadFromReplica && opts.Sentinel == nil {
 		return Result{}, fmt.Errorf("redis %s is not a cluster: --read-from-replica applies to clusters (for a standalone replica, pass its address)", opts.Redis.Addr)
 	}
+	if plan == nil {
+		if err := checkReplicaInSync(ctx, client, opts.Redis.Addr); err != nil {
+			return Result{}, err
+		}
+		if err := checkDatabasesExist(opts.Redis.Addr, opts.Databases, info); err != nil {
+			return Result{}, err
+		}
+	}
 	dbs := opts.Databases
 	if len(dbs) == 0 {
 		for db, n := range info.Keys {
