@@ -3,8 +3,10 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"stash.dev/redis/runner/cli"
 	"stash.dev/redis/test/redistest"
@@ -34,6 +36,7 @@ func TestClusterAndSentinelFlags(t *testing.T) {
 	if err := json.Unmarshal([]byte(js), &ms); err != nil || len(ms) != 1 || ms[0].RedisMode != "cluster" || len(ms[0].Cluster.Shards) != 3 {
 		t.Fatalf("snapshots --json: %v\n%s", err, js)
 	}
+	followRefusesCluster(t, c)
 	dst := redistest.StartCluster(t, 3)
 	mustRun(t, nil, "restore", "--redis", dst.Masters[0].URL(), "--repository", repoURL)
 	if n := dst.DBSize(t); n != 6 {
@@ -51,5 +54,25 @@ func TestClusterAndSentinelFlags(t *testing.T) {
 	_, _, err := run(t, e, "backup", "--redis", sen.URL(), "--sentinel-master", "nope", "--repository", repoURL)
 	if err == nil || !strings.Contains(err.Error(), `no master named "nope"`) {
 		t.Errorf("unknown master set: %v", err)
+	}
+}
+
+// followRefusesCluster: follow of a cluster node is refused at once, naming the cluster, and
+// leaves no repository. Before, it followed that node's shard and its window restored a third of
+// the keys as if it were the whole dataset.
+func followRefusesCluster(t *testing.T, c *redistest.Cluster) {
+	t.Helper()
+	dir := t.TempDir()
+	f := startFollow(t, "--redis", c.Masters[1].URL(), "--repository", "file://"+dir, "--no-reconnect")
+	select {
+	case err := <-f.done:
+		if err == nil || !strings.Contains(err.Error(), "Redis Cluster") {
+			t.Fatalf("follow of a cluster node: %v, want a refusal naming the cluster", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("follow of a cluster node still runs after 20 s; stdout: %s", f.out.String())
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) > 0 {
+		t.Fatalf("follow of a cluster node left %v (%v) in the repository", entries, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"stash.dev/redis/runner/backup"
 	"stash.dev/redis/runner/follow"
 	"stash.dev/redis/runner/journal"
+	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/repo"
 )
 
@@ -102,6 +103,9 @@ func (o *FollowOptions) Complete() error {
 
 // Run follows until ctx ends.
 func (o *FollowOptions) Run(ctx context.Context) error {
+	if err := o.refuseCluster(ctx); err != nil {
+		return err
+	}
 	err := o.g.useRepository(ctx, orCreate, func(r *repo.Repository) error {
 		o.opts.Repository = r
 		return o.follow(ctx)
@@ -123,6 +127,22 @@ func (o *FollowOptions) follow(ctx context.Context) error {
 			m.Commands, m.FirstTime.UTC().Format(time.RFC3339Nano), m.LastTime.UTC().Format(time.RFC3339Nano), v1alpha1.HumanBytes(m.StoredBytes))
 	}
 	return follow.Run(ctx, o.opts)
+}
+
+// refuseCluster fails for a node of a Redis Cluster, before the repository is opened: a
+// follower is one replica of one server, so it would record the shard of that node only, and
+// its window would restore a fraction of the keys as if it were the whole dataset. Clusters are
+// backed up by snapshots (stash-runner backup), one per node, until they can be followed.
+func (o *FollowOptions) refuseCluster(ctx context.Context) error {
+	node, err := redisconn.Connect(ctx, redisconn.ConnectOptions{Redis: o.opts.Redis, Sentinel: o.opts.Sentinel})
+	if err != nil {
+		return err
+	}
+	node.Client.Close()
+	if node.Info.Mode == redisconn.ModeCluster {
+		return fmt.Errorf("redis %s is a node of a Redis Cluster: follow records one server's replication stream, so it would record this node's slots only; continuous backup of a cluster is not supported yet (take snapshots with stash-runner backup, which covers every node)", node.Redis.Addr)
+	}
+	return nil
 }
 
 // parseSize reads a byte count: a number, optionally followed by KiB, MiB or GiB (or K, M, G,
