@@ -54,6 +54,7 @@ func newRestoreCommand(g *global) *cobra.Command {
 		" (the target loads the snapshot as a replica of the runner: fast, all or nothing; needs an empty standalone target that can connect to the runner), "+
 		restore.MethodRestore+" (pipelined RESTORE commands: any target), or "+restore.MethodAuto+" (replication when the target allows it)")
 	f.BoolVar(&o.opts.AllowLossy, "allow-lossy", false, "into a server that cannot hold some values (hash field TTLs or vector sets into Valkey or an older Redis), restore the other keys and list the ones left out (default: refuse before writing anything)")
+	f.BoolVar(&o.opts.AllowReplicaTarget, "allow-replica-target", false, "restore into a server that is a replica of another (default: refuse, since its master's next synchronization replaces what was restored)")
 	f.StringVar(&o.opts.ListenHost, "listen-host", "", "address the target connects to for --method replication (default: the runner's address on its connection to the target)")
 	f.StringVar(&o.resultFile, "result-file", "", "write the result as JSON to this file")
 	f.StringVar(&o.toTime, "to-time", "", "restore the source as it was at this instant (RFC 3339): the newest base snapshot with a journal before it, then the journal up to it (see the windows in stash-runner snapshots)")
@@ -134,7 +135,7 @@ func (o *RestoreOptions) run(ctx context.Context) (restore.Result, error) {
 		return restore.Run(ctx, o.opts)
 	})
 	if err != nil {
-		return res, err
+		return res, explainRestoreError(err)
 	}
 	for _, d := range res.DroppedKeys {
 		o.g.warn(fmt.Sprintf("left out db %d key %q: %s", d.DB, d.Key, d.Reason))
@@ -145,4 +146,16 @@ func (o *RestoreOptions) run(ctx context.Context) (restore.Result, error) {
 	fmt.Fprintf(o.g.Out, "snapshot %s restored and verified: %d keys in %d databases (%d expired, %d filtered, %d left out) by %s, %s\n",
 		res.SnapshotID, res.Keys, len(res.Databases), res.Expired, res.Filtered, res.Dropped, res.Method, res.Duration.Round(time.Millisecond))
 	return res, nil
+}
+
+// explainRestoreError adds the flag that changes the outcome to the errors of restore.Run that
+// have one.
+func explainRestoreError(err error) error {
+	switch {
+	case errors.Is(err, restore.ErrTargetIsReplica):
+		return fmt.Errorf("%w (--allow-replica-target restores into it anyway)", err)
+	case errors.Is(err, restore.ErrNothingMatched):
+		return fmt.Errorf("%w (check --key-pattern and --databases: stash-runner cat shows the snapshot's keys)", err)
+	}
+	return err
 }

@@ -64,6 +64,9 @@ type Options struct {
 	// listed in Result.DroppedKeys. Without it such a restore is refused before anything is
 	// written.
 	AllowLossy bool
+	// AllowReplicaTarget restores into a server that is a replica of another (see
+	// ErrTargetIsReplica); without it such a target is refused before anything is written.
+	AllowReplicaTarget bool
 }
 
 // Methods of writing the keys into the target.
@@ -164,6 +167,14 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		if found != "" {
 			warn(found)
 		}
+		if !opts.AllowReplicaTarget {
+			if err := checkNotReplica(ctx, client, opts.Redis.Addr); err != nil {
+				return Result{}, err
+			}
+		}
+	}
+	if w := evictionWarning(ctx, client, opts.Redis.Addr); w != "" {
+		warn(w)
 	}
 	targets := []redisconn.Options{opts.Redis} // the servers whose databases are counted
 	var routing *load.Routing
@@ -232,6 +243,18 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			return Result{}, fmt.Errorf("target database %d of %s has %d keys: refusing to restore over them (use --flush to empty it first or --replace to overwrite keys)", db, opts.Redis.Addr, n)
 		}
 	}
+	if opts.Flush && len(dbs) == 0 {
+		// A snapshot without a database (of an empty server) restores as an empty target.
+		flush := databasesToFlush(dbs, opts.Databases, info, len(m.Databases))
+		if routing != nil {
+			flush = []int{0}
+		}
+		for _, db := range flush {
+			if err := flushDB(ctx, targets, db); err != nil {
+				return Result{}, err
+			}
+		}
+	}
 	if opts.Progress != nil {
 		opts.Progress.Total.Store(expected)
 	}
@@ -270,7 +293,10 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if err != nil {
 		switch {
 		case st.Total > 0 && method == MethodReplication:
-			err = fmt.Errorf("%w (the target holds the %d keys it loaded)", err, st.Total)
+			// Counted on the target: it may have evicted, or discarded the load.
+			if held := keysHeld(context.WithoutCancel(ctx), targets, dbs); held >= 0 {
+				err = fmt.Errorf("%w (the target holds %d keys of the %d sent)", err, held, st.Total)
+			}
 		case st.Total > 0:
 			err = fmt.Errorf("%w (the target was partially restored: %d keys written)", err, st.Total)
 		}
@@ -279,8 +305,17 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if got := st.Total + st.Expired + st.Filtered + st.Dropped; got != m.Keys {
 		return Result{}, fmt.Errorf("restore snapshot %s: %w: the data holds %d keys, the manifest says %d", m.ID, ErrKeyCount, got, m.Keys)
 	}
+	if st.Total+st.Expired+st.Dropped == 0 && st.Filtered > 0 {
+		flushed := ""
+		if opts.Flush {
+			flushed = " (the databases were flushed)"
+		}
+		return Result{}, fmt.Errorf("restore snapshot %s: %w: %d keys were left out by the database and key pattern selection (%q), none restored%s",
+			m.ID, ErrNothingMatched, st.Filtered, opts.KeyPattern, flushed)
+	}
 	// Keys can expire while the restore runs; allow for those that expire before the check.
 	checkAt := time.Now().Add(time.Second)
+	var notEmpty []int // databases that had keys: checked key by key (see verify.go)
 	for _, db := range dbs {
 		n, err := dbSize(ctx, targets, db)
 		if err != nil {
@@ -294,6 +329,13 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			}
 		} else if n < low {
 			return Result{}, fmt.Errorf("restore snapshot %s: %w: database %d has %d keys, expected at least %d", m.ID, ErrKeyCount, db, n, low)
+		} else {
+			notEmpty = append(notEmpty, db)
+		}
+	}
+	if len(notEmpty) > 0 {
+		if err := checkPresent(ctx, opts, m, sel, routing, notEmpty); err != nil {
+			return Result{}, err
 		}
 	}
 	return Result{
