@@ -36,7 +36,7 @@ func FromFullSync(ctx context.Context, opts Options, fs *replication.FullSync) (
 	if err != nil {
 		return Result{}, err
 	}
-	st, err := writeRDB(ctx, fs.RDBReader(), nil, sw, opts.Progress)
+	st, err := writeRDB(ctx, fs.RDBReader(), nil, sw, opts.Progress, nil)
 	if err != nil {
 		sw.Abort()
 		return Result{}, fmt.Errorf("backup of %s: read the source's RDB transfer: %w", opts.Redis.Addr, fs.Explain(ctx, err))

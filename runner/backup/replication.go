@@ -61,7 +61,7 @@ func dumpByReplication(ctx context.Context, opts Options, info redisconn.ServerI
 	defer stop()
 	point := replicationPoint{ReplID: fs.ReplID, Offset: fs.Offset}
 
-	st, err = writeRDB(ctx, fs.RDBReader(), dbs, w, opts.Progress)
+	st, err = writeRDB(ctx, fs.RDBReader(), dbs, w, opts.Progress, nil)
 	if err == nil {
 		err = fs.EndRDB()
 	}
@@ -79,7 +79,10 @@ func dumpByReplication(ctx context.Context, opts Options, info redisconn.ServerI
 // REPLACE ABSTTL per key, the payload copied from the file. Keys already expired are skipped.
 // Records are gathered into writes of about batchBytes; a payload larger than that is written
 // from the reader's buffer, not copied again.
-func writeRDB(ctx context.Context, rd *rdb.Reader, dbs []int, w io.Writer, pr *progress.Counter) (st dump.Stats, err error) {
+//
+// check, if set, is given every key before it is written (Import sets it: a file is not a
+// server, and what it holds must be proven loadable first).
+func writeRDB(ctx context.Context, rd *rdb.Reader, dbs []int, w io.Writer, pr *progress.Counter, check func(*rdb.Entry) error) (st dump.Stats, err error) {
 	st = dump.Stats{Keys: map[int]int64{}}
 	db := -1
 	// Keys of the current database are counted here and added to st.Keys when it changes: a
@@ -133,6 +136,11 @@ func writeRDB(ctx context.Context, rd *rdb.Reader, dbs []int, w io.Writer, pr *p
 		if e.ExpireAtMs > 0 && e.ExpireAtMs <= now {
 			st.Skipped++ // expired, not yet evicted: DUMP would not have found it either
 			continue
+		}
+		if check != nil {
+			if err := check(e); err != nil {
+				return st, err
+			}
 		}
 		if e.DB != db {
 			if db >= 0 {

@@ -50,6 +50,11 @@ type ServeOptions struct {
 	ListenHost string
 	// AcceptTimeout bounds the wait for the target to connect; 0 means 10 s.
 	AcceptTimeout time.Duration
+	// RefuseDuplicates, if set, records every key sent and fails the transfer at a key sent
+	// twice, which would stop the target ("Duplicated key found in RDB file"). Set for snapshots
+	// that may hold one (imported from an RDB file by a runner that did not check); it costs
+	// memory per key (see rdb.KeySet).
+	RefuseDuplicates *rdb.KeySet
 }
 
 // Serve loads the snapshot stream r into an empty standalone Redis the way a replica loads
@@ -357,6 +362,16 @@ func sendRDB(ctx context.Context, r io.Reader, conn net.Conn, opts ServeOptions,
 		}
 		if !keep {
 			continue // the target cannot hold it, and DropLossy said to skip such values
+		}
+		// A value the target's loader would crash on never reaches it: the load is all or
+		// nothing, so refusing here leaves the target as it was.
+		if err := rdb.Validate(payload); err != nil {
+			return fmt.Errorf("read snapshot: key %q of database %d: %w", rec.Key, rec.DB, err)
+		}
+		if opts.RefuseDuplicates != nil {
+			if err := opts.RefuseDuplicates.Add(rec.DB, rec.Key); err != nil {
+				return fmt.Errorf("read snapshot: %w", err)
+			}
 		}
 		if rec.DB != db {
 			if db >= 0 {

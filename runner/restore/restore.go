@@ -277,7 +277,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if method == MethodReplication {
 		st, err = replication.Serve(ctx, sr, replication.ServeOptions{
 			Redis: opts.Redis, Selection: sel, RDBVersion: m.RDBVersion, Progress: opts.Progress,
-			KeysHint: m.Databases, ListenHost: opts.ListenHost,
+			KeysHint: m.Databases, ListenHost: opts.ListenHost, RefuseDuplicates: duplicateGuard(m),
 		})
 		if errors.Is(err, replication.ErrServeUnavailable) && opts.Method != MethodReplication {
 			warn(fmt.Sprintf("%v; restoring with RESTORE commands instead", err))
@@ -285,10 +285,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		}
 	}
 	if method == MethodRestore {
+		putBack := sanitizePayloads(ctx, targets, warn)
 		st, err = load.Run(ctx, sr, load.Options{
 			Redis: opts.Redis, Workers: opts.Workers, Replace: opts.Replace || opts.Flush, Selection: sel,
 			RDBVersion: m.RDBVersion, SourceVersion: m.RedisVersion, Progress: opts.Progress, Cluster: routing,
 		})
+		putBack()
 	}
 	if err != nil {
 		switch {

@@ -10,7 +10,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"stash.dev/redis/runner/rdb"
 	"stash.dev/redis/runner/redisconn"
+	"stash.dev/redis/runner/repo"
 )
 
 // ErrTargetIsReplica is returned for a target that replicates a master (and
@@ -64,4 +66,51 @@ func databasesToFlush(restored, asked []int, info redisconn.ServerInfo, snapshot
 		}
 	}
 	return dbs
+}
+
+// duplicateGuard returns a KeySet for a restore by replication of an imported snapshot, which
+// a runner that did not check for keys appearing twice may have written (one sent twice stops
+// the target); nil for a snapshot read from a server, which holds a key once.
+func duplicateGuard(m repo.Manifest) *rdb.KeySet {
+	if m.Method != "import" {
+		return nil
+	}
+	return rdb.NewKeySet()
+}
+
+// sanitizePayloads turns on the targets' own deep check of RESTORE payloads
+// (sanitize-dump-payload yes) for a restore by RESTORE commands, so that a damaged value is
+// refused with an error ("Bad data format") instead of being stored and crashing the server
+// later (when a command or DEBUG DIGEST reads it). It returns the function that puts each
+// target's setting back. A target that does not let the runner change it (CONFIG renamed or
+// not allowed) is restored without it, with a warning.
+func sanitizePayloads(ctx context.Context, targets []redisconn.Options, warn func(string)) (putBack func()) {
+	type changed struct {
+		o   redisconn.Options
+		was string
+	}
+	var undo []changed
+	for _, o := range targets {
+		c := o.Client(0)
+		cfg, err := c.ConfigGet(ctx, "sanitize-dump-payload").Result()
+		if err == nil && cfg["sanitize-dump-payload"] != "yes" {
+			if err = c.ConfigSet(ctx, "sanitize-dump-payload", "yes").Err(); err == nil {
+				undo = append(undo, changed{o, cfg["sanitize-dump-payload"]})
+			}
+		}
+		c.Close()
+		if err != nil {
+			warn(fmt.Sprintf("could not turn on sanitize-dump-payload on %s for the restore (%v): it checks less of each value than the runner's import does", o.Addr, err))
+		}
+	}
+	return func() {
+		ctx := context.WithoutCancel(ctx)
+		for _, u := range undo {
+			c := u.o.Client(0)
+			if err := c.ConfigSet(ctx, "sanitize-dump-payload", u.was).Err(); err != nil {
+				warn(fmt.Sprintf("could not put back sanitize-dump-payload %s on %s: %v", u.was, u.o.Addr, err))
+			}
+			c.Close()
+		}
+	}
 }
