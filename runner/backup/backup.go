@@ -51,6 +51,8 @@ type Result struct {
 	RawBytes    int64         `json:"rawBytes"`
 	StoredBytes int64         `json:"storedBytes"`
 	SHA256      string        `json:"sha256"`
+	// Functions is the number of function libraries saved.
+	Functions int `json:"functions,omitempty"`
 	// Method is how the keys were read: MethodReplication or MethodDump.
 	Method   string        `json:"method"`
 	Duration time.Duration `json:"-"`
@@ -185,6 +187,10 @@ func run(ctx context.Context, opts Options) (Result, error) {
 			}, sw)
 		}
 	}
+	if err == nil && method == MethodDump {
+		// By replication the RDB carried them; SCAN and DUMP do not see them.
+		st.Functions, err = readFunctions(ctx, opts, client, plan)
+	}
 	if err != nil {
 		sw.Abort()
 		return Result{}, fmt.Errorf("backup of %s: %w", opts.Redis.Addr, err)
@@ -211,6 +217,7 @@ func commit(ctx context.Context, r *repo.Repository, sw *repo.SnapshotWriter, m 
 	m.Duration = time.Since(m.Time)
 	m.RDBVersion = st.RDBVersion
 	m.Databases, m.Keys, m.Skipped = st.Keys, st.Total, st.Skipped
+	m.Functions = st.Functions
 	m.RawBytes, m.StoredBytes, m.SHA256 = sw.RawBytes(), sw.StoredBytes(), sw.SHA256()
 	m.Compression, m.Encryption = "zstd", "age-x25519"
 	if err := r.WriteManifest(ctx, m); err != nil {
@@ -219,7 +226,7 @@ func commit(ctx context.Context, r *repo.Repository, sw *repo.SnapshotWriter, m 
 		return Result{}, err
 	}
 	return Result{
-		SnapshotID: m.ID, Keys: st.Total, Databases: st.Keys, Skipped: st.Skipped,
+		SnapshotID: m.ID, Keys: st.Total, Databases: st.Keys, Skipped: st.Skipped, Functions: len(m.Functions),
 		RawBytes: m.RawBytes, StoredBytes: m.StoredBytes, SHA256: m.SHA256, Method: m.Method, Duration: m.Duration,
 	}, nil
 }

@@ -125,6 +125,9 @@ func writeRDB(ctx context.Context, rd *rdb.Reader, dbs []int, w io.Writer, pr *p
 		}
 		e, err := rd.Next()
 		if err == io.EOF { // exactly: the reader wraps io.EOF in the error for a file that ends early
+			for _, code := range rd.Functions() {
+				st.Functions = append(st.Functions, string(code))
+			}
 			return st, flush()
 		}
 		if err != nil {

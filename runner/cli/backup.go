@@ -82,8 +82,8 @@ func (o *BackupOptions) run(ctx context.Context) (backup.Result, error) {
 	if err != nil {
 		return res, err
 	}
-	fmt.Fprintf(o.g.Out, "snapshot %s saved: %d keys in %d databases (%d skipped), %s RESP, %s stored, %s, by %s\n",
-		res.SnapshotID, res.Keys, len(res.Databases), res.Skipped, v1alpha1.HumanBytes(res.RawBytes), v1alpha1.HumanBytes(res.StoredBytes),
+	fmt.Fprintf(o.g.Out, "snapshot %s saved: %d keys in %d databases (%d skipped), %d function libraries, %s RESP, %s stored, %s, by %s\n",
+		res.SnapshotID, res.Keys, len(res.Databases), res.Skipped, res.Functions, v1alpha1.HumanBytes(res.RawBytes), v1alpha1.HumanBytes(res.StoredBytes),
 		res.Duration.Round(time.Millisecond), res.Method)
 	return res, nil
 }

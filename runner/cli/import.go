@@ -63,7 +63,7 @@ func (o *ImportOptions) run(ctx context.Context) (backup.Result, error) {
 	if err != nil {
 		return res, err
 	}
-	fmt.Fprintf(o.g.Out, "snapshot %s saved from %s: %d keys in %d databases (%d expired skipped), %s stored, %s\n",
-		res.SnapshotID, o.file, res.Keys, len(res.Databases), res.Skipped, v1alpha1.HumanBytes(res.StoredBytes), res.Duration.Round(time.Millisecond))
+	fmt.Fprintf(o.g.Out, "snapshot %s saved from %s: %d keys in %d databases (%d expired skipped), %d function libraries, %s stored, %s\n",
+		res.SnapshotID, o.file, res.Keys, len(res.Databases), res.Skipped, res.Functions, v1alpha1.HumanBytes(res.StoredBytes), res.Duration.Round(time.Millisecond))
 	return res, nil
 }

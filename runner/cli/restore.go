@@ -143,8 +143,8 @@ func (o *RestoreOptions) run(ctx context.Context) (restore.Result, error) {
 	if n := res.Dropped - int64(len(res.DroppedKeys)); n > 0 {
 		o.g.warn(fmt.Sprintf("left out %d more keys the target cannot hold", n))
 	}
-	fmt.Fprintf(o.g.Out, "snapshot %s restored and verified: %d keys in %d databases (%d expired, %d filtered, %d left out) by %s, %s\n",
-		res.SnapshotID, res.Keys, len(res.Databases), res.Expired, res.Filtered, res.Dropped, res.Method, res.Duration.Round(time.Millisecond))
+	fmt.Fprintf(o.g.Out, "snapshot %s restored and verified: %d keys in %d databases (%d expired, %d filtered, %d left out), %d function libraries, by %s, %s\n",
+		res.SnapshotID, res.Keys, len(res.Databases), res.Expired, res.Filtered, res.Dropped, res.Functions, res.Method, res.Duration.Round(time.Millisecond))
 	return res, nil
 }
 

@@ -59,6 +59,8 @@ type Stats struct {
 	Bytes int64
 	// RDBVersion is read from the first DUMP payload's footer (0 if no key was dumped).
 	RDBVersion int
+	// Functions holds the code of the source's function libraries (see repo.Manifest).
+	Functions []string
 }
 
 type keyBatch struct {

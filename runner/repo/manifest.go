@@ -56,6 +56,10 @@ type Manifest struct {
 	// Cluster is set for a snapshot of a Redis Cluster (RedisMode "cluster"). Older runners
 	// ignore it: the data is the same SELECT 0 + RESTORE stream as a standalone snapshot.
 	Cluster *ClusterManifest `json:"cluster,omitempty"`
+	// Functions holds the code of each server-side function library (FUNCTION LOAD) of the
+	// source, as FUNCTION LOAD accepts it; a restore loads them and checks they are there.
+	// Runners that did not back functions up leave it empty, as do sources without any.
+	Functions []string `json:"functions,omitempty"`
 	// SentinelMaster is the Sentinel master set name when the source was found through Sentinel;
 	// Source is then the node that was read (the master or a replica).
 	SentinelMaster string `json:"sentinelMaster,omitempty"`

@@ -110,6 +110,8 @@ type Result struct {
 	// Dropped keys were not restored because the target cannot hold their values
 	// (Options.AllowLossy); DroppedKeys lists the first load.MaxDroppedListed of them.
 	Dropped     int64             `json:"dropped,omitempty"`
+	// Functions is the number of function libraries restored and verified.
+	Functions int `json:"functions,omitempty"`
 	DroppedKeys []load.DroppedKey `json:"droppedKeys,omitempty"`
 	Duration    time.Duration     `json:"-"`
 }
@@ -207,6 +209,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		warn(fmt.Sprintf("snapshot %s is in RDB format %d, which %s does not read: its values are converted to format %d",
 			m.ID, m.RDBVersion, target.Name, target.WriteVersion()))
 	}
+	if err := checkFunctions(ctx, targets, m.Functions, opts.Replace || opts.Flush); err != nil {
+		return Result{}, err
+	}
 	var dbs []int
 	for _, db := range slices.Sorted(maps.Keys(m.Databases)) {
 		if len(opts.Databases) == 0 || slices.Contains(opts.Databases, db) {
@@ -282,9 +287,15 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		if errors.Is(err, replication.ErrServeUnavailable) && opts.Method != MethodReplication {
 			warn(fmt.Sprintf("%v; restoring with RESTORE commands instead", err))
 			method = MethodRestore
+		} else if err == nil {
+			// The full resynchronization replaced the target's functions with none.
+			err = loadFunctions(ctx, targets, m.Functions)
 		}
 	}
 	if method == MethodRestore {
+		if err = loadFunctions(ctx, targets, m.Functions); err != nil {
+			return Result{}, fmt.Errorf("restore snapshot %s into %s: %w", m.ID, opts.Redis.Addr, err)
+		}
 		putBack := sanitizePayloads(ctx, targets, warn)
 		st, err = load.Run(ctx, sr, load.Options{
 			Redis: opts.Redis, Workers: opts.Workers, Replace: opts.Replace || opts.Flush, Selection: sel,
@@ -340,9 +351,13 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			return Result{}, err
 		}
 	}
+	if err := verifyFunctions(ctx, targets, m.Functions); err != nil {
+		return Result{}, fmt.Errorf("restore snapshot %s: %w", m.ID, err)
+	}
 	return Result{
 		SnapshotID: m.ID, Keys: st.Total, Databases: st.Keys, Expired: st.Expired, Filtered: st.Filtered,
 		Bytes: st.Bytes, Method: method, Duration: time.Since(start), Dropped: st.Dropped, DroppedKeys: st.DroppedKeys,
+		Functions: len(m.Functions),
 	}, nil
 }
 
