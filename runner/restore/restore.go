@@ -110,10 +110,10 @@ type Result struct {
 	// Dropped keys were not restored because the target cannot hold their values
 	// (Options.AllowLossy); DroppedKeys lists the first load.MaxDroppedListed of them.
 	Dropped     int64             `json:"dropped,omitempty"`
-	// Functions is the number of function libraries restored and verified.
-	Functions int `json:"functions,omitempty"`
 	DroppedKeys []load.DroppedKey `json:"droppedKeys,omitempty"`
-	Duration    time.Duration     `json:"-"`
+	// Functions is the number of function libraries restored and verified.
+	Functions int           `json:"functions,omitempty"`
+	Duration  time.Duration `json:"-"`
 }
 
 // Run restores the snapshot. Success is reported only after the whole data object was read and
