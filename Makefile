@@ -65,7 +65,7 @@ envtest-assets: ## Build kube-apiserver, kube-controller-manager and etcd from t
 	WITH_CONTROLLER_MANAGER=1 hack/envtest-assets.sh $(K8S_VERSION) $(ETCD_VERSION) >/dev/null
 
 # Fuzz targets as package:function pairs; `make fuzz` runs each for FUZZ_TIME.
-FUZZ_TARGETS ?= ./runner/rdb:FuzzReader ./runner/rdb:FuzzConvert ./runner/stream:FuzzDecoder ./plugin:FuzzManifests ./runner/crypt:FuzzUnsealAndDecrypt ./runner/store:FuzzParseLocation
+FUZZ_TARGETS ?= ./runner/rdb:FuzzReader ./runner/rdb:FuzzConvert ./runner/stream:FuzzDecoder ./plugin:FuzzManifests ./runner/crypt:FuzzUnsealAndDecrypt ./runner/store:FuzzParseLocation ./runner/restore:FuzzImportRestore
 FUZZ_TIME ?= 20s
 # Go's fuzzer also minimizes each new interesting input; one still being minimized when
 # FUZZ_TIME ends fails the run with "context deadline exceeded" although nothing was found.
