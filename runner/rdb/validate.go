@@ -33,6 +33,11 @@ func Validate(payload []byte) error {
 		return fmt.Errorf("%w: %d bytes", ErrPayload, len(payload))
 	}
 	typ := payload[0]
+	if version, _ := FormatVersion(payload); version >= valkeyOwnFormats && typ > TypeStreamListpacks3 {
+		// Valkey's own formats number their types from 22 on differently from Redis (its hash
+		// with field TTLs is 22): not checked here, the target's loader is the judge.
+		return nil
+	}
 	v := &validator{b: payload[1 : len(payload)-payloadFooter]}
 	err := v.object(typ)
 	if err == nil && v.p != len(v.b) {
@@ -43,6 +48,9 @@ func Validate(payload []byte) error {
 	}
 	return nil
 }
+
+// valkeyOwnFormats is the first RDB format version of Valkey's own numbering (Valkey 9).
+const valkeyOwnFormats = 80
 
 // validator walks the object bytes b; p is the position.
 type validator struct {
