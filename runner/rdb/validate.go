@@ -33,7 +33,7 @@ func Validate(payload []byte) error {
 		return fmt.Errorf("%w: %d bytes", ErrPayload, len(payload))
 	}
 	typ := payload[0]
-	if version, _ := FormatVersion(payload); version >= valkeyOwnFormats && typ > TypeStreamListpacks3 {
+	if version, _ := FormatVersion(payload); IsValkeyFormat(version) && typ > TypeStreamListpacks3 {
 		// Valkey's own formats number their types from 22 on differently from Redis (its hash
 		// with field TTLs is 22): not checked here, the target's loader is the judge.
 		return nil
@@ -48,9 +48,6 @@ func Validate(payload []byte) error {
 	}
 	return nil
 }
-
-// valkeyOwnFormats is the first RDB format version of Valkey's own numbering (Valkey 9).
-const valkeyOwnFormats = 80
 
 // validator walks the object bytes b; p is the position.
 type validator struct {
