@@ -186,7 +186,7 @@ func TestCompareClusterAndStandalone(t *testing.T) {
 func TestCompareTenThousandKeys(t *testing.T) {
 	ctx := context.Background()
 	src := redistest.Start(t, redistest.Redis80)
-	if err := src.Client.Do(ctx, "DEBUG", "POPULATE", 7000, "str", 20).Err(); err != nil {
+	if err := src.Client.Do(ctx, "DEBUG", "POPULATE", 7100, "str", 20).Err(); err != nil {
 		t.Fatal(err)
 	}
 	dataset.FillKeys(t, src) // about 3,000 more over three databases, big ones among them
