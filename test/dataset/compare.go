@@ -631,3 +631,29 @@ func HasCommand(ctx context.Context, c *redis.Client, name string) (bool, error)
 	}
 	return len(v) == 1 && v[0] != nil, nil
 }
+
+// Key is a key of a database.
+type Key struct {
+	DB  int
+	Key string
+}
+
+// KeyInfo is what Keys tells of a key: its type and how many of a hash's fields have a TTL.
+type KeyInfo struct {
+	Type      string
+	FieldTTLs int
+}
+
+// Keys lists every key of inst with its type and field TTLs, read as Compare reads them: what a
+// test needs to say which keys a target cannot hold.
+func Keys(ctx context.Context, inst Instance) (map[Key]KeyInfo, error) {
+	recs, err := read(ctx, inst, Options{})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[Key]KeyInfo, len(recs))
+	for k, r := range recs {
+		out[Key{k.db, k.key}] = KeyInfo{Type: r.typ, FieldTTLs: len(r.fieldTTL)}
+	}
+	return out, nil
+}
