@@ -8,6 +8,7 @@ import (
 
 	"stash.dev/redis/runner/backup"
 	"stash.dev/redis/runner/restore"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 )
 
@@ -46,6 +47,7 @@ func TestImportTestSuiteFiles(t *testing.T) {
 			if a, b := ref.Digest(t), dst.Digest(t); a != b {
 				t.Errorf("DEBUG DIGEST: %s when the server loads the file, %s after import and restore", a, b)
 			}
+			dataset.Same(t, ref, dst)
 		})
 	}
 }

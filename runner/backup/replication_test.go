@@ -14,6 +14,7 @@ import (
 	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/restore"
 	"stash.dev/redis/runner/store"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/runnertest"
 	"stash.dev/redis/test/testproc"
@@ -55,6 +56,7 @@ func TestBackupByReplication(t *testing.T) {
 				if a, b := src.Digest(t), dst.Digest(t); a != b {
 					t.Fatalf("digest %s after restore, source %s", b, a)
 				}
+				dataset.Same(t, src, dst)
 				for _, db := range []int{0, 3, 15} {
 					want, got := ttls(t, src, db), ttls(t, dst, db)
 					if len(want) == 0 || fmt.Sprint(want) != fmt.Sprint(got) {
@@ -155,6 +157,7 @@ func TestBackupWhileTheKeyUnlocks(t *testing.T) {
 	if a, b := src.Digest(t), dst.Digest(t); a != b {
 		t.Fatalf("digest %s after restore, source %s", b, a)
 	}
+	dataset.Same(t, src, dst)
 
 	// A slow save (5,000 keys × 400 µs = 2 s) that the wrong password must cut short.
 	if err := src.Client.ConfigSet(ctx, "rdb-key-save-delay", "400").Err(); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"stash.dev/redis/runner/cli"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/runnertest"
 	"stash.dev/redis/test/testproc"
@@ -115,6 +116,7 @@ func TestBackupRestoreAndRepositoryCommands(t *testing.T) {
 	if s, d := src.Digest(t), dst.Digest(t); s != d || !strings.Contains(out, "by replication") {
 		t.Fatalf("digest: source %s, restored %s; output %q", s, d, out)
 	}
+	dataset.Same(t, src, dst)
 	if b, _ := os.ReadFile(resultFile); !bytes.Contains(b, []byte(`"method": "replication"`)) {
 		t.Fatalf("result file: %s", b)
 	}
@@ -135,6 +137,7 @@ func TestBackupRestoreAndRepositoryCommands(t *testing.T) {
 	if s, d := src.Digest(t), dst.Digest(t); s != d {
 		t.Fatalf("digest after restore --flush --method restore: source %s, restored %s", s, d)
 	}
+	dataset.Same(t, src, dst)
 }
 
 func TestPasswords(t *testing.T) {
@@ -221,6 +224,7 @@ func TestTLS(t *testing.T) {
 	if s, d := src.Digest(t), dst.Digest(t); s != d || !strings.Contains(out, "by restore") {
 		t.Fatalf("digest: source %s, restored %s; output %q", s, d, out)
 	}
+	dataset.Same(t, src, dst)
 	_, _, err = run(t, nil, "restore", "--redis", "rediss://"+dst.TLSAddr, "--repository", repoURL, "--tls-ca-file", certs.CAFile, "--flush", "--method", "replication")
 	if err == nil || !strings.Contains(err.Error(), "TLS") {
 		t.Fatalf("restore --method replication over TLS: %v", err)
@@ -301,6 +305,7 @@ func TestCatPipe(t *testing.T) {
 	if s, d := src.Digest(t), dst.Digest(t); s != d {
 		t.Fatalf("digest: source %s, piped %s", s, d)
 	}
+	dataset.Same(t, src, dst)
 	vb, err := exec.Command(bin, "version").Output()
 	if err != nil || !strings.HasPrefix(string(vb), "stash-runner ") {
 		t.Fatalf("version: %q %v", vb, err)
@@ -357,4 +362,5 @@ func TestWorkersAndDatabasesFlags(t *testing.T) {
 	if s, d := src.Digest(t), dst.Digest(t); s != d {
 		t.Fatalf("digest: source %s, restored %s", s, d)
 	}
+	dataset.Same(t, src, dst)
 }

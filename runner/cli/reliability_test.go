@@ -18,6 +18,7 @@ import (
 	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/restore"
 	"stash.dev/redis/runner/stream"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/runnertest"
 	"stash.dev/redis/test/testproc"
@@ -338,4 +339,5 @@ func TestStalledTargetDuringRestore(t *testing.T) {
 	if s, d := src.Digest(t), dst.Digest(t); s != d {
 		t.Fatalf("digest: source %s, restored %s", s, d)
 	}
+	dataset.Same(t, src, dst)
 }

@@ -14,6 +14,7 @@ import (
 	"stash.dev/redis/runner/backup"
 	"stash.dev/redis/runner/progress"
 	"stash.dev/redis/runner/restore"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/runnertest"
 	"stash.dev/redis/test/testproc"
@@ -65,6 +66,7 @@ func TestKeysExpiringDuringDump(t *testing.T) {
 	if s, d := src.Digest(t), dst.Digest(t); s != d {
 		t.Fatalf("digest: source %s, restored %s", s, d)
 	}
+	dataset.Same(t, src, dst)
 }
 
 // TestRedisKilledMidDump: a server that dies while its keys are dumped fails the backup, which

@@ -19,6 +19,7 @@ import (
 	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/restore"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/runnertest"
 	"stash.dev/redis/test/testproc"
@@ -197,6 +198,7 @@ func verifyRestore(t *testing.T, fl redistest.Flavor, src *redistest.Server, r *
 	if a, b := src.Digest(t), dst.Digest(t); a != b {
 		t.Fatalf("digest after restore of base %s and replay of %d segments (%d commands): %s, source %s", chain, len(segs), st.Commands, b, a)
 	}
+	dataset.Same(t, src, dst)
 	t.Logf("base %s (%d keys) + %d segments, %d commands replayed, %d skipped", chain, base.Keys, len(segs), st.Commands, st.Skipped)
 	return segs
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"stash.dev/redis/runner/rdb"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 )
 
@@ -148,6 +149,7 @@ func TestFileLoadsInRedis(t *testing.T) {
 	if s, d := src.Digest(t), dst.Digest(t); s != d {
 		t.Fatalf("digest: source %s, loaded %s\n%s", s, d, dst.Log())
 	}
+	dataset.Same(t, src, dst)
 	for _, db := range []int{0, 2} {
 		c := redis.NewClient(&redis.Options{Addr: dst.Addr, DB: db, Protocol: 2, DisableIdentity: true})
 		defer c.Close()

@@ -14,6 +14,7 @@ import (
 	"stash.dev/redis/runner/progress"
 	"stash.dev/redis/runner/replication"
 	"stash.dev/redis/runner/restore"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/testproc"
 )
@@ -149,5 +150,6 @@ func TestReplicationRestoreIntoStalledTarget(t *testing.T) {
 	if s, d := src.Digest(t), dst.Digest(t); s != d {
 		t.Fatalf("digest: source %s, restored %s", s, d)
 	}
+	dataset.Same(t, src, dst)
 	assertPromoted(t, dst, "", "disabled")
 }

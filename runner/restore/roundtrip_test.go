@@ -7,6 +7,7 @@ import (
 
 	"stash.dev/redis/runner/backup"
 	"stash.dev/redis/runner/restore"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/runnertest"
 )
@@ -46,6 +47,7 @@ func TestRoundTripFile(t *testing.T) {
 			if s, d := src.Digest(t), dst.Digest(t); s != d {
 				t.Fatalf("digest: source %s, restored %s", s, d)
 			}
+			dataset.Same(t, src, dst)
 			for _, db := range []int{0, 3, 15} {
 				want, got := ttls(t, src, db), ttls(t, dst, db)
 				if len(want) == 0 || len(want) != len(got) {
@@ -100,6 +102,7 @@ func roundTripThrough(t *testing.T, b runnertest.Bucket, big int) {
 	if s, d := src.Digest(t), dst.Digest(t); s != d {
 		t.Fatalf("digest: source %s, restored %s", s, d)
 	}
+	dataset.Same(t, src, dst)
 	other := openRepo(t, b.URL("redis/other"), b.Env())
 	if all, err := other.List(ctx); err != nil || len(all) != 0 {
 		t.Fatalf("other prefix lists %v, %v", all, err)

@@ -377,3 +377,11 @@ func EqualInstances(t testing.TB, src, dst Instance, opts Options) {
 		}
 	}
 }
+
+// Same fails the test unless dst holds the keys src holds, by the oracle and, between servers
+// of the same program and version, by DEBUG DIGEST: what a snapshot's round trip must keep
+// (keys; function libraries are not part of a snapshot).
+func Same(t testing.TB, src, dst *redistest.Server) {
+	t.Helper()
+	EqualInstances(t, Standalone(src), Standalone(dst), Options{})
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"stash.dev/redis/test/clustertest"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/gcstest"
 	"stash.dev/redis/test/localcluster"
 	"stash.dev/redis/test/redistest"
@@ -153,6 +154,7 @@ func TestScheduledBackupTriggerAndRestore(t *testing.T) {
 	if a, b := src.Digest(t), dst.Digest(t); a != b {
 		t.Fatalf("digest mismatch after restore: source %s, restored %s\n%s", a, b, out)
 	}
+	dataset.Same(t, src, dst)
 	if ttl := dst.Client.PTTL(context.Background(), "session").Val(); ttl <= 0 {
 		t.Errorf("TTL of session lost: %v", ttl)
 	}
@@ -191,6 +193,7 @@ func TestGCSRepository(t *testing.T) {
 	if a, b := src.Digest(t), dst.Digest(t); a != b {
 		t.Fatalf("digest mismatch through GCS: %s != %s", a, b)
 	}
+	dataset.Same(t, src, dst)
 }
 
 // TestWrongPassword: a changed repository password fails the session with a message that

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/faultproxy"
 	"stash.dev/redis/test/redistest"
 )
@@ -138,6 +139,7 @@ func TestFollowerMasterRestarted(t *testing.T) {
 	if got, want := dst.Digest(t), src.Digest(t); got != want {
 		t.Fatalf("digest of the restore of chain %s: %s, source %s", chain2, got, want)
 	}
+	dataset.Same(t, src, dst)
 }
 
 // TestFollowerSentinelFailover: a follower given a Sentinel (--redis is the Sentinel,
@@ -196,4 +198,5 @@ func TestFollowerSentinelFailover(t *testing.T) {
 	if a, b := replica.Digest(t), dst.Digest(t); a != b {
 		t.Fatalf("digest of the restore %s, new master %s", b, a)
 	}
+	dataset.Same(t, replica, dst)
 }

@@ -29,6 +29,7 @@ import (
 	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/restore"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/runnertest"
 	"stash.dev/redis/test/testproc"
@@ -319,6 +320,7 @@ func stopInOneChain(t *testing.T, src *redistest.Server, r *repo.Repository, f *
 	if a, b := src.Digest(t), dst.Digest(t); a != b {
 		t.Fatalf("digest of the restore %s, source %s", b, a)
 	}
+	dataset.Same(t, src, dst)
 	return n, segs
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/session"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 )
 
@@ -89,6 +90,7 @@ func TestBackupThroughSentinelAppBinding(t *testing.T) {
 	if a, b := master.Digest(t), dst.Digest(t); a != b {
 		t.Fatalf("digest: master %s, restored %s", a, b)
 	}
+	dataset.Same(t, master, dst)
 
 	// Without the master set, the session fails and says what to set.
 	bad := &v1alpha1.BackupConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "no-master", Namespace: ns}, Spec: v1alpha1.BackupConfigurationSpec{

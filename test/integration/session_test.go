@@ -26,6 +26,7 @@ import (
 	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/session"
 	"stash.dev/redis/test/clustertest"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 )
 
@@ -195,6 +196,7 @@ func TestBackupThroughAppBindingThenRestoreInline(t *testing.T) {
 	if a, b := f.src.Digest(t), dst.Digest(t); a != b {
 		t.Errorf("digest mismatch: source %s restored %s", a, b)
 	}
+	dataset.Same(t, f.src, dst)
 	if ttl := dst.Client.PTTL(ctx, "ttl").Val(); ttl <= 0 {
 		t.Errorf("TTL lost: %v", ttl)
 	}
