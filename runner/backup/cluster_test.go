@@ -13,6 +13,7 @@ import (
 	"stash.dev/redis/runner/backup"
 	"stash.dev/redis/runner/progress"
 	"stash.dev/redis/runner/restore"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/runnertest"
 	"stash.dev/redis/test/testproc"
@@ -88,6 +89,7 @@ func TestClusterBackupDuringMigration(t *testing.T) {
 	}
 	dst := redistest.StartCluster(t, 3)
 	runnertest.RestoreCluster(t, r, conn(t, dst.Masters[0]), dst, want)
+	dataset.EqualInstances(t, dataset.ClusterOf(src), dataset.ClusterOf(dst), dataset.Options{})
 }
 
 func TestClusterReadFromReplica(t *testing.T) {

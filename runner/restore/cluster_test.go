@@ -12,6 +12,7 @@ import (
 	"stash.dev/redis/runner/backup"
 	"stash.dev/redis/runner/cluster"
 	"stash.dev/redis/runner/restore"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/runnertest"
 )
@@ -71,11 +72,13 @@ func TestClusterRoundTrip(t *testing.T) {
 		t.Parallel()
 		dst := redistest.StartCluster(t, 3)
 		restoreCluster(t, r, conn(t, dst.Masters[0]), dst, want)
+		dataset.EqualInstances(t, dataset.ClusterOf(src), dataset.ClusterOf(dst), dataset.Options{})
 	})
 	t.Run("into 4 masters", func(t *testing.T) {
 		t.Parallel()
 		dst := redistest.StartCluster(t, 4)
 		restoreCluster(t, r, conn(t, dst.Masters[2]), dst, want)
+		dataset.EqualInstances(t, dataset.ClusterOf(src), dataset.ClusterOf(dst), dataset.Options{})
 	})
 	t.Run("into standalone", func(t *testing.T) {
 		t.Parallel()
@@ -86,6 +89,7 @@ func TestClusterRoundTrip(t *testing.T) {
 		if diff := cmp.Diff(want, dst.Contents(t)); diff != "" {
 			t.Errorf("standalone differs from the source cluster (-want +got):\n%.2000s", diff)
 		}
+		dataset.EqualInstances(t, dataset.ClusterOf(src), dataset.Standalone(dst), dataset.Options{})
 	})
 }
 
@@ -117,6 +121,7 @@ func TestStandaloneSnapshotIntoCluster(t *testing.T) {
 	if diff := cmp.Diff(want, dst.Contents(t)); diff != "" {
 		t.Errorf("cluster differs from database 0 (-want +got):\n%.2000s", diff)
 	}
+	dataset.EqualInstances(t, dataset.Standalone(src), dataset.ClusterOf(dst), dataset.Options{DBs: []int{0}})
 }
 
 // TestClusterRestoreDuringMigration restores into a cluster whose slot is being migrated: the
@@ -178,4 +183,5 @@ func TestClusterRestoreDuringMigration(t *testing.T) {
 	if diff := cmp.Diff(src.Contents(t), dst.Contents(t)); diff != "" {
 		t.Errorf("cluster differs (-want +got):\n%.2000s", diff)
 	}
+	dataset.EqualInstances(t, dataset.Standalone(src), dataset.ClusterOf(dst), dataset.Options{})
 }
