@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"stash.dev/redis/test/faultproxy"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/testproc"
 )
@@ -16,6 +17,7 @@ import (
 type fixture struct {
 	repoURL string
 	digest  string
+	src     *redistest.Server
 }
 
 func newFixture(t *testing.T) fixture {
@@ -23,7 +25,7 @@ func newFixture(t *testing.T) fixture {
 	src := source(t)
 	repoURL := "file://" + t.TempDir()
 	mustRun(t, "backup", "--redis", src.URL(), "--repository", repoURL)
-	return fixture{repoURL: repoURL, digest: src.Digest(t)}
+	return fixture{repoURL: repoURL, digest: src.Digest(t), src: src}
 }
 
 func restoreArgs(redisAddr, repoURL, method string, extra ...string) []string {
@@ -38,6 +40,7 @@ func assertRestored(t *testing.T, fx fixture, dst *redistest.Server) {
 	if d := dst.Digest(t); d != fx.digest {
 		t.Fatalf("digest of the restored target %s, source %s", d, fx.digest)
 	}
+	dataset.Same(t, fx.src, dst)
 	if info := dst.Client.Info(ctx, "replication").Val(); !strings.Contains(info, "role:master") {
 		t.Fatalf("the target is not a master:\n%s", info)
 	}

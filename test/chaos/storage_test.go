@@ -9,6 +9,7 @@ import (
 	"stash.dev/redis/test/faultproxy"
 	"stash.dev/redis/test/gcstest"
 	"stash.dev/redis/test/miniotest"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/runnertest"
 )
@@ -69,6 +70,7 @@ func TestStorageNetworkFaults(t *testing.T) {
 			if d := dst.Digest(t); d != digest {
 				t.Fatalf("digest after the next restore %s, source %s", d, digest)
 			}
+			dataset.Same(t, src, dst)
 			record(t, row{Op: "restore --method restore, S3 (MinIO)", Fault: "download " + kind.String() + " mid-stream (S3→runner, after 2 MiB)",
 				Outcome: "fails: " + excerpt(msg), Detect: seconds(detect), Left: left, Next: "succeeds with --flush"})
 		})
@@ -165,6 +167,7 @@ func storageStalled(t *testing.T, src *redistest.Server, digest string, p *fault
 	if d := dst.Digest(t); d != digest {
 		t.Fatalf("%s: digest after the next restore %s, source %s", storage, d, digest)
 	}
+	dataset.Same(t, src, dst)
 	record(t, row{Op: "restore --method restore, " + storage, Fault: "download stalled mid-stream (io_timeout=3s)",
 		Outcome: "fails: " + excerpt(msg), Detect: seconds(detect), Left: left, Next: "succeeds with --flush"})
 }

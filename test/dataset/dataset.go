@@ -1,7 +1,9 @@
-// Package dataset fills a test server with every type and encoding its version has, and
-// compares two servers the way the project proves a backup: DEBUG DIGEST of the whole server,
-// the key count of every database, each key's PEXPIRETIME, and what DEBUG DIGEST does not
-// cover (hash field TTLs, function libraries, vector sets).
+// Package dataset fills a test server or cluster with every type and encoding it holds (asking
+// the server what it has, never reading its version string), and compares two of them the way
+// the project proves a backup: a differential oracle (Compare) that reads both key by key —
+// type, value, expiry, hash field TTLs, stream entries, consumer groups, consumers and pending
+// entries — beside DEBUG DIGEST, which leaves field TTLs and consumer groups out on Redis 8 and
+// Valkey 9.
 package dataset
 
 import (
