@@ -133,6 +133,7 @@ type cell struct {
 	snap   *snapshot
 	dst    *deployment
 	method string
+	took   time.Duration
 	code   string // "=", "lossy: …", or "✗"
 	note   string // why it failed
 }
@@ -246,13 +247,15 @@ func TestMatrix(t *testing.T) {
 			}
 		}
 	}
-	sem := make(chan struct{}, 4)
+	sem := make(chan struct{}, 6)
 	parallel(t, targets, func(d *deployment) {
 		caps := capabilities{fieldTTL: dataset.HasFieldTTL(d.servers()[0]), vectorSet: dataset.HasVectorSet(d.servers()[0])}
 		caps.onlyDB0 = d.cluster && slices.Equal(dataset.Databases(t, d.instance()), []int{0})
 		for _, c := range byTarget[d] {
 			sem <- struct{}{}
+			start := time.Now()
 			runCell(t, dir, c, caps)
+			c.took = time.Since(start)
 			<-sem
 			if c.code == "✗" {
 				t.Errorf("%s by %s → %s by %s: %s", c.snap.src.name(), c.snap.method, d.name(), c.method, c.note)
@@ -260,6 +263,10 @@ func TestMatrix(t *testing.T) {
 		}
 	})
 	t.Logf("%d cells in %s; the whole matrix in %s", len(cells), time.Since(mark).Round(100*time.Millisecond), time.Since(begin).Round(100*time.Millisecond))
+	slices.SortFunc(cells, func(a, b *cell) int { return int(b.took - a.took) })
+	for _, c := range cells[:5] {
+		t.Logf("slow cell: %s by %s → %s by %s: %s (%s)", c.snap.src.name(), c.snap.method, c.dst.name(), c.method, c.took.Round(time.Millisecond), c.code)
+	}
 	checkTable(t, table(snaps, targets, cells))
 }
 
