@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 )
 
@@ -207,6 +208,7 @@ func testPITR(t *testing.T, fl redistest.Flavor, flip bool) {
 	if d := dst.Digest(t); d != srcDigest {
 		t.Fatalf("restore to the end of the window: digest %s, source %s", d, srcDigest)
 	}
+	dataset.Same(t, src, dst)
 	if got := dst.Client.PExpireTime(ctx, writes[len(writes)/2].key).Val(); got != srcExpiry {
 		t.Fatalf("expiry after the replay %v, source %v", got, srcExpiry)
 	}
