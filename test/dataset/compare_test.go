@@ -182,7 +182,8 @@ func TestCompareClusterAndStandalone(t *testing.T) {
 }
 
 // TestCompareTenThousandKeys: the oracle compares 10,000 keys of every type in well under a
-// second.
+// second (0.3 s on an idle machine; the bound leaves room for a busy one, and the race
+// detector's build is not timed).
 func TestCompareTenThousandKeys(t *testing.T) {
 	ctx := context.Background()
 	src := redistest.Start(t, redistest.Redis80)
@@ -212,7 +213,7 @@ func TestCompareTenThousandKeys(t *testing.T) {
 	if n < 10000 {
 		t.Errorf("only %d keys", n)
 	}
-	if took > 3*time.Second {
+	if took > 3*time.Second && !raceEnabled {
 		t.Errorf("comparing %d keys took %s", n, took)
 	}
 }
