@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"stash.dev/redis/test/faultproxy"
 	"stash.dev/redis/test/dataset"
+	"stash.dev/redis/test/faultproxy"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/testproc"
 )

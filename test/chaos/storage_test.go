@@ -6,10 +6,10 @@ import (
 	"time"
 
 	"stash.dev/redis/runner/store"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/faultproxy"
 	"stash.dev/redis/test/gcstest"
 	"stash.dev/redis/test/miniotest"
-	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/runnertest"
 )
