@@ -13,6 +13,7 @@ import (
 	"stash.dev/redis/runner/redisconn"
 	"stash.dev/redis/runner/replication"
 	"stash.dev/redis/runner/restore"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 	"stash.dev/redis/test/runnertest"
 	"stash.dev/redis/test/testproc"
@@ -54,6 +55,7 @@ func TestValkeyClusterBackup(t *testing.T) {
 			}
 			dst := redistest.StartCluster(t, 4, fl)
 			runnertest.RestoreCluster(t, r, conn(t, dst.Masters[0]), dst, want)
+			dataset.EqualInstances(t, dataset.ClusterOf(src), dataset.ClusterOf(dst), dataset.Options{})
 
 			if fl != redistest.ValkeySid {
 				return

@@ -8,6 +8,7 @@ import (
 	"stash.dev/redis/runner/follow"
 	"stash.dev/redis/runner/journal"
 	"stash.dev/redis/runner/restore"
+	"stash.dev/redis/test/dataset"
 	"stash.dev/redis/test/redistest"
 )
 
@@ -56,6 +57,7 @@ func TestFollowValkey9FieldTTLs(t *testing.T) {
 	if a, b := src.Digest(t), dst.Digest(t); a != b {
 		t.Errorf("digest: source %s, restored %s", a, b)
 	}
+	dataset.Same(t, src, dst)
 	for _, k := range []string{"hfe", "hfe2"} {
 		fields := src.Client.HKeys(ctx, k).Val()
 		args := []any{"HPEXPIRETIME", k, "FIELDS", len(fields)}
