@@ -559,7 +559,8 @@ type restoreFlags struct {
 	databases          []int32
 	keyPattern         string
 	// toTime is --to-time: an RFC 3339 instant to restore to through the journal.
-	toTime string
+	toTime     string
+	allowLossy bool
 }
 
 func (r *restoreFlags) addFlags(cmd *cobra.Command) {
@@ -570,6 +571,7 @@ func (r *restoreFlags) addFlags(cmd *cobra.Command) {
 	f.StringVar(&r.conflictPolicy, "conflict-policy", "", "when a key exists: Fail (default) or Replace")
 	f.Int32SliceVar(&r.databases, "databases", nil, "restore only these databases")
 	f.StringVar(&r.keyPattern, "key-pattern", "", "restore only keys matching this glob pattern")
+	f.BoolVar(&r.allowLossy, "allow-lossy", false, "restore into a server that cannot hold some values of the snapshot (hash field TTLs, vector sets into Valkey or an older Redis), leaving those keys out")
 	f.StringVar(&r.toTime, "to-time", "", "restore the source as it was at this instant (RFC 3339, e.g. 2026-12-02T10:15:00Z) through the continuous backup's journal (see: kubectl stash backup describe)")
 	_ = cmd.RegisterFlagCompletionFunc("conflict-policy", cobra.FixedCompletions([]string{"Fail", "Replace"}, cobra.ShellCompDirectiveNoFileComp))
 }
@@ -628,6 +630,9 @@ func buildRestoreSession(f restoreFlags) (*v1alpha1.RestoreSession, error) {
 			return nil, fmt.Errorf("--to-time %q: want an RFC 3339 time such as 2026-12-02T10:15:00Z", f.toTime)
 		}
 		pit = &metav1.Time{Time: t}
+		if err := v1alpha1.CheckPointInTimeSelection(len(f.databases)+len(f.target.databases), f.keyPattern); err != nil {
+			return nil, fmt.Errorf("%w (%s)", err, pointInTimeHint)
+		}
 		if f.snapshot == v1alpha1.SnapshotLatest {
 			f.snapshot = "" // the restore picks the newest base before the instant
 		}
@@ -644,6 +649,7 @@ func buildRestoreSession(f restoreFlags) (*v1alpha1.RestoreSession, error) {
 			ConflictPolicy:     v1alpha1.ConflictPolicy(f.conflictPolicy),
 			Databases:          f.databases,
 			KeyPattern:         f.keyPattern,
+			AllowLossy:         f.allowLossy,
 			PointInTime:        pit,
 		},
 	}, nil

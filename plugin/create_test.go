@@ -288,3 +288,32 @@ func errorWanted(t *testing.T, err error, wantErr string) bool {
 	}
 	return false
 }
+
+// TestRestoreHintsNameTheFlags: kubectl stash restore phrases a refused restore in its own
+// flags: a point in time with a selection before the RestoreSession is created, a non-empty
+// target and a lossy restore from the reason the runner leaves on the session
+// (ConditionRestoreRefused); --allow-lossy becomes spec.allowLossy.
+func TestRestoreHintsNameTheFlags(t *testing.T) {
+	for _, f := range []restoreFlags{
+		{target: targetFlags{address: "h:1"}, toTime: "2026-12-02T10:15:00Z", databases: []int32{1}},
+		{target: targetFlags{address: "h:1", databases: []int32{0}}, toTime: "2026-12-02T10:15:00Z"},
+		{target: targetFlags{address: "h:1"}, toTime: "2026-12-02T10:15:00Z", keyPattern: "user:*"},
+	} {
+		if _, err := buildRestoreSession(f); err == nil || !strings.Contains(err.Error(), "drop --databases and --key-pattern") {
+			t.Errorf("--to-time with a selection: %v", err)
+		}
+	}
+	for reason, want := range map[string]string{
+		v1alpha1.ReasonTargetNotEmpty: "--flush", v1alpha1.ReasonLossyRestore: "--allow-lossy", v1alpha1.ReasonPointInTimeSelection: "--to-time",
+	} {
+		rs := &v1alpha1.RestoreSession{Status: v1alpha1.RestoreSessionStatus{Phase: v1alpha1.SessionFailed, Error: "facts (spec.field)",
+			Conditions: []metav1.Condition{{Type: v1alpha1.ConditionRestoreRefused, Status: metav1.ConditionTrue, Reason: reason, Message: "facts"}}}}
+		if msg := restoreState(rs).errMsg; !strings.HasPrefix(msg, "facts (") || !strings.Contains(msg, want) || strings.Contains(msg, "spec.") {
+			t.Errorf("%s: %q, want the facts and %s", reason, msg, want)
+		}
+	}
+	rs, err := buildRestoreSession(restoreFlags{target: targetFlags{address: "h:1"}, allowLossy: true})
+	if err != nil || !rs.Spec.AllowLossy {
+		t.Fatalf("--allow-lossy: %v %+v", err, rs)
+	}
+}

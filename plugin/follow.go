@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"stash.dev/redis/api/v1alpha1"
@@ -38,11 +39,26 @@ func backupState(s *v1alpha1.BackupSession) sessionState {
 func restoreState(s *v1alpha1.RestoreSession) sessionState {
 	st := sessionState{phase: s.Status.Phase, errMsg: s.Status.Error, job: s.Status.Job, snapshot: s.Status.Snapshot,
 		keys: s.Status.KeysRestored, bytes: s.Status.Bytes, duration: s.Status.SessionDuration, start: s.Status.StartTime, updated: s.Status.CompletionTime}
+	if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionRestoreRefused); c != nil && restoreHints[c.Reason] != "" {
+		// status.error says it in the RestoreSession's fields; this user has flags.
+		st.errMsg = fmt.Sprintf("%s (%s)", c.Message, restoreHints[c.Reason])
+	}
 	if p := s.Status.Progress; p != nil && st.keys == 0 {
 		st.keys, st.bytes, st.totalKeys, st.updated = p.Keys, p.Bytes, p.TotalKeys, p.UpdateTime
 	}
 	return st
 }
+
+// restoreHints are the next steps, in `kubectl stash restore`'s flags, after a restore the
+// runner refused before writing (the reasons of v1alpha1.ConditionRestoreRefused).
+var restoreHints = map[string]string{
+	v1alpha1.ReasonTargetNotEmpty:       "restore again with --flush to empty it first, or --conflict-policy Replace to overwrite keys",
+	v1alpha1.ReasonLossyRestore:         "restore again with --allow-lossy to leave those keys out, into a server of the snapshot's version, or choose keys with --databases or --key-pattern",
+	v1alpha1.ReasonPointInTimeSelection: pointInTimeHint,
+}
+
+// pointInTimeHint is v1alpha1.CheckPointInTimeSelection in the plugin's flags.
+const pointInTimeHint = "--to-time restores every database and key: drop --databases and --key-pattern"
 
 // done reports whether the phase is final, and whether it is a success.
 func (s sessionState) done() (done, ok bool) {

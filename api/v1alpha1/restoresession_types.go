@@ -34,6 +34,24 @@ const (
 	ConflictReplace ConflictPolicy = "Replace"
 )
 
+// ConditionRestoreRefused is set on a RestoreSession whose restore was refused before anything
+// was written, for a reason its user can act on: Reason is one of the Reason* below, Message
+// the facts. Clients phrase the next step in their own user's words (the plugin's flags).
+const ConditionRestoreRefused = "RestoreRefused"
+
+// Reasons of ConditionRestoreRefused.
+const (
+	// ReasonTargetNotEmpty: a target database holds keys, and neither FlushBeforeRestore nor
+	// ConflictPolicy Replace was asked for.
+	ReasonTargetNotEmpty = "TargetNotEmpty"
+	// ReasonLossyRestore: the target cannot hold some values of the snapshot, and AllowLossy
+	// was not asked for.
+	ReasonLossyRestore = "LossyRestore"
+	// ReasonPointInTimeSelection: PointInTime with databases or a key pattern
+	// (CheckPointInTimeSelection).
+	ReasonPointInTimeSelection = "PointInTimeSelection"
+)
+
 // SnapshotLatest asks for the newest snapshot of the repository.
 const SnapshotLatest = "latest"
 
@@ -56,6 +74,12 @@ type RestoreSessionSpec struct {
 	// ConflictPolicy is Fail (default: stop at the first existing key) or Replace.
 	// +optional
 	ConflictPolicy ConflictPolicy `json:"conflictPolicy,omitempty"`
+	// AllowLossy restores a snapshot into a server that cannot hold some of its values (hash
+	// field TTLs or vector sets into Valkey or an older Redis): those keys are left out and
+	// listed in the runner's log. Off by default: such a restore is refused before anything
+	// is written.
+	// +optional
+	AllowLossy bool `json:"allowLossy,omitempty"`
 	// Databases restores only these logical databases of the snapshot.
 	// +optional
 	Databases []int32 `json:"databases,omitempty"`

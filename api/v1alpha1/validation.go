@@ -464,8 +464,8 @@ func (r *RedisTarget) validate(p *field.Path) field.ErrorList {
 	errs = append(errs, validateDatabases(r.Databases, p.Child("databases"))...)
 	if r.Mode == RedisModeCluster {
 		for i, db := range r.Databases {
-			if db != 0 {
-				errs = append(errs, field.Invalid(p.Child("databases").Index(i), db, "a Redis Cluster has only database 0"))
+			if err := CheckClusterDatabase(int(db), 1); err != nil {
+				errs = append(errs, field.Invalid(p.Child("databases").Index(i), db, clusterOnlyDatabase0))
 			}
 		}
 	}
@@ -598,9 +598,17 @@ func (r *RestoreSession) Validate() field.ErrorList {
 				"may not be set together with keyPattern: the flush would delete the keys that the pattern leaves out"))
 		}
 	}
-	if s.PointInTime != nil && (len(s.Databases) > 0 || s.KeyPattern != "") {
-		errs = append(errs, field.Forbidden(sp.Child("pointInTime"),
-			"a restore to a point in time replays every command of the journal: databases and keyPattern do not apply"))
+	if s.PointInTime != nil {
+		// The target's own databases select as much as spec.databases (runner/session
+		// restores the union of both).
+		var targetDBs int
+		if s.Target.Redis != nil {
+			targetDBs = len(s.Target.Redis.Databases)
+		}
+		if err := CheckPointInTimeSelection(len(s.Databases)+targetDBs, s.KeyPattern); err != nil {
+			errs = append(errs, field.Forbidden(sp.Child("pointInTime"), err.Error()+
+				": remove databases, keyPattern and target.redis.databases, or restore a snapshot instead"))
+		}
 	}
 	errs = append(errs, validateRuntimeSettings(s.RuntimeSettings, sp.Child("runtimeSettings"))...)
 	return errs

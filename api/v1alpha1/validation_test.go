@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -367,6 +368,19 @@ func TestInvalidObjects(t *testing.T) {
 			[]string{`spec.conflictPolicy: Unsupported value: "Merge": supported values: "Fail", "Replace"`}},
 		{"restore flush with key pattern", rs(func(r *RestoreSession) { r.Spec.FlushBeforeRestore = true; r.Spec.KeyPattern = "user:*" }),
 			[]string{"spec.flushBeforeRestore: Forbidden: may not be set together with keyPattern: the flush would delete the keys that the pattern leaves out"}},
+		{"restore to a point in time of some databases", rs(func(r *RestoreSession) {
+			r.Spec.PointInTime = &metav1.Time{Time: time.Date(2026, 12, 2, 10, 15, 0, 0, time.UTC)}
+			r.Spec.Databases = []int32{1}
+		}), []string{pointInTimeSelection}},
+		{"restore to a point in time of some keys", rs(func(r *RestoreSession) {
+			r.Spec.PointInTime = &metav1.Time{Time: time.Date(2026, 12, 2, 10, 15, 0, 0, time.UTC)}
+			r.Spec.KeyPattern = "user:*"
+		}), []string{pointInTimeSelection}},
+		{"restore to a point in time of the inline target's databases", rs(func(r *RestoreSession) {
+			r.Spec.PointInTime = &metav1.Time{Time: time.Date(2026, 12, 2, 10, 15, 0, 0, time.UTC)}
+			r.Spec.Target = inlineTarget()
+			r.Spec.Target.Redis.Databases = []int32{0}
+		}), []string{pointInTimeSelection}},
 		{"restore bad timeOut", rs(func(r *RestoreSession) { r.Spec.TimeOut = "-5m" }),
 			[]string{`spec.timeOut: Invalid value: "-5m": must be at least 1s`}},
 		{"restore name too long for its Job", rs(func(r *RestoreSession) { r.Name = strings.Repeat("r", 50) }),
@@ -386,6 +400,9 @@ func TestInvalidObjects(t *testing.T) {
 		})
 	}
 }
+
+// pointInTimeSelection is admission's words for CheckPointInTimeSelection.
+const pointInTimeSelection = "spec.pointInTime: Forbidden: a restore to a point in time replays every command of the journal: it cannot select databases or keys: remove databases, keyPattern and target.redis.databases, or restore a snapshot instead"
 
 func TestImmutableFields(t *testing.T) {
 	old := gcsRepo()

@@ -113,7 +113,7 @@ func run(ctx context.Context, opts Options) (Result, error) {
 			opts.Progress.Total.Store(plan.total)
 		}
 	} else if opts.ReadFromReplica && opts.Sentinel == nil {
-		return Result{}, fmt.Errorf("redis %s is not a cluster: --read-from-replica applies to clusters (for a standalone replica, pass its address)", opts.Redis.Addr)
+		return Result{}, &NotClusterError{Addr: opts.Redis.Addr}
 	}
 	if plan == nil {
 		if err := checkReplicaInSync(ctx, client, opts.Redis.Addr); err != nil {
@@ -153,7 +153,7 @@ func run(ctx context.Context, opts Options) (Result, error) {
 	switch {
 	case plan != nil && opts.Method == MethodReplication:
 		sw.Abort()
-		return Result{}, fmt.Errorf("backup of %s: --method replication does not support cluster mode yet (use --method dump or auto)", opts.Redis.Addr)
+		return Result{}, &ClusterMethodError{Addr: opts.Redis.Addr, Method: MethodReplication}
 	case plan != nil:
 		st, cm, err = runCluster(ctx, opts, client, plan, usePTTL, sw)
 	default:

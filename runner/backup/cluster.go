@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/cluster"
 	"stash.dev/redis/runner/dump"
 	"stash.dev/redis/runner/redisconn"
@@ -28,8 +29,8 @@ type clusterPlan struct {
 
 func planCluster(ctx context.Context, opts Options, client *redis.Client, info redisconn.ServerInfo) (*clusterPlan, error) {
 	for _, db := range opts.Databases {
-		if db >= info.ClusterDatabases {
-			return nil, fmt.Errorf("redis %s runs in cluster mode with %d database(s) (%s; cluster-databases on Valkey 9): drop --databases %d", opts.Redis.Addr, info.ClusterDatabases, info.Name(), db)
+		if err := v1alpha1.CheckClusterDatabase(db, info.ClusterDatabases); err != nil {
+			return nil, fmt.Errorf("back up cluster %s (%s): %w", opts.Redis.Addr, info.Name(), err)
 		}
 	}
 	top, err := cluster.DiscoverAll(ctx, opts.Redis, client)
@@ -52,7 +53,7 @@ func planCluster(ctx context.Context, opts Options, client *redis.Client, info r
 		if opts.ReadFromReplica {
 			r, ok := top.Replica(m.ID)
 			if !ok {
-				return nil, fmt.Errorf("cluster master %s has no healthy replica to read from (back up without --read-from-replica)", m.Addr)
+				return nil, &NoHealthyReplicaError{Master: m.Addr}
 			}
 			o = cluster.NodeOptions(opts.Redis, r.Addr)
 			o.ReadOnly = true

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/progress"
 	"stash.dev/redis/runner/repo"
 	"stash.dev/redis/runner/restore"
@@ -81,8 +82,11 @@ func (o *RestoreOptions) Validate() error {
 	case o.toOffset < -1:
 		return fmt.Errorf("--to-offset %d: a replication offset is not negative", o.toOffset)
 	}
-	if o.point != nil && (len(o.redis.databases) > 0 || o.opts.KeyPattern != "") {
-		return errors.New("--to-time and --to-offset replay every command of the journal: --databases and --key-pattern do not apply")
+	if o.point != nil {
+		// Refused here too, before the repository is opened; hintFor says which flags.
+		if err := v1alpha1.CheckPointInTimeSelection(len(o.redis.databases), o.opts.KeyPattern); err != nil {
+			return err
+		}
 	}
 	return o.g.validateRepository()
 }

@@ -87,6 +87,7 @@ func NewRootCommand(s Streams, getenv func(string) string, version string) *cobr
 		newFollowCommand(g),
 		newContinuousCommand(g),
 	)
+	hintAll(root)
 	return root
 }
 
@@ -344,6 +345,7 @@ func prepareThen(path, op string, run func() error, checks ...func() error) erro
 }
 
 func finish(path, op string, start time.Time, res any, err error) error {
+	err = withHint(op, err)
 	rf := resultFile{Operation: op, Success: err == nil, Duration: time.Since(start).Seconds()}
 	if err != nil {
 		rf.Error = err.Error()

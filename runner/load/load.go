@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/cluster"
 	"stash.dev/redis/runner/progress"
 	"stash.dev/redis/runner/redisconn"
@@ -212,8 +213,10 @@ func parse(ctx context.Context, r io.Reader, opts Options, st *Stats, free, work
 		rec := sc.rec
 		node := 0
 		if opts.Cluster != nil {
-			if rec.DB >= max(opts.Cluster.Databases, 1) && sc.dbWanted {
-				return fmt.Errorf("snapshot has keys in database %d, but the cluster has only %d database(s) (restore only those with --databases, or into a standalone server)", rec.DB, max(opts.Cluster.Databases, 1))
+			if sc.dbWanted {
+				if err := v1alpha1.CheckClusterDatabase(rec.DB, opts.Cluster.Databases); err != nil {
+					return fmt.Errorf("snapshot has keys in %w", err)
+				}
 			}
 			node = int(opts.Cluster.Owner[cluster.Slot(rec.Key)])
 		}
@@ -449,6 +452,10 @@ func follow(cs *conns, opts Options, b *batch, redirects []redirect) error {
 
 var cmdAsking = []byte("*1\r\n$6\r\nASKING\r\n")
 
+// ErrKeyAppeared is a key that exists in a database that was empty (or flushed) when the
+// restore began: written by another client during the restore, or twice in the snapshot.
+var ErrKeyAppeared = errors.New("the database was empty when the restore began")
+
 // explain turns server errors into messages that say what to do.
 func explain(msg string, key []byte, db int, opts Options) error {
 	base := fmt.Errorf("restore key %q in database %d: %s", key, db, msg)
@@ -457,7 +464,7 @@ func explain(msg string, key []byte, db int, opts Options) error {
 		// The restore began only into an empty (or flushed) database, and --flush and --replace
 		// both write with REPLACE: so the key was written during the restore, by another client
 		// or by this restore itself (a snapshot that holds the key twice). --flush cannot help.
-		return fmt.Errorf("%w (the database was empty when the restore began: another client wrote the key during the restore, or the snapshot holds it twice; restore into a server nobody writes to, or pass --replace to keep the last copy)", base)
+		return fmt.Errorf("%w (%w: another client wrote the key during the restore, or the snapshot holds it twice)", base, ErrKeyAppeared)
 	case strings.Contains(msg, "payload version or checksum are wrong"):
 		return fmt.Errorf("%w (the snapshot was taken from Redis %s with RDB format %d, which the target cannot read: restore into Redis %s or newer)",
 			base, opts.SourceVersion, opts.RDBVersion, opts.SourceVersion)

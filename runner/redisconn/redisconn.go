@@ -177,7 +177,7 @@ func (o *Options) ConfigureTLS(t TLSOptions) error {
 		o.TLS.RootCAs = pool
 	}
 	if (t.CertFile == "") != (t.KeyFile == "") {
-		return errors.New("--tls-cert-file and --tls-key-file must be given together")
+		return errors.New("a TLS client certificate and its key must be given together")
 	}
 	if t.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
@@ -456,19 +456,48 @@ func (c *Conn) Close() error {
 	return c.nc.Close()
 }
 
-// ExplainTLS adds a hint to certificate verification failures.
+// Why a server's certificate was refused (TLSVerifyError.Reason).
+const (
+	// TLSUnknownAuthority: the certificate is not signed by a trusted CA.
+	TLSUnknownAuthority = "the server certificate is not signed by a trusted CA"
+	// TLSWrongName: the certificate does not name the server as it was reached.
+	TLSWrongName = "the server certificate does not name the server"
+)
+
+// TLSVerifyError is a server certificate refused for Reason (TLSUnknownAuthority or
+// TLSWrongName); the callers say which setting fixes it.
+type TLSVerifyError struct {
+	Err    error
+	Reason string
+}
+
+func (e *TLSVerifyError) Error() string { return fmt.Sprintf("%v (%s)", e.Err, e.Reason) }
+func (e *TLSVerifyError) Unwrap() error { return e.Err }
+
+// ExplainTLS turns certificate verification failures into a *TLSVerifyError.
 func ExplainTLS(err error) error {
 	var ua x509.UnknownAuthorityError
 	var hn x509.HostnameError
 	var cv *tls.CertificateVerificationError
 	switch {
 	case errors.As(err, &ua) || (errors.As(err, &cv) && strings.Contains(err.Error(), "unknown authority")):
-		return fmt.Errorf("%w (the server certificate is not signed by a trusted CA: pass the CA with --tls-ca-file)", err)
+		return &TLSVerifyError{Err: err, Reason: TLSUnknownAuthority}
 	case errors.As(err, &hn):
-		return fmt.Errorf("%w (set --tls-server-name to a name in the certificate)", err)
+		return &TLSVerifyError{Err: err, Reason: TLSWrongName}
 	}
 	return err
 }
+
+// SentinelNotDataNodeError is a Sentinel reached where a data node was expected: the
+// master set to ask it for was not named.
+type SentinelNotDataNodeError struct{ Addr string }
+
+func (e *SentinelNotDataNodeError) Error() string {
+	return fmt.Sprintf("redis %s is a Sentinel, not a data node: name the master set to restore into or back up", e.Addr)
+}
+
+// ErrNoMasterName is Sentinel mode without the name of the master set.
+var ErrNoMasterName = errors.New("sentinel mode needs the master set name")
 
 // ModeCluster is INFO's redis_mode (Redis) or server_mode (Valkey) on a node of a cluster.
 const ModeCluster = "cluster"
@@ -613,7 +642,7 @@ func (si ServerInfo) CheckMode(addr, want string) error {
 	}
 	switch {
 	case got == "sentinel":
-		return fmt.Errorf("redis %s is a Sentinel, not a data node: name the master set (--sentinel-master NAME, or mode sentinel with masterName in the target)", addr)
+		return &SentinelNotDataNodeError{Addr: addr}
 	case want != "" && want != got:
 		return fmt.Errorf("redis %s runs in %s mode, but %s mode was asked for (fix the target's mode, or leave it empty to detect it)", addr, got, want)
 	}

@@ -24,7 +24,7 @@ type Sentinel struct {
 // replica when replica is true, and returns o pointed at it.
 func (o Options) ResolveSentinel(ctx context.Context, s Sentinel, replica bool) (Options, error) {
 	if s.MasterName == "" {
-		return o, errors.New("sentinel mode needs the master set name (--sentinel-master)")
+		return o, ErrNoMasterName
 	}
 	var errs []error
 	for _, addr := range s.Addrs {

@@ -242,7 +242,7 @@ type SnapshotReader struct {
 // OpenSnapshot opens the data of a snapshot for reading. Close must be called.
 func (r *Repository) OpenSnapshot(ctx context.Context, m Manifest) (*SnapshotReader, error) {
 	return r.openData(ctx, dataKey(m.ID), "snapshot "+m.ID, m,
-		" (the object was truncated or replaced; restore another snapshot, and run check --read-data)", true)
+		" (the object was truncated or replaced; restore another snapshot, and check the data of every snapshot)", true)
 }
 
 // openData opens the data object key, whose size and sha256 are m's, for reading; name is how

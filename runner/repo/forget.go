@@ -103,7 +103,7 @@ const journalPrefix = "journal/"
 // always kept, because a follower may be extending it.
 func (r *Repository) Forget(ctx context.Context, p Policy, dryRun bool) (ForgetResult, error) {
 	if p.Empty() {
-		return ForgetResult{}, errors.New("forget needs at least one --keep-* rule; refusing to remove every snapshot")
+		return ForgetResult{}, errors.New("forget needs at least one retention rule; refusing to remove every snapshot")
 	}
 	if p.negative() {
 		return ForgetResult{}, fmt.Errorf("forget policy %+v has a negative rule; refusing to remove every snapshot", p)

@@ -153,11 +153,15 @@ type keyFile struct {
 	Key      string    `json:"key"`
 }
 
+// ErrNoPassword is a repository opened without its password; where the password comes from
+// (an environment variable, a file, the storage Secret) is the caller's to say.
+var ErrNoPassword = errors.New("repository password is empty")
+
 // openKeys unlocks the keys of the repository in bucket with opts.Password, creating the first
 // key if opts.Create says so.
 func openKeys(ctx context.Context, bucket *store.Bucket, opts Options) ([]*crypt.Key, error) {
 	if opts.Password == "" {
-		return nil, errors.New("repository password is empty (set RESTIC_PASSWORD or ENCRYPTION_PASSWORD, or use --password-file)")
+		return nil, ErrNoPassword
 	}
 	if strings.TrimSpace(opts.Password) == RedactedPassword {
 		return nil, fmt.Errorf("repository password is the placeholder %s that kubectl stash prints instead of a secret value: "+

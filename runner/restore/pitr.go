@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/crypt"
 	"stash.dev/redis/runner/journal"
 	"stash.dev/redis/runner/redisconn"
@@ -63,8 +64,8 @@ func ToPoint(ctx context.Context, opts Options, pt Point) (PointResult, error) {
 	if r == nil {
 		return PointResult{}, errors.New("restore: no repository")
 	}
-	if len(opts.Databases) > 0 || opts.KeyPattern != "" {
-		return PointResult{}, errors.New("a restore to a point in time replays every command of the journal: --databases and --key-pattern do not apply")
+	if err := v1alpha1.CheckPointInTimeSelection(len(opts.Databases), opts.KeyPattern); err != nil {
+		return PointResult{}, err
 	}
 	wins, gaps, err := journal.Windows(ctx, r)
 	if err != nil {
@@ -161,7 +162,7 @@ func choose(wins []journal.Window, gaps []journal.Gap, pinned string, pt Point) 
 	}
 	if best < 0 {
 		if pinned != "" && !hasChain(wins, pinned) {
-			return journal.Window{}, journal.Stop{}, fmt.Errorf("snapshot %s has no journal: it restores only to its own instant (restore it without --to-time/--to-offset, or see the windows in stash-runner snapshots)", pinned)
+			return journal.Window{}, journal.Stop{}, &NoJournalError{Snapshot: pinned}
 		}
 		return journal.Window{}, journal.Stop{}, outside(wins, gaps, pt, "")
 	}

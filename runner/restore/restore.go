@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/cluster"
 	"stash.dev/redis/runner/load"
 	"stash.dev/redis/runner/progress"
@@ -220,12 +221,13 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	// Every database is checked before any is flushed: a refused restore leaves the target as it was.
 	for _, db := range dbs {
-		if routing != nil && db >= info.Databases {
-			return Result{}, fmt.Errorf("snapshot %s has keys in database %d, but cluster %s (%s) has only %s (restore only %s, raise cluster-databases on Valkey 9, or restore into a standalone server)",
-				m.ID, db, opts.Redis.Addr, info.Name(), plural(info.Databases, "database 0", "databases 0 to %d"), plural(info.Databases, "database 0 with --databases 0", "those with --databases"))
+		if routing != nil {
+			if err := v1alpha1.CheckClusterDatabase(db, info.Databases); err != nil {
+				return Result{}, fmt.Errorf("snapshot %s, cluster %s (%s): %w", m.ID, opts.Redis.Addr, info.Name(), err)
+			}
 		}
 		if db >= info.Databases {
-			return Result{}, fmt.Errorf("snapshot %s has database %d but the target has only %d databases (raise its 'databases' setting or use --databases)", m.ID, db, info.Databases)
+			return Result{}, &TooFewDatabasesError{Snapshot: m.ID, DB: db, TargetDatabases: info.Databases}
 		}
 	}
 	var expected int64
@@ -245,7 +247,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			}
 			wasEmpty[db] = true
 		case !opts.Replace:
-			return Result{}, fmt.Errorf("target database %d of %s has %d keys: refusing to restore over them (use --flush to empty it first or --replace to overwrite keys)", db, opts.Redis.Addr, n)
+			return Result{}, &TargetNotEmptyError{Addr: opts.Redis.Addr, DB: db, Keys: n}
 		}
 	}
 	if opts.Flush && len(dbs) == 0 {
@@ -274,7 +276,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		case reason == "":
 			method = MethodReplication
 		case opts.Method == MethodReplication:
-			return Result{}, fmt.Errorf("cannot restore into %s through replication: %s (use --method %s)", opts.Redis.Addr, reason, MethodRestore)
+			return Result{}, &ReplicationUnavailableError{Addr: opts.Redis.Addr, Reason: reason}
 		}
 	}
 
@@ -361,7 +363,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}, nil
 }
 
-// checkDatabases refuses a --databases list that names a database the snapshot does not have:
+// checkDatabases refuses a selection of databases that names a database the snapshot does not have:
 // restoring nothing and calling it a success would hide a typo or a wrong snapshot.
 func checkDatabases(m repo.Manifest, want []int) error {
 	var missing []int
@@ -374,8 +376,7 @@ func checkDatabases(m repo.Manifest, want []int) error {
 		return nil
 	}
 	have := slices.Sorted(maps.Keys(m.Databases))
-	return fmt.Errorf("snapshot %s has no database %s: it has %s (fix --databases, or pick another snapshot: see stash-runner snapshots)",
-		m.ID, joinInts(missing), joinInts(have))
+	return &MissingDatabasesError{Snapshot: m.ID, Missing: missing, Have: have}
 }
 
 func joinInts(v []int) string {
@@ -497,8 +498,7 @@ func checkLossless(ctx context.Context, r *repo.Repository, m repo.Manifest, sel
 			examples = append(examples, fmt.Sprintf("db %d %q", d.DB, d.Key))
 		}
 	}
-	return fmt.Errorf("%w: %d keys of snapshot %s cannot be restored into %s (%s; e.g. %s); nothing was written: restore the other keys with --allow-lossy, into a server of the snapshot's version, or leave those keys out with --databases or --key-pattern",
-		ErrLossy, st.Dropped, m.ID, target.Name, strings.Join(reasons, "; "), strings.Join(examples, ", "))
+	return &LossyError{Snapshot: m.ID, Target: target.Name, Keys: st.Dropped, Reasons: reasons, Examples: examples}
 }
 
 // plural returns one when n is 1, else many formatted with n-1 (the highest database number).

@@ -69,7 +69,7 @@ func RunBackup(ctx context.Context, c client.Client, ns, name string, o Options)
 		st.SessionDuration = end.Sub(start).Round(time.Millisecond).String()
 		st.Progress = nil
 		if err != nil {
-			st.Phase, st.Error = v1alpha1.SessionFailed, err.Error()
+			st.Phase, st.Error = v1alpha1.SessionFailed, statusError(err)
 			return
 		}
 		st.Phase, st.Error = v1alpha1.SessionSucceeded, ""
@@ -317,8 +317,11 @@ func RunRestore(ctx context.Context, c client.Client, ns, name string, o Options
 			st.SessionDuration = end.Sub(start).Round(time.Millisecond).String()
 			st.Progress = nil
 			if err != nil {
-				st.Phase, st.Error = v1alpha1.SessionFailed, err.Error()
+				st.Phase, st.Error = v1alpha1.SessionFailed, statusError(err)
 				st.KeysRestored = res.Keys
+				if c := refusal(err); c != nil {
+					meta.SetStatusCondition(&st.Conditions, *c)
+				}
 				return
 			}
 			st.Phase, st.Error = v1alpha1.SessionSucceeded, ""
@@ -351,7 +354,7 @@ func runRestore(ctx context.Context, c client.Client, rs *v1alpha1.RestoreSessio
 	opts := restore.Options{
 		Redis: target.Redis, Sentinel: target.Sentinel, Mode: target.Mode, Repository: r, Snapshot: rs.Spec.Snapshot,
 		Flush: rs.Spec.FlushBeforeRestore, Replace: rs.Spec.ConflictPolicy == v1alpha1.ConflictReplace,
-		Databases: dbs, KeyPattern: rs.Spec.KeyPattern, Progress: counter,
+		Databases: dbs, KeyPattern: rs.Spec.KeyPattern, Progress: counter, AllowLossy: rs.Spec.AllowLossy,
 		Warn: func(w string) { o.log("warning: %s", w) },
 	}
 	if pit := rs.Spec.PointInTime; pit != nil {
@@ -370,6 +373,12 @@ func runRestore(ctx context.Context, c client.Client, rs *v1alpha1.RestoreSessio
 	if err != nil {
 		// restore.Run's error says whether and how far the target was changed.
 		return res, err
+	}
+	for _, d := range res.DroppedKeys { // spec.allowLossy
+		o.log("warning: left out db %d key %q: %s", d.DB, d.Key, d.Reason)
+	}
+	if n := res.Dropped - int64(len(res.DroppedKeys)); n > 0 {
+		o.log("warning: left out %d more keys the target cannot hold", n)
 	}
 	o.log("restored snapshot %s: %d keys by %s", res.SnapshotID, res.Keys, res.Method)
 	return res, nil

@@ -247,3 +247,38 @@ func TestTriggerLeavesPausedConfigurationAlone(t *testing.T) {
 		t.Errorf("forced: want a session, got %v, %v", s, err)
 	}
 }
+
+// TestRefusedRestoreSessionNamesItsFields: a RestoreSession into a target that holds keys fails
+// before writing, says which of its fields act on it, and carries the reason a client phrases
+// in its own words (kubectl stash restore: --flush).
+func TestRefusedRestoreSessionNamesItsFields(t *testing.T) {
+	ctx := context.Background()
+	f := setup(t, "runner-refused")
+	s := f.backupSession(t)
+	if err := session.RunBackup(ctx, cluster.Client, f.ns, s.Name, session.Options{}); err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	dst := redistest.Start(t)
+	dst.Client.Set(ctx, "there", "before", 0)
+	rs := &v1alpha1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "refused", Namespace: f.ns}, Spec: v1alpha1.RestoreSessionSpec{
+		Repository: v1alpha1.RepositoryRef{Name: "repo"},
+		Target:     v1alpha1.Target{Redis: &v1alpha1.RedisTarget{Address: dst.Addr}},
+	}}
+	if err := cluster.Client.Create(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	if err := session.RunRestore(ctx, cluster.Client, f.ns, rs.Name, session.Options{}); err == nil {
+		t.Fatal("a restore over existing keys succeeded")
+	}
+	if err := cluster.Client.Get(ctx, client.ObjectKeyFromObject(rs), rs); err != nil {
+		t.Fatal(err)
+	}
+	c := meta.FindStatusCondition(rs.Status.Conditions, v1alpha1.ConditionRestoreRefused)
+	if rs.Status.Phase != v1alpha1.SessionFailed || !strings.Contains(rs.Status.Error, "spec.flushBeforeRestore") || strings.Contains(rs.Status.Error, "--") ||
+		c == nil || c.Reason != v1alpha1.ReasonTargetNotEmpty || strings.Contains(c.Message, "spec.") {
+		t.Errorf("status %+v", rs.Status)
+	}
+	if n := dst.Client.DBSize(ctx).Val(); n != 1 {
+		t.Errorf("the refused restore wrote: %d keys", n)
+	}
+}
