@@ -13,9 +13,25 @@ type RetentionRule struct {
 	Flag string
 	// Help says what the rule keeps, for the flags' help.
 	Help string
+	// Period is the span of time the rule keeps one snapshot of; PeriodNone for the newest N.
+	// It is what the runner's forget reads (repo.PolicyOf), so it needs no table of names.
+	Period RetentionPeriod
 
 	value **int32 // the field of the policy Rules was called on
 }
+
+// RetentionPeriod is the span of time of which a retention rule keeps the newest snapshot.
+type RetentionPeriod string
+
+// Retention periods.
+const (
+	PeriodNone  RetentionPeriod = "" // the newest N snapshots, whatever their time
+	PeriodHour  RetentionPeriod = "hour"
+	PeriodDay   RetentionPeriod = "day"
+	PeriodWeek  RetentionPeriod = "week"
+	PeriodMonth RetentionPeriod = "month"
+	PeriodYear  RetentionPeriod = "year"
+)
 
 // Value is the rule's value in the policy; nil when the rule is not set.
 func (r RetentionRule) Value() *int32 { return *r.value }
@@ -38,10 +54,10 @@ func (r RetentionRule) Set(n int32) { *r.value = &n }
 func (p *RetentionPolicy) Rules() []RetentionRule {
 	return []RetentionRule{
 		{Field: "keepLast", Flag: "keep-last", Help: "keep the newest N snapshots", value: &p.KeepLast},
-		{Field: "keepHourly", Flag: "keep-hourly", Help: "keep the newest snapshot of each of the last N hours that have one", value: &p.KeepHourly},
-		{Field: "keepDaily", Flag: "keep-daily", Help: "keep the newest snapshot of each of the last N days that have one", value: &p.KeepDaily},
-		{Field: "keepWeekly", Flag: "keep-weekly", Help: "keep the newest snapshot of each of the last N weeks that have one", value: &p.KeepWeekly},
-		{Field: "keepMonthly", Flag: "keep-monthly", Help: "keep the newest snapshot of each of the last N months that have one", value: &p.KeepMonthly},
-		{Field: "keepYearly", Flag: "keep-yearly", Help: "keep the newest snapshot of each of the last N years that have one", value: &p.KeepYearly},
+		{Field: "keepHourly", Flag: "keep-hourly", Help: "keep the newest snapshot of each of the last N hours that have one", Period: PeriodHour, value: &p.KeepHourly},
+		{Field: "keepDaily", Flag: "keep-daily", Help: "keep the newest snapshot of each of the last N days that have one", Period: PeriodDay, value: &p.KeepDaily},
+		{Field: "keepWeekly", Flag: "keep-weekly", Help: "keep the newest snapshot of each of the last N weeks that have one", Period: PeriodWeek, value: &p.KeepWeekly},
+		{Field: "keepMonthly", Flag: "keep-monthly", Help: "keep the newest snapshot of each of the last N months that have one", Period: PeriodMonth, value: &p.KeepMonthly},
+		{Field: "keepYearly", Flag: "keep-yearly", Help: "keep the newest snapshot of each of the last N years that have one", Period: PeriodYear, value: &p.KeepYearly},
 	}
 }

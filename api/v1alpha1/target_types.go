@@ -49,6 +49,15 @@ const (
 	AppBindingKind       = "AppBinding"
 )
 
+// Where an AppBinding names its Secrets (unstructured.NestedString paths): the Secret with
+// the credentials (its keys DefaultUsernameKey and DefaultPasswordKey) and the one with the
+// client certificate. The runner reads them and the controller grants the runner access to
+// them; both use these paths.
+var (
+	AppBindingSecretPath    = []string{"spec", "secret", "name"}
+	AppBindingTLSSecretPath = []string{"spec", "tlsSecret", "name"}
+)
+
 // RedisMode is how the target Redis is deployed.
 // +kubebuilder:validation:Enum=standalone;cluster;sentinel
 type RedisMode string

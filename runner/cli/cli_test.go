@@ -322,7 +322,7 @@ func TestProgress(t *testing.T) {
 	if err := cmd.ExecuteContext(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if !regexp.MustCompile(`backup: \d+ keys, [\d.]+ MB, \d+ keys/s, [\d.]+% of 100000`).MatchString(errOut.String()) {
+	if !regexp.MustCompile(`backup: \d+ keys, [\d.]+ [KMG]?i?B, \d+ keys/s, [\d.]+% of 100000`).MatchString(errOut.String()) {
 		t.Fatalf("no progress line on stderr: %q", errOut.String())
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/journal"
 	"stash.dev/redis/runner/repo"
-	"stash.dev/redis/runner/session"
 	"stash.dev/redis/version"
 )
 
@@ -177,12 +176,15 @@ func newForgetCommand(g *global) *cobra.Command {
 					r.Set(keep[i])
 				}
 			}
-			p := session.ForgetPolicy(&rp)
+			p, err := repo.PolicyOf(&rp)
+			if err != nil {
+				return err
+			}
 			if p.Empty() {
 				return errors.New("give at least one --keep-* flag; forget refuses to remove every snapshot")
 			}
 			var res repo.ForgetResult
-			err := g.useRepository(cmd.Context(), existing, func(r *repo.Repository) (err error) {
+			err = g.useRepository(cmd.Context(), existing, func(r *repo.Repository) (err error) {
 				res, err = r.Forget(cmd.Context(), p, dryRun)
 				return err
 			})

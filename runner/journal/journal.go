@@ -32,7 +32,7 @@ import (
 const FormatVersion = 1
 
 const (
-	prefix       = "journal/"
+	prefix       = repo.JournalPrefix
 	dataSuffix   = ".data"
 	manifestName = ".json"
 )

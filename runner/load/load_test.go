@@ -3,6 +3,7 @@ package load_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -117,7 +118,7 @@ func TestBusyKeyAndExpired(t *testing.T) {
 		t.Fatalf("expiry of new: %v, want %d", ms, future)
 	}
 	_, err = load.Run(ctx, bytes.NewReader(restoreCmd("k", 0, payload)), options(t, s))
-	if err == nil || !strings.Contains(err.Error(), `restore key "k" in database 0: BUSYKEY`) || !strings.Contains(err.Error(), "--replace") {
+	if err == nil || !strings.Contains(err.Error(), `restore key "k" in database 0: BUSYKEY`) || !errors.Is(err, load.ErrKeyAppeared) {
 		t.Fatalf("load over an existing key: %v", err)
 	}
 	o := options(t, s)

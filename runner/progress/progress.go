@@ -8,6 +8,8 @@ import (
 	"io"
 	"sync/atomic"
 	"time"
+
+	"stash.dev/redis/api/v1alpha1"
 )
 
 // Counter is updated by the dump and load code; safe for concurrent use.
@@ -53,7 +55,7 @@ func Every(ctx context.Context, interval time.Duration, tick func()) (stop func(
 // Line formats one status line.
 func Line(label string, keys, bytes, total int64, elapsed time.Duration) string {
 	rate := float64(keys) / max(elapsed.Seconds(), 0.001)
-	s := fmt.Sprintf("%s: %d keys, %.1f MB, %.0f keys/s", label, keys, float64(bytes)/1e6, rate)
+	s := fmt.Sprintf("%s: %d keys, %s, %.0f keys/s", label, keys, v1alpha1.HumanBytes(bytes), rate)
 	if total > 0 {
 		pct := 100 * float64(keys) / float64(total)
 		s += fmt.Sprintf(", %.1f%% of %d", min(pct, 100), total)

@@ -13,9 +13,9 @@ func TestLine(t *testing.T) {
 		elapsed            time.Duration
 		want               string
 	}{
-		{500, 2e6, 1000, 10 * time.Second, "backup: 500 keys, 2.0 MB, 50 keys/s, 50.0% of 1000, ETA 10s"},
-		{500, 2e6, 0, 10 * time.Second, "backup: 500 keys, 2.0 MB, 50 keys/s"},
-		{1200, 0, 1000, time.Second, "backup: 1200 keys, 0.0 MB, 1200 keys/s, 100.0% of 1000"},
+		{500, 2e6, 1000, 10 * time.Second, "backup: 500 keys, 1.9 MiB, 50 keys/s, 50.0% of 1000, ETA 10s"},
+		{500, 2e6, 0, 10 * time.Second, "backup: 500 keys, 1.9 MiB, 50 keys/s"},
+		{1200, 0, 1000, time.Second, "backup: 1200 keys, 0 B, 1200 keys/s, 100.0% of 1000"},
 	}
 	for _, tt := range tests {
 		if got := progress.Line("backup", tt.keys, tt.bytes, tt.total, tt.elapsed); got != tt.want {

@@ -92,10 +92,11 @@ type ForgetResult struct {
 	Future []Manifest
 }
 
-// journalPrefix is where runner/journal keeps the chains of continuous backup:
-// journal/<base snapshot id>/<offset>.json (segment manifests) and .data (segment data). This
-// package cannot import runner/journal (which builds on it), so retention knows the layout here.
-const journalPrefix = "journal/"
+// JournalPrefix is where runner/journal keeps the chains of continuous backup:
+// journal/<base snapshot id>/<offset>.json (segment manifests) and .data (segment data). It is
+// named here, not in runner/journal (which builds on this package), because retention and the
+// encryption of objects need it too.
+const JournalPrefix = "journal/"
 
 // Forget applies the policy and deletes the snapshots it does not keep, unless dryRun. A base
 // snapshot and its journal chain go together: the chain of a removed snapshot is deleted before
@@ -113,13 +114,13 @@ func (r *Repository) Forget(ctx context.Context, p Policy, dryRun bool) (ForgetR
 		return ForgetResult{}, err
 	}
 	all := listing.Manifests
-	chains, err := r.ListObjects(ctx, journalPrefix, true)
+	chains, err := r.ListObjects(ctx, JournalPrefix, true)
 	if err != nil {
 		return ForgetResult{}, err
 	}
 	hasChain := map[string]bool{}
 	for _, c := range chains {
-		hasChain[strings.TrimSuffix(strings.TrimPrefix(c, journalPrefix), "/")] = true
+		hasChain[strings.TrimSuffix(strings.TrimPrefix(c, JournalPrefix), "/")] = true
 	}
 	keep, remove := p.Apply(all)
 	// The newest snapshot with a chain is the base a running follower may be extending.
@@ -213,7 +214,7 @@ func (r *Repository) Remove(ctx context.Context, ids []string) error {
 // deleteChain removes the journal chain of base id: every segment manifest first, so that no
 // segment stays visible without its data, then the data objects and anything else under it.
 func (r *Repository) deleteChain(ctx context.Context, id string) error {
-	keys, err := r.ListObjects(ctx, journalPrefix+id+"/", false)
+	keys, err := r.ListObjects(ctx, JournalPrefix+id+"/", false)
 	if err != nil {
 		return err
 	}

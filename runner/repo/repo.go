@@ -29,6 +29,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/crypt"
 	"stash.dev/redis/runner/store"
 )
@@ -241,7 +242,7 @@ func createKey(ctx context.Context, bucket *store.Bucket, opts Options) ([]*cryp
 
 // encryptedPrefixes hold objects encrypted to the repository key: snapshots and the journal of
 // continuous backup (runner/journal).
-var encryptedPrefixes = []string{snapshotsPrefix, "journal/"}
+var encryptedPrefixes = []string{snapshotsPrefix, JournalPrefix}
 
 // hasSnapshotData reports whether anything encrypted to a repository key, complete or orphaned,
 // is stored. Every backup writes its key before its data, so such objects in a repository
@@ -316,10 +317,10 @@ func (r *Repository) URL() string { return r.bucket.URL }
 // Close closes the underlying bucket.
 func (r *Repository) Close() error { return r.bucket.Close() }
 
-// IDPattern matches the ids NewID makes (the API's SnapshotIDPattern is the same). An id is
-// part of object keys, so nothing else is accepted where a whole id is expected: "../keys" must
-// not name an object outside snapshots/.
-var IDPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6,16}$`)
+// IDPattern matches the ids NewID makes: the API's SnapshotIDPattern, which admission checks
+// a RestoreSession's snapshot against. An id is part of object keys, so nothing else is
+// accepted where a whole id is expected: "../keys" must not name an object outside snapshots/.
+var IDPattern = v1alpha1.SnapshotIDPattern
 
 // ErrInvalidID is wrapped by the error for a string that is not a snapshot id (nor, where a
 // prefix is allowed, the start of one), together with ErrSnapshotNotFound.

@@ -2,6 +2,7 @@ package restore_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"stash.dev/redis/api/v1alpha1"
 	"stash.dev/redis/runner/backup"
 	"stash.dev/redis/runner/cluster"
 	"stash.dev/redis/runner/restore"
@@ -104,7 +106,8 @@ func TestStandaloneSnapshotIntoCluster(t *testing.T) {
 	}
 	dst := redistest.StartCluster(t, 3)
 	_, err := restore.Run(ctx, restore.Options{Redis: conn(t, dst.Masters[0]), Repository: r})
-	if err == nil || !strings.Contains(err.Error(), "database 3") || !strings.Contains(err.Error(), "--databases 0") {
+	var dbErr *v1alpha1.ClusterDatabaseError
+	if !errors.As(err, &dbErr) || dbErr.DB != 3 {
 		t.Fatalf("restore of databases 0,3,15 into a cluster: %v", err)
 	}
 	if n := dst.DBSize(t); n != 0 {

@@ -232,7 +232,7 @@ func resolveAppBinding(ctx context.Context, c client.Reader, ns string, ref *v1a
 		scheme = u.Scheme
 		out.Redis.Network, out.Redis.Addr = "tcp", u.Host
 		if u.Port() == "" {
-			out.Redis.Addr = net.JoinHostPort(u.Hostname(), "6379")
+			out.Redis.Addr = net.JoinHostPort(u.Hostname(), strconv.Itoa(int(v1alpha1.DefaultRedisPort)))
 		}
 	default:
 		svc := str("spec", "clientConfig", "service", "name")
@@ -248,12 +248,12 @@ func resolveAppBinding(ctx context.Context, c client.Reader, ns string, ref *v1a
 		}
 		out.Redis.Network, out.Redis.Addr = "tcp", net.JoinHostPort(svc+"."+ns+".svc", strconv.FormatInt(port, 10))
 	}
-	if secret := str("spec", "secret", "name"); secret != "" {
+	if secret := str(v1alpha1.AppBindingSecretPath...); secret != "" {
 		s, err := readSecret(ctx, c, ns, secret, "Secret of AppBinding "+name)
 		if err != nil {
 			return nil, err
 		}
-		out.Redis.Username, out.Redis.Password = string(s.Data["username"]), string(s.Data["password"])
+		out.Redis.Username, out.Redis.Password = string(s.Data[v1alpha1.DefaultUsernameKey]), string(s.Data[v1alpha1.DefaultPasswordKey])
 	}
 	if sentinel {
 		out.Sentinel = &redisconn.Sentinel{Addrs: []string{out.Redis.Addr}, MasterName: ref.MasterName,
@@ -284,7 +284,7 @@ func resolveAppBinding(ctx context.Context, c client.Reader, ns string, ref *v1a
 			cfg.InsecureSkipVerify = true
 			out.Warnings = append(out.Warnings, "WARNING: TLS certificate verification of Redis is OFF (AppBinding clientConfig.insecureSkipTLSVerify)")
 		}
-		if ts := str("spec", "tlsSecret", "name"); ts != "" {
+		if ts := str(v1alpha1.AppBindingTLSSecretPath...); ts != "" {
 			if err := addClientCert(ctx, c, ns, ts, cfg); err != nil {
 				return nil, err
 			}

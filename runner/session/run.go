@@ -125,7 +125,11 @@ func runBackup(ctx context.Context, c client.Client, s *v1alpha1.BackupSession, 
 	var cond *metav1.Condition
 	removed := int64(0)
 	if p := bc.Spec.RetentionPolicy; p != nil {
-		fr, ferr := r.Forget(ctx, ForgetPolicy(p), p.DryRun)
+		var fr repo.ForgetResult
+		policy, ferr := repo.PolicyOf(p)
+		if ferr == nil {
+			fr, ferr = r.Forget(ctx, policy, p.DryRun)
+		}
 		if ferr != nil {
 			// The snapshot is safe; a failed cleanup is reported, not fatal.
 			cond = &metav1.Condition{Type: v1alpha1.ConditionRetentionPolicyApplied, Status: metav1.ConditionFalse, Reason: "Error", Message: ferr.Error()}
@@ -150,22 +154,6 @@ func runBackup(ctx context.Context, c client.Client, s *v1alpha1.BackupSession, 
 	stats.SnapshotsRemoved = removed
 	out.stats = stats
 	return out, nil
-}
-
-// ForgetPolicy is the repository's form of the API's retention rules: the one place where
-// v1alpha1.RetentionPolicy.Rules meet repo.Policy's fields. An unset rule keeps nothing.
-func ForgetPolicy(p *v1alpha1.RetentionPolicy) repo.Policy {
-	var policy repo.Policy
-	count := map[string]*int{
-		"keepLast": &policy.Last, "keepHourly": &policy.Hourly, "keepDaily": &policy.Daily,
-		"keepWeekly": &policy.Weekly, "keepMonthly": &policy.Monthly, "keepYearly": &policy.Yearly,
-	}
-	for _, r := range p.Rules() {
-		if v := r.Value(); v != nil {
-			*count[r.Field] = int(*v)
-		}
-	}
-	return policy
 }
 
 func repositoryStats(ctx context.Context, r *repo.Repository) (*v1alpha1.RepositoryStats, error) {

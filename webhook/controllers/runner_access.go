@@ -157,9 +157,9 @@ func runnerNeeds(ctx context.Context, c client.Client, ns string) (*runnerNeed, 
 			ab.SetAPIVersion(v1alpha1.AppBindingAPIVersion)
 			ab.SetKind(v1alpha1.AppBindingKind)
 			if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: t.Ref.Name}, ab); err == nil {
-				s, _, _ := unstructured.NestedString(ab.Object, "spec", "secret", "name")
+				s, _, _ := unstructured.NestedString(ab.Object, v1alpha1.AppBindingSecretPath...)
 				add(s)
-				s, _, _ = unstructured.NestedString(ab.Object, "spec", "tlsSecret", "name")
+				s, _, _ = unstructured.NestedString(ab.Object, v1alpha1.AppBindingTLSSecretPath...)
 				add(s)
 			}
 		}
