@@ -1,5 +1,9 @@
 // Package backup takes a snapshot of a Redis server into a repository. It is the library behind
 // `stash-runner backup`, and what a controller calls in-process.
+//
+// It imports runner/dump for the SCAN + DUMP method (dump.Write, dump.WriteShards) and reports
+// every method's counts as dump.Stats, the form the snapshot's manifest is written from; a
+// backup by replication (replication.go) fills the same Stats.
 package backup
 
 import (

@@ -1,6 +1,9 @@
 // Package cli holds the cobra commands of stash-runner. Commands map flags and environment onto
 // the runner's library packages (backup, restore, repo) and print results; they hold no logic of
 // their own that a controller would need, so the controller calls the libraries directly.
+// The in-cluster commands (session.go: backup/restore --session, trigger, continuous) are the
+// same over runner/session, which is why cli imports it; the conversion of retention rules
+// both need lives in runner/repo (PolicyOf).
 package cli
 
 import (

@@ -2,6 +2,11 @@
 // master side: it serves a snapshot stream to an empty standalone target as the RDB file of a full
 // resynchronization, the "replication" method of runner/restore, which Redis loads about twice as
 // fast as RESTORE commands.
+//
+// Serve is the second loader beside runner/load (RESTORE commands), so it imports load for what
+// both loaders share and load owns: the key selection (load.Selection, load.Keys) and the
+// counts (load.Stats) that runner/restore verifies whichever loader ran. load knows nothing of
+// replication; the edge points from the newer loader to the shared one.
 package replication
 
 import (
