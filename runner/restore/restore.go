@@ -123,96 +123,169 @@ type Result struct {
 // error says so.
 func Run(ctx context.Context, opts Options) (Result, error) {
 	start := time.Now()
-	warn := opts.Warn
-	if warn == nil {
-		warn = func(string) {}
+	if opts.Warn == nil {
+		opts.Warn = func(string) {}
 	}
-	if opts.Repository == nil {
-		return Result{}, errors.New("restore: no repository")
-	}
-	if opts.Method != "" {
-		if err := CheckMethod(opts.Method); err != nil {
-			return Result{}, err
-		}
-	}
-	m, err := opts.Repository.Resolve(ctx, opts.Snapshot)
-	if err != nil {
-		return Result{}, err
-	}
-	if opts.VerifyFirst {
-		if err := opts.Repository.Verify(ctx, m); err != nil {
-			return Result{}, fmt.Errorf("verify snapshot %s before restoring: %w", m.ID, err)
-		}
-	}
-	if err := checkDatabases(m, opts.Databases); err != nil {
-		return Result{}, err
-	}
-	// Opened before anything is written or flushed: a data object that does not match its
-	// manifest is refused with the target untouched.
-	sr, err := opts.Repository.OpenSnapshot(ctx, m)
+	m, sr, err := openSnapshot(ctx, opts)
 	if err != nil {
 		return Result{}, err
 	}
 	defer sr.Close()
-	node, err := redisconn.Connect(ctx, redisconn.ConnectOptions{Redis: opts.Redis, Sentinel: opts.Sentinel, Mode: opts.Mode})
+	t, err := connectTarget(ctx, &opts)
 	if err != nil {
 		return Result{}, err
 	}
-	opts.Redis = node.Redis
-	client, info := node.Client, node.Info
-	defer client.Close()
-	if info.Mode != redisconn.ModeCluster && opts.Sentinel == nil {
-		// Before anything else looks at the target: a replica of a dead runner refuses writes.
-		found, err := recoverLeftover(ctx, client, opts.Redis.Addr)
-		if err != nil {
-			return Result{}, err
-		}
-		if found != "" {
-			warn(found)
-		}
-		if !opts.AllowReplicaTarget {
-			if err := checkNotReplica(ctx, client, opts.Redis.Addr); err != nil {
-				return Result{}, err
-			}
-		}
-	}
-	if w := evictionWarning(ctx, client, opts.Redis.Addr); w != "" {
-		warn(w)
-	}
-	targets := []redisconn.Options{opts.Redis} // the servers whose databases are counted
-	var routing *load.Routing
-	if info.Mode == redisconn.ModeCluster {
-		top, err := cluster.Discover(ctx, client)
-		if err != nil {
-			return Result{}, err
-		}
-		own, err := top.Owners()
-		if err != nil {
-			return Result{}, fmt.Errorf("restore into cluster %s: %w", opts.Redis.Addr, err)
-		}
-		routing = &load.Routing{Base: opts.Redis, Owner: own, Databases: info.ClusterDatabases}
-		for _, n := range top.Masters() {
-			routing.Nodes = append(routing.Nodes, cluster.NodeOptions(opts.Redis, n.Addr))
-		}
-		targets = routing.Nodes
-		info.Databases = info.ClusterDatabases // 1, or Valkey 9's cluster-databases
-	}
-	sel := load.Selection{Databases: opts.Databases, KeyPattern: opts.KeyPattern}
-	if target := info.RDB(); m.RDBVersion > 0 && !target.Reads(m.RDBVersion) {
-		// The target refuses the snapshot's payloads as they are: convert them, and find
-		// out before anything is written whether every value can be converted.
-		sel.Target, sel.DropLossy = &target, opts.AllowLossy
-		if !opts.AllowLossy {
-			if err := checkLossless(ctx, opts.Repository, m, sel, target); err != nil {
-				return Result{}, err
-			}
-		}
-		warn(fmt.Sprintf("snapshot %s is in RDB format %d, which %s does not read: its values are converted to format %d",
-			m.ID, m.RDBVersion, target.Name, target.WriteVersion()))
-	}
-	if err := checkFunctions(ctx, targets, m.Functions, opts.Replace || opts.Flush); err != nil {
+	defer t.client.Close()
+	sel, err := selectKeys(ctx, opts, m, t.info)
+	if err != nil {
 		return Result{}, err
 	}
+	if err := checkFunctions(ctx, t.targets, m.Functions, opts.Replace || opts.Flush); err != nil {
+		return Result{}, err
+	}
+	dbs, wasEmpty, err := prepareDatabases(ctx, opts, m, t)
+	if err != nil {
+		return Result{}, err
+	}
+	method, err := chooseMethod(ctx, opts, m, t)
+	if err != nil {
+		return Result{}, err
+	}
+	st, method, err := write(ctx, opts, m, sr, sel, t, dbs, method)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := verifyCounts(ctx, opts, m, st, sel, t, dbs, wasEmpty); err != nil {
+		return Result{}, err
+	}
+	if err := verifyFunctions(ctx, t.targets, m.Functions); err != nil {
+		return Result{}, fmt.Errorf("restore snapshot %s: %w", m.ID, err)
+	}
+	return Result{
+		SnapshotID: m.ID, Keys: st.Total, Databases: st.Keys, Expired: st.Expired, Filtered: st.Filtered,
+		Bytes: st.Bytes, Method: method, Duration: time.Since(start), Dropped: st.Dropped, DroppedKeys: st.DroppedKeys,
+		Functions: len(m.Functions),
+	}, nil
+}
+
+// openSnapshot checks the options, resolves the snapshot and opens its data, before anything
+// is written or flushed: a data object that does not match its manifest is refused with the
+// target untouched.
+func openSnapshot(ctx context.Context, opts Options) (repo.Manifest, *repo.SnapshotReader, error) {
+	if opts.Repository == nil {
+		return repo.Manifest{}, nil, errors.New("restore: no repository")
+	}
+	if opts.Method != "" {
+		if err := CheckMethod(opts.Method); err != nil {
+			return repo.Manifest{}, nil, err
+		}
+	}
+	m, err := opts.Repository.Resolve(ctx, opts.Snapshot)
+	if err != nil {
+		return repo.Manifest{}, nil, err
+	}
+	if opts.VerifyFirst {
+		if err := opts.Repository.Verify(ctx, m); err != nil {
+			return repo.Manifest{}, nil, fmt.Errorf("verify snapshot %s before restoring: %w", m.ID, err)
+		}
+	}
+	if err := checkDatabases(m, opts.Databases); err != nil {
+		return repo.Manifest{}, nil, err
+	}
+	sr, err := opts.Repository.OpenSnapshot(ctx, m)
+	if err != nil {
+		return repo.Manifest{}, nil, err
+	}
+	return m, sr, nil
+}
+
+// target is the server (or the masters of the cluster) a restore writes to.
+type target struct {
+	client  *redis.Client
+	info    redisconn.ServerInfo
+	targets []redisconn.Options // the servers whose databases are counted
+	routing *load.Routing       // nil but for a cluster
+}
+
+// connectTarget connects to the target (opts.Redis becomes the data node reached), undoes
+// what a dead runner left on it, and finds a cluster's masters. The caller closes the client.
+func connectTarget(ctx context.Context, opts *Options) (t target, err error) {
+	node, err := redisconn.Connect(ctx, redisconn.ConnectOptions{Redis: opts.Redis, Sentinel: opts.Sentinel, Mode: opts.Mode})
+	if err != nil {
+		return target{}, err
+	}
+	opts.Redis = node.Redis
+	t = target{client: node.Client, info: node.Info, targets: []redisconn.Options{opts.Redis}}
+	defer func() {
+		if err != nil {
+			node.Client.Close()
+		}
+	}()
+	if t.info.Mode != redisconn.ModeCluster {
+		if opts.Sentinel == nil {
+			// Before anything else looks at the target: a replica of a dead runner refuses writes.
+			found, err := recoverLeftover(ctx, t.client, opts.Redis.Addr)
+			if err != nil {
+				return target{}, err
+			}
+			if found != "" {
+				opts.Warn(found)
+			}
+			if !opts.AllowReplicaTarget {
+				if err := checkNotReplica(ctx, t.client, opts.Redis.Addr); err != nil {
+					return target{}, err
+				}
+			}
+		}
+		if w := evictionWarning(ctx, t.client, opts.Redis.Addr); w != "" {
+			opts.Warn(w)
+		}
+		return t, nil
+	}
+	if w := evictionWarning(ctx, t.client, opts.Redis.Addr); w != "" {
+		opts.Warn(w)
+	}
+	top, err := cluster.Discover(ctx, t.client)
+	if err != nil {
+		return target{}, err
+	}
+	own, err := top.Owners()
+	if err != nil {
+		return target{}, fmt.Errorf("restore into cluster %s: %w", opts.Redis.Addr, err)
+	}
+	t.routing = &load.Routing{Base: opts.Redis, Owner: own, Databases: t.info.ClusterDatabases}
+	for _, n := range top.Masters() {
+		t.routing.Nodes = append(t.routing.Nodes, cluster.NodeOptions(opts.Redis, n.Addr))
+	}
+	t.targets = t.routing.Nodes
+	t.info.Databases = t.info.ClusterDatabases // 1, or Valkey 9's cluster-databases
+	return t, nil
+}
+
+// selectKeys is the selection of the snapshot's keys, with the conversion of values for a
+// target that does not read the snapshot's format; without AllowLossy it refuses, before
+// anything is written, a snapshot with values the target cannot hold.
+func selectKeys(ctx context.Context, opts Options, m repo.Manifest, info redisconn.ServerInfo) (load.Selection, error) {
+	sel := load.Selection{Databases: opts.Databases, KeyPattern: opts.KeyPattern}
+	target := info.RDB()
+	if m.RDBVersion == 0 || target.Reads(m.RDBVersion) {
+		return sel, nil
+	}
+	sel.Target, sel.DropLossy = &target, opts.AllowLossy
+	if !opts.AllowLossy {
+		if err := checkLossless(ctx, opts.Repository, m, sel, target); err != nil {
+			return sel, err
+		}
+	}
+	opts.Warn(fmt.Sprintf("snapshot %s is in RDB format %d, which %s does not read: its values are converted to format %d",
+		m.ID, m.RDBVersion, target.Name, target.WriteVersion()))
+	return sel, nil
+}
+
+// prepareDatabases checks each database the restore writes (the cluster's only database, the
+// target's number of databases) and empties it (Flush), allows it (Replace) or refuses it when
+// it holds keys. It returns those databases and which were empty when the restore began.
+func prepareDatabases(ctx context.Context, opts Options, m repo.Manifest, t target) ([]int, map[int]bool, error) {
 	var dbs []int
 	for _, db := range slices.Sorted(maps.Keys(m.Databases)) {
 		if len(opts.Databases) == 0 || slices.Contains(opts.Databases, db) {
@@ -221,87 +294,99 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	// Every database is checked before any is flushed: a refused restore leaves the target as it was.
 	for _, db := range dbs {
-		if routing != nil {
-			if err := v1alpha1.CheckClusterDatabase(db, info.Databases); err != nil {
-				return Result{}, fmt.Errorf("snapshot %s, cluster %s (%s): %w", m.ID, opts.Redis.Addr, info.Name(), err)
+		if t.routing != nil {
+			if err := v1alpha1.CheckClusterDatabase(db, t.info.Databases); err != nil {
+				return nil, nil, fmt.Errorf("snapshot %s, cluster %s (%s): %w", m.ID, opts.Redis.Addr, t.info.Name(), err)
 			}
 		}
-		if db >= info.Databases {
-			return Result{}, &TooFewDatabasesError{Snapshot: m.ID, DB: db, TargetDatabases: info.Databases}
+		if db >= t.info.Databases {
+			return nil, nil, &TooFewDatabasesError{Snapshot: m.ID, DB: db, TargetDatabases: t.info.Databases}
 		}
 	}
 	var expected int64
 	wasEmpty := map[int]bool{}
 	for _, db := range dbs {
 		expected += m.Databases[db]
-		n, err := dbSize(ctx, targets, db)
+		n, err := dbSize(ctx, t.targets, db)
 		if err != nil {
-			return Result{}, err
+			return nil, nil, err
 		}
 		switch {
 		case n == 0:
 			wasEmpty[db] = true
 		case opts.Flush:
-			if err := flushDB(ctx, targets, db); err != nil {
-				return Result{}, err
+			if err := flushDB(ctx, t.targets, db); err != nil {
+				return nil, nil, err
 			}
 			wasEmpty[db] = true
 		case !opts.Replace:
-			return Result{}, &TargetNotEmptyError{Addr: opts.Redis.Addr, DB: db, Keys: n}
+			return nil, nil, &TargetNotEmptyError{Addr: opts.Redis.Addr, DB: db, Keys: n}
 		}
 	}
 	if opts.Flush && len(dbs) == 0 {
 		// A snapshot without a database (of an empty server) restores as an empty target.
-		flush := databasesToFlush(dbs, opts.Databases, info, len(m.Databases))
-		if routing != nil {
+		flush := databasesToFlush(dbs, opts.Databases, t.info, len(m.Databases))
+		if t.routing != nil {
 			flush = []int{0}
 		}
 		for _, db := range flush {
-			if err := flushDB(ctx, targets, db); err != nil {
-				return Result{}, err
+			if err := flushDB(ctx, t.targets, db); err != nil {
+				return nil, nil, err
 			}
 		}
 	}
 	if opts.Progress != nil {
 		opts.Progress.Total.Store(expected)
 	}
+	return dbs, wasEmpty, nil
+}
 
-	method := MethodRestore
+// chooseMethod is MethodReplication when it is asked for or allowed and the target can take
+// it (replicationBlocker), else MethodRestore.
+func chooseMethod(ctx context.Context, opts Options, m repo.Manifest, t target) (string, error) {
 	// An empty snapshot has nothing to load: RESTORE then writes nothing and changes nothing.
-	if opts.Method != MethodRestore && m.Keys > 0 && m.RDBVersion > 0 {
-		reason, err := replicationBlocker(ctx, client, opts, routing != nil)
-		switch {
-		case err != nil:
-			return Result{}, err
-		case reason == "":
-			method = MethodReplication
-		case opts.Method == MethodReplication:
-			return Result{}, &ReplicationUnavailableError{Addr: opts.Redis.Addr, Reason: reason}
-		}
+	if opts.Method == MethodRestore || m.Keys == 0 || m.RDBVersion == 0 {
+		return MethodRestore, nil
 	}
+	reason, err := replicationBlocker(ctx, t.client, opts, t.routing != nil)
+	switch {
+	case err != nil:
+		return "", err
+	case reason == "":
+		return MethodReplication, nil
+	case opts.Method == MethodReplication:
+		return "", &ReplicationUnavailableError{Addr: opts.Redis.Addr, Reason: reason}
+	}
+	return MethodRestore, nil
+}
 
+// write loads the snapshot's keys into the target by method (falling back from replication
+// to RESTORE commands when the target cannot reach the runner and auto chose replication),
+// and says in its error how much the target holds after a failure.
+func write(ctx context.Context, opts Options, m repo.Manifest, sr *repo.SnapshotReader, sel load.Selection, t target, dbs []int, method string) (load.Stats, string, error) {
 	var st load.Stats
+	var err error
 	if method == MethodReplication {
 		st, err = replication.Serve(ctx, sr, replication.ServeOptions{
 			Redis: opts.Redis, Selection: sel, RDBVersion: m.RDBVersion, Progress: opts.Progress,
 			KeysHint: m.Databases, ListenHost: opts.ListenHost, RefuseDuplicates: duplicateGuard(m),
 		})
 		if errors.Is(err, replication.ErrServeUnavailable) && opts.Method != MethodReplication {
-			warn(fmt.Sprintf("%v; restoring with RESTORE commands instead", err))
+			opts.Warn(fmt.Sprintf("%v; restoring with RESTORE commands instead", err))
 			method = MethodRestore
 		} else if err == nil {
 			// The full resynchronization replaced the target's functions with none.
-			err = loadFunctions(ctx, targets, m.Functions)
+			err = loadFunctions(ctx, t.targets, m.Functions)
 		}
 	}
 	if method == MethodRestore {
-		if err = loadFunctions(ctx, targets, m.Functions); err != nil {
-			return Result{}, fmt.Errorf("restore snapshot %s into %s: %w", m.ID, opts.Redis.Addr, err)
+		if err = loadFunctions(ctx, t.targets, m.Functions); err != nil {
+			return st, method, fmt.Errorf("restore snapshot %s into %s: %w", m.ID, opts.Redis.Addr, err)
 		}
-		putBack := sanitizePayloads(ctx, targets, warn)
+		putBack := sanitizePayloads(ctx, t.targets, opts.Warn)
 		st, err = load.Run(ctx, sr, load.Options{
 			Redis: opts.Redis, Workers: opts.Workers, Replace: opts.Replace || opts.Flush, Selection: sel,
-			RDBVersion: m.RDBVersion, SourceVersion: m.RedisVersion, Progress: opts.Progress, Cluster: routing,
+			RDBVersion: m.RDBVersion, SourceVersion: m.RedisVersion, Progress: opts.Progress, Cluster: t.routing,
 		})
 		putBack()
 	}
@@ -309,58 +394,56 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		switch {
 		case st.Total > 0 && method == MethodReplication:
 			// Counted on the target: it may have evicted, or discarded the load.
-			if held := keysHeld(context.WithoutCancel(ctx), targets, dbs); held >= 0 {
+			if held := keysHeld(context.WithoutCancel(ctx), t.targets, dbs); held >= 0 {
 				err = fmt.Errorf("%w (the target holds %d keys of the %d sent)", err, held, st.Total)
 			}
 		case st.Total > 0:
 			err = fmt.Errorf("%w (the target was partially restored: %d keys written)", err, st.Total)
 		}
-		return Result{}, fmt.Errorf("restore snapshot %s into %s: %w", m.ID, opts.Redis.Addr, err)
+		return st, method, fmt.Errorf("restore snapshot %s into %s: %w", m.ID, opts.Redis.Addr, err)
 	}
+	return st, method, nil
+}
+
+// verifyCounts checks that the data held the keys the manifest says, that the selection kept
+// some, and that each database of the target holds what was loaded: exactly, when it was empty
+// (keys can expire meanwhile); key by key, when it already had keys (checkPresent).
+func verifyCounts(ctx context.Context, opts Options, m repo.Manifest, st load.Stats, sel load.Selection, t target, dbs []int, wasEmpty map[int]bool) error {
 	if got := st.Total + st.Expired + st.Filtered + st.Dropped; got != m.Keys {
-		return Result{}, fmt.Errorf("restore snapshot %s: %w: the data holds %d keys, the manifest says %d", m.ID, ErrKeyCount, got, m.Keys)
+		return fmt.Errorf("restore snapshot %s: %w: the data holds %d keys, the manifest says %d", m.ID, ErrKeyCount, got, m.Keys)
 	}
 	if st.Total+st.Expired+st.Dropped == 0 && st.Filtered > 0 {
 		flushed := ""
 		if opts.Flush {
 			flushed = " (the databases were flushed)"
 		}
-		return Result{}, fmt.Errorf("restore snapshot %s: %w: %d keys were left out by the database and key pattern selection (%q), none restored%s",
+		return fmt.Errorf("restore snapshot %s: %w: %d keys were left out by the database and key pattern selection (%q), none restored%s",
 			m.ID, ErrNothingMatched, st.Filtered, opts.KeyPattern, flushed)
 	}
 	// Keys can expire while the restore runs; allow for those that expire before the check.
 	checkAt := time.Now().Add(time.Second)
 	var notEmpty []int // databases that had keys: checked key by key (see verify.go)
 	for _, db := range dbs {
-		n, err := dbSize(ctx, targets, db)
+		n, err := dbSize(ctx, t.targets, db)
 		if err != nil {
-			return Result{}, err
+			return err
 		}
 		want := st.Keys[db]
 		low := want - st.ExpiringBefore(db, checkAt)
 		if wasEmpty[db] {
 			if n < low || n > want {
-				return Result{}, fmt.Errorf("restore snapshot %s: %w: database %d has %d keys, expected %d", m.ID, ErrKeyCount, db, n, want)
+				return fmt.Errorf("restore snapshot %s: %w: database %d has %d keys, expected %d", m.ID, ErrKeyCount, db, n, want)
 			}
 		} else if n < low {
-			return Result{}, fmt.Errorf("restore snapshot %s: %w: database %d has %d keys, expected at least %d", m.ID, ErrKeyCount, db, n, low)
+			return fmt.Errorf("restore snapshot %s: %w: database %d has %d keys, expected at least %d", m.ID, ErrKeyCount, db, n, low)
 		} else {
 			notEmpty = append(notEmpty, db)
 		}
 	}
 	if len(notEmpty) > 0 {
-		if err := checkPresent(ctx, opts, m, sel, routing, notEmpty); err != nil {
-			return Result{}, err
-		}
+		return checkPresent(ctx, opts, m, sel, t.routing, notEmpty)
 	}
-	if err := verifyFunctions(ctx, targets, m.Functions); err != nil {
-		return Result{}, fmt.Errorf("restore snapshot %s: %w", m.ID, err)
-	}
-	return Result{
-		SnapshotID: m.ID, Keys: st.Total, Databases: st.Keys, Expired: st.Expired, Filtered: st.Filtered,
-		Bytes: st.Bytes, Method: method, Duration: time.Since(start), Dropped: st.Dropped, DroppedKeys: st.DroppedKeys,
-		Functions: len(m.Functions),
-	}, nil
+	return nil
 }
 
 // checkDatabases refuses a selection of databases that names a database the snapshot does not have:
