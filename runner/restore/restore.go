@@ -296,7 +296,7 @@ func prepareDatabases(ctx context.Context, opts Options, m repo.Manifest, t targ
 	for _, db := range dbs {
 		if t.routing != nil {
 			if err := v1alpha1.CheckClusterDatabase(db, t.info.Databases); err != nil {
-				return nil, nil, fmt.Errorf("snapshot %s, cluster %s (%s): %w", m.ID, opts.Redis.Addr, t.info.Name(), err)
+				return nil, nil, fmt.Errorf("snapshot %s has keys in %w (cluster %s, %s)", m.ID, err, opts.Redis.Addr, t.info.Name())
 			}
 		}
 		if db >= t.info.Databases {
