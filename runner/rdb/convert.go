@@ -1,11 +1,13 @@
 package rdb
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // ErrLossy is returned by Target.Convert for a value the target server cannot hold: a type it
@@ -25,6 +27,56 @@ type Target struct {
 	Valkey bool
 	// Name describes the server in errors, e.g. "valkey 8.1.1".
 	Name string
+	// product and version are the server's own ("redis", "8.0.2"), set by TargetOf.
+	product, version string
+	// WriterProduct and WriterVersion name the server that wrote the payloads ("redis",
+	// "8.0.6"), as a snapshot's manifest records it; empty when unknown (older snapshots).
+	// A module value is restored only into a server of the same product and the same or a
+	// newer version: the module's encoding version does not follow every change of its layout
+	// (Redis 8.0.6 writes vector sets that 8.0.2 fails to load under the same one).
+	WriterProduct, WriterVersion string
+}
+
+// Unchanged reports whether Convert returns every payload of RDB format v as it is: the server
+// reads the format and any module value of the payloads' writer.
+func (t Target) Unchanged(v int) bool { return t.Reads(v) && t.readsModulesOfWriter() }
+
+// readsModulesOfWriter reports whether the server reads the module values its writer wrote:
+// true when either is unknown (the server judges, as it always did), else only for the same
+// product at the same or a newer version.
+func (t Target) readsModulesOfWriter() bool {
+	if t.WriterProduct == "" || t.WriterVersion == "" || t.product == "" {
+		return true
+	}
+	if t.WriterProduct != t.product {
+		return false
+	}
+	c, ok := compareVersions(t.version, t.WriterVersion)
+	return !ok || c >= 0
+}
+
+// compareVersions compares dotted versions number by number ("8.0.6" > "8.0.2", "8.1" >
+// "8.0.9"; a missing number is 0); ok is false when either is not made of numbers.
+func compareVersions(a, b string) (c int, ok bool) {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := range max(len(as), len(bs)) {
+		var x, y int
+		var err error
+		if i < len(as) {
+			if x, err = strconv.Atoi(as[i]); err != nil {
+				return 0, false
+			}
+		}
+		if i < len(bs) {
+			if y, err = strconv.Atoi(bs[i]); err != nil {
+				return 0, false
+			}
+		}
+		if x != y {
+			return cmp.Compare(x, y), true
+		}
+	}
+	return 0, true
 }
 
 // Reads reports whether the server loads a payload of RDB format version v as it is.
@@ -54,12 +106,20 @@ func (t Target) WriteVersion() int {
 // newer than this table reads every Redis format: its payloads are passed as they are.
 func TargetOf(redisVersion, valkeyVersion string) Target {
 	if valkeyVersion != "" {
-		t := Target{Version: 11, Valkey: true, Name: "valkey " + valkeyVersion}
+		t := Target{Version: 11, Valkey: true, Name: "valkey " + valkeyVersion, product: "valkey", version: valkeyVersion}
 		if versionAtLeast(valkeyVersion, 9, 0) {
 			t.Version = ValkeyFormat
 		}
 		return t
 	}
+	t := redisTarget(redisVersion)
+	if t.Name != "" {
+		t.product, t.version = "redis", redisVersion
+	}
+	return t
+}
+
+func redisTarget(redisVersion string) Target {
 	name := "redis " + redisVersion
 	switch {
 	case versionAtLeast(redisVersion, 8, 1):
@@ -104,6 +164,10 @@ func (t Target) Convert(dst, payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if payload[0] == TypeModule2 && !t.readsModulesOfWriter() {
+		return nil, fmt.Errorf("%w: %s written by %s %s, which %s may not read: module values restore only into the same or a newer server",
+			ErrLossy, moduleValue(payload[1:]), t.WriterProduct, t.WriterVersion, t.Name)
+	}
 	if t.Reads(v) {
 		return payload, nil
 	}
@@ -116,15 +180,7 @@ func (t Target) Convert(dst, payload []byte) ([]byte, error) {
 	case isFieldTTLHash(typ, v):
 		return t.convertFieldTTLHash(dst, typ, v, body, want)
 	case typ == TypeModule2:
-		name := "unknown"
-		if id, _, err := cutLength(body); err == nil {
-			name = ModuleName(id)
-		}
-		what := fmt.Sprintf("a value of module %q", name)
-		if name == "vectorset" {
-			what = "a vector set"
-		}
-		return nil, fmt.Errorf("%w: %s (RDB format %d), which %s cannot load", ErrLossy, what, v, t.Name)
+		return nil, fmt.Errorf("%w: %s (RDB format %d), which %s cannot load", ErrLossy, moduleValue(body), v, t.Name)
 	case MinVersion(typ) <= want || IsValkeyFormat(want):
 		// Types up to 21 mean the same in both families, and Valkey 9 knows all of them.
 		return footer(payload[:len(payload)-payloadFooter], want), nil
@@ -142,6 +198,19 @@ func (t Target) Convert(dst, payload []byte) ([]byte, error) {
 		return footer(out, want), nil
 	}
 	return nil, fmt.Errorf("%w: %s values (RDB format %d and later) cannot be converted for %s (RDB format %d)", ErrLossy, TypeName(typ), MinVersion(typ), t.Name, want)
+}
+
+// moduleValue describes the module value whose body (after the type byte) is body: "a vector
+// set" or "a value of module \"NAME\"".
+func moduleValue(body []byte) string {
+	name := "unknown"
+	if id, _, err := cutLength(body); err == nil {
+		name = ModuleName(id)
+	}
+	if name == "vectorset" {
+		return "a vector set"
+	}
+	return fmt.Sprintf("a value of module %q", name)
 }
 
 // footer appends (or rewrites, when b has room after it) the version and checksum of a payload

@@ -293,6 +293,16 @@ func compareManifests(a, b Manifest) int {
 const MaxClockSkew = 5 * time.Minute
 
 // InFuture reports whether m is dated more than MaxClockSkew after now.
+// Writer is the product and the version of the server the snapshot was taken from ("redis",
+// "8.0.6"; "valkey", "9.1.2"), both empty for a snapshot of an older runner, which did not
+// record the product.
+func (m Manifest) Writer() (product, version string) {
+	if m.Product == "" {
+		return "", ""
+	}
+	return m.Product, strings.TrimPrefix(m.RedisVersion, m.Product+" ")
+}
+
 func (m Manifest) InFuture(now time.Time) bool { return m.Time.After(now.Add(MaxClockSkew)) }
 
 // Resolve returns the manifest for an id, "latest", or a unique id prefix. Ids sort by time,

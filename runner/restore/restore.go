@@ -268,17 +268,23 @@ func connectTarget(ctx context.Context, opts *Options) (t target, err error) {
 func selectKeys(ctx context.Context, opts Options, m repo.Manifest, info redisconn.ServerInfo) (load.Selection, error) {
 	sel := load.Selection{Databases: opts.Databases, KeyPattern: opts.KeyPattern}
 	target := info.RDB()
-	if m.RDBVersion == 0 || target.Reads(m.RDBVersion) {
+	target.WriterProduct, target.WriterVersion = m.Writer()
+	if m.RDBVersion == 0 || target.Unchanged(m.RDBVersion) {
 		return sel, nil
 	}
+	// The target refuses some of the snapshot's payloads as they are (their format, or module
+	// values of a newer server): convert them, and find out before anything is written
+	// whether every value can be restored.
 	sel.Target, sel.DropLossy = &target, opts.AllowLossy
 	if !opts.AllowLossy {
 		if err := checkLossless(ctx, opts.Repository, m, sel, target); err != nil {
 			return sel, err
 		}
 	}
-	opts.Warn(fmt.Sprintf("snapshot %s is in RDB format %d, which %s does not read: its values are converted to format %d",
-		m.ID, m.RDBVersion, target.Name, target.WriteVersion()))
+	if !target.Reads(m.RDBVersion) {
+		opts.Warn(fmt.Sprintf("snapshot %s is in RDB format %d, which %s does not read: its values are converted to format %d",
+			m.ID, m.RDBVersion, target.Name, target.WriteVersion()))
+	}
 	return sel, nil
 }
 
