@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"stash.dev/redis/runner/backup"
@@ -110,6 +111,65 @@ func TestCrossVersionLossy(t *testing.T) {
 		}
 		c.Close()
 	}
+	for _, dst := range done {
+		dataset.Equal(t, src, dst)
+	}
+}
+
+// TestCrossVersionModulesForward: Redis 8.0.6 writes vector sets that Redis 8.0.2 fails to load
+// (a replica exits while loading, RESTORE answers "Bad data format") under the same module
+// encoding and RDB format 12. A restore of an 8.0.6 snapshot with vector sets into 8.0.2 is
+// refused before anything is written, by either method, naming the keys and why; with
+// AllowLossy the other keys are restored equal and the target stays up.
+func TestCrossVersionModulesForward(t *testing.T) {
+	ctx := context.Background()
+	src := redistest.Start(t, redistest.RedisSid)
+	dataset.FillCommon(t, src)
+	vsets := []string{"vset:a", "vset:b"}
+	for i, k := range vsets {
+		if err := src.Client.Do(ctx, "VADD", k, "VALUES", 2, 0.5, float64(i), "el").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runnertest.OpenRepo(t, "file://"+t.TempDir(), nil)
+	if _, err := backup.Run(ctx, backup.Options{Redis: runnertest.Conn(t, src), Repository: r}); err != nil {
+		t.Fatal(err)
+	}
+	var done []*redistest.Server
+	for _, method := range []string{restore.MethodReplication, restore.MethodRestore} {
+		dst := redistest.Start(t, redistest.Redis80) // compared after the subtests
+		t.Run(method, func(t *testing.T) {
+			_, err := restore.Run(ctx, restore.Options{Redis: runnertest.Conn(t, dst), Repository: r, Method: method})
+			if !errors.Is(err, restore.ErrLossy) {
+				t.Fatalf("restore of Redis 8.0.6's vector sets into Redis 8.0.2: %v, want ErrLossy", err)
+			}
+			for _, want := range []string{"a vector set written by redis 8.0.6, which redis 8.0.2 may not read", `"vset:a"`} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("the refusal does not say %q: %v", want, err)
+				}
+			}
+			if n, err := dst.Client.DBSize(ctx).Result(); err != nil || n != 0 {
+				t.Fatalf("a refused restore wrote %d keys (%v)", n, err)
+			}
+			res, err := restore.Run(ctx, restore.Options{Redis: runnertest.Conn(t, dst), Repository: r, Method: method, AllowLossy: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var dropped []string
+			for _, d := range res.DroppedKeys {
+				dropped = append(dropped, d.Key)
+			}
+			slices.Sort(dropped)
+			if !slices.Equal(dropped, vsets) {
+				t.Fatalf("left out %q, want %q", dropped, vsets)
+			}
+			if err := dst.Client.Ping(ctx).Err(); err != nil {
+				t.Fatalf("the target after the restore: %v", err)
+			}
+			done = append(done, dst)
+		})
+	}
+	src.Client.Del(ctx, vsets...)
 	for _, dst := range done {
 		dataset.Equal(t, src, dst)
 	}
