@@ -112,7 +112,10 @@ func (d *deployment) flush() error {
 // capabilities is what a target can hold, asked of it.
 type capabilities struct {
 	fieldTTL, vectorSet bool
-	onlyDB0             bool // a cluster without numbered databases
+	// redisVersion is the target's redis_version: a vector set is held only when the source's
+	// is not newer (patch included), as a newer server may write a layout an older one misreads.
+	redisVersion string
+	onlyDB0      bool // a cluster without numbered databases
 }
 
 // snapshot is one backup of a source.
@@ -126,6 +129,18 @@ type snapshot struct {
 	// cluster by replication): its cells are not run.
 	unsupported string
 	keys        map[dataset.Key]dataset.KeyInfo
+	// redisVersion is the source's redis_version.
+	redisVersion string
+}
+
+// redisVersion is what s reports as redis_version in INFO server.
+func redisVersion(t testing.TB, s *redistest.Server) string {
+	info, err := s.Client.InfoMap(context.Background(), "server").Result()
+	if err != nil {
+		t.Errorf("INFO server of %s: %v", s.Addr, err)
+		return ""
+	}
+	return info["Server"]["redis_version"]
 }
 
 // cell is one restore of a snapshot into a target.
@@ -138,21 +153,40 @@ type cell struct {
 	note   string // why it failed
 }
 
-// lossyReasons are the codes of what a target cannot hold: f hash field TTLs, v vector sets,
+// lossy returns the codes of what a target cannot hold: f hash field TTLs, v vector sets (on a
+// server without them, or of a newer Redis than the target; srcVersion is the source's version),
 // d a database other than 0 in a cluster.
-func lossy(keys map[dataset.Key]dataset.KeyInfo, c capabilities) map[dataset.Key]string {
+func lossy(keys map[dataset.Key]dataset.KeyInfo, c capabilities, srcVersion string) map[dataset.Key]string {
 	out := map[dataset.Key]string{}
 	for k, info := range keys {
 		switch {
 		case c.onlyDB0 && k.DB != 0:
 			out[k] = "d"
-		case info.Type == "vectorset" && !c.vectorSet:
+		case info.Type == "vectorset" && (!c.vectorSet || versionBefore(c.redisVersion, srcVersion)):
 			out[k] = "v"
 		case info.FieldTTLs > 0 && !c.fieldTTL:
 			out[k] = "f"
 		}
 	}
 	return out
+}
+
+// versionBefore reports whether dotted version a is older than b, number by number.
+func versionBefore(a, b string) bool {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := range max(len(as), len(bs)) {
+		var x, y int
+		if i < len(as) {
+			x, _ = strconv.Atoi(as[i])
+		}
+		if i < len(bs) {
+			y, _ = strconv.Atoi(bs[i])
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return false
 }
 
 // TestMatrix: every source × backup method × target × restore method (replication only into a
@@ -211,7 +245,7 @@ func TestMatrix(t *testing.T) {
 			t.Errorf("keys of %s: %v", s.src.name(), err)
 			return
 		}
-		s.keys = keys
+		s.keys, s.redisVersion = keys, redisVersion(t, s.src.servers()[0])
 		o := runner(dir, "backup", "--redis", s.src.url(), "--repository", s.repo, "--method", s.method)
 		if o.err != nil && s.src.cluster && s.method == "replication" && strings.Contains(o.message, "does not support cluster mode") {
 			s.unsupported = o.message
@@ -249,7 +283,8 @@ func TestMatrix(t *testing.T) {
 	}
 	sem := make(chan struct{}, 6)
 	parallel(t, targets, func(d *deployment) {
-		caps := capabilities{fieldTTL: dataset.HasFieldTTL(d.servers()[0]), vectorSet: dataset.HasVectorSet(d.servers()[0])}
+		caps := capabilities{fieldTTL: dataset.HasFieldTTL(d.servers()[0]), vectorSet: dataset.HasVectorSet(d.servers()[0]),
+			redisVersion: redisVersion(t, d.servers()[0])}
 		caps.onlyDB0 = d.cluster && slices.Equal(dataset.Databases(t, d.instance()), []int{0})
 		for _, c := range byTarget[d] {
 			sem <- struct{}{}
@@ -300,7 +335,7 @@ func runCell(t *testing.T, dir string, c *cell, caps capabilities) {
 		}
 		return o
 	}
-	want := lossy(s.keys, caps)
+	want := lossy(s.keys, caps, s.redisVersion)
 	o := restore()
 	if strings.HasPrefix(o.message, "TARGET DOWN") {
 		fail("%s", o.message)
