@@ -26,6 +26,11 @@ type BackupConfiguration struct {
 type BackupConfigurationSpec struct {
 	// Schedule is a cron expression in the syntax of CronJob ("0 */6 * * *", "@daily").
 	Schedule string `json:"schedule,omitempty"`
+	// TimeZone is the IANA time zone the schedule runs in ("Europe/Berlin"), passed to the
+	// CronJob's timeZone: a backup at 02:00 stays at 02:00 local time across daylight saving
+	// changes. Empty means the controller manager's time zone (UTC in most clusters).
+	// +optional
+	TimeZone string `json:"timeZone,omitempty"`
 	// Paused stops scheduled backups; `kubectl stash backup trigger` still runs one.
 	// +optional
 	Paused bool `json:"paused,omitempty"`
@@ -55,6 +60,9 @@ type BackupConfigurationSpec struct {
 	// Task is accepted for compatibility with Stash.
 	// +optional
 	Task *TaskRef `json:"task,omitempty"`
+	// Hooks run before and after each backup (Stash's spec.hooks).
+	// +optional
+	Hooks *BackupHooks `json:"hooks,omitempty"`
 	// Continuous, when enabled, also follows the target's replication stream into the
 	// repository's journal (point-in-time recovery; docs/runner.md): the controller runs the
 	// follower as a Deployment of one Pod beside the scheduled backups.

@@ -52,6 +52,10 @@ func (b *BackupConfiguration) Default() {
 	if s.TimeOut == "" {
 		s.TimeOut = DefaultTimeOut
 	}
+	defaultHooks(s.Hooks.Handlers())
+	if h := s.Hooks; h != nil && h.PostBackup != nil && h.PostBackup.ExecutionPolicy == "" {
+		h.PostBackup.ExecutionPolicy = HookAlways
+	}
 }
 
 // Default fills in the BackupSession's optional fields. It is idempotent.
@@ -85,6 +89,19 @@ func (r *RestoreSession) Default() {
 	}
 	if s.ConflictPolicy == "" {
 		s.ConflictPolicy = ConflictFail
+	}
+	defaultHooks(s.Hooks.Handlers())
+	if h := s.Hooks; h != nil && h.PostRestore != nil && h.PostRestore.ExecutionPolicy == "" {
+		h.PostRestore.ExecutionPolicy = HookAlways
+	}
+}
+
+// defaultHooks gives every hook its timeout.
+func defaultHooks(hs []*HookHandler) {
+	for _, h := range hs {
+		if h.Timeout == "" {
+			h.Timeout = DefaultHookTimeout
+		}
 	}
 }
 

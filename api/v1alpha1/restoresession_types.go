@@ -98,6 +98,9 @@ type RestoreSessionSpec struct {
 	// Task is accepted for compatibility with Stash.
 	// +optional
 	Task *TaskRef `json:"task,omitempty"`
+	// Hooks run before and after the restore (Stash's spec.hooks).
+	// +optional
+	Hooks *RestoreHooks `json:"hooks,omitempty"`
 }
 
 // PointInTimeStatus is where a restore to a point in time stopped.

@@ -229,6 +229,8 @@ func (b *BackupConfiguration) Validate() field.ErrorList {
 	}
 	errs = append(errs, validateRuntimeSettings(s.RuntimeSettings, sp.Child("runtimeSettings"))...)
 	errs = append(errs, s.Continuous.validate(&s.Target, sp.Child("continuous"))...)
+	errs = append(errs, validateTimeZone(s.TimeZone, sp.Child("timeZone"))...)
+	errs = append(errs, s.Hooks.validate(&s.Target, sp.Child("hooks"))...)
 	return errs
 }
 
@@ -284,7 +286,7 @@ func validateSchedule(s string, p *field.Path) field.ErrorList {
 		return field.ErrorList{field.Required(p, `a cron expression such as "0 */6 * * *" or "@daily"`)}
 	}
 	if strings.Contains(s, "TZ=") {
-		return field.ErrorList{field.Invalid(p, s, "time zones are not supported in the schedule; it runs in the controller's time zone (UTC)")}
+		return field.ErrorList{field.Invalid(p, s, "a time zone in the schedule is not supported: set spec.timeZone (an IANA name such as \"Europe/Berlin\")")}
 	}
 	// The CronJob controller parses schedules with this very parser.
 	sched, err := cron.ParseStandard(s)
@@ -611,6 +613,7 @@ func (r *RestoreSession) Validate() field.ErrorList {
 		}
 	}
 	errs = append(errs, validateRuntimeSettings(s.RuntimeSettings, sp.Child("runtimeSettings"))...)
+	errs = append(errs, s.Hooks.validate(&s.Target, sp.Child("hooks"))...)
 	return errs
 }
 

@@ -268,7 +268,7 @@ func TestInvalidObjects(t *testing.T) {
 		{"bc schedule every 30 seconds", bc(func(b *BackupConfiguration) { b.Spec.Schedule = "@every 30s" }),
 			[]string{`spec.schedule: Invalid value: "@every 30s": runs more often than every 1m0s; a backup every few seconds would start before the last one ends (for continuous backup set spec.continuous)`}},
 		{"bc with time zone", bc(func(b *BackupConfiguration) { b.Spec.Schedule = "CRON_TZ=Europe/Paris 0 2 * * *" }),
-			[]string{`spec.schedule: Invalid value: "CRON_TZ=Europe/Paris 0 2 * * *": time zones are not supported in the schedule; it runs in the controller's time zone (UTC)`}},
+			[]string{`spec.schedule: Invalid value: "CRON_TZ=Europe/Paris 0 2 * * *": a time zone in the schedule is not supported: set spec.timeZone (an IANA name such as "Europe/Berlin")`}},
 		{"bc name too long for its CronJob", bc(func(b *BackupConfiguration) { b.Name = long }),
 			[]string{`metadata.name: Invalid value: "` + long + `": must be no more than 38 characters, so that the names of the CronJobs and Jobs made from it stay within Kubernetes' limits`}},
 		{"bc name not a DNS label", bc(func(b *BackupConfiguration) { b.Name = "nightly.backup" }),
