@@ -9,6 +9,9 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+	// The time zone database, so that spec.timeZone is checked (and the next run shown) the
+	// same on a machine or image without one.
+	_ "time/tzdata"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 

@@ -8,6 +8,9 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	// The time zone database, so that spec.timeZone is checked (and the next run shown) the
+	// same on a machine or image without one.
+	_ "time/tzdata"
 
 	"github.com/redis/go-redis/v9"
 

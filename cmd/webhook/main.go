@@ -11,6 +11,9 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	// The time zone database, so that the admission webhook checks spec.timeZone in an image
+	// without one.
+	_ "time/tzdata"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	"k8s.io/apimachinery/pkg/types"

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"stash.dev/redis/api/v1alpha1"
+	"stash.dev/redis/runner/hook"
 	"stash.dev/redis/runner/session"
 )
 
@@ -22,11 +23,13 @@ import (
 type clusterFlags struct {
 	session        string
 	pushgatewayURL string
+	hookPod        string
 }
 
 func (f *clusterFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.session, "session", "", "in-cluster mode: run the session NAMESPACE/NAME, read its target and repository from the Kubernetes API and write the result into its status")
 	cmd.Flags().StringVar(&f.pushgatewayURL, "pushgateway-url", "", "push the run's metrics to this Prometheus Pushgateway")
+	cmd.Flags().StringVar(&f.hookPod, "hook-pod", "", "in-cluster mode: the Pod of the target that the session's exec hooks run in (set by the controller)")
 }
 
 // splitName parses NAMESPACE/NAME.
@@ -67,15 +70,42 @@ func (f *clusterFlags) options(g *global) session.Options {
 	return session.Options{Log: g.ErrOut, ProgressInterval: g.progressInterval, PushgatewayURL: f.pushgatewayURL, Hostname: host, RunnerVersion: g.version}
 }
 
+// sessionOptions are the options of a session run, with what its exec hooks need when the
+// controller named a Pod for them.
+func (f *clusterFlags) sessionOptions(g *global) (session.Options, error) {
+	o := f.options(g)
+	if f.hookPod == "" {
+		return o, nil
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return o, fmt.Errorf("connect to kubernetes: %w", err)
+	}
+	exec, err := hook.NewPodExec(cfg)
+	if err != nil {
+		return o, err
+	}
+	o.Hooks = session.HookOptions{Pod: f.hookPod, Exec: exec}
+	return o, nil
+}
+
 func (f *clusterFlags) runBackup(ctx context.Context, g *global) error {
 	return withObject("--session", f.session, func(c client.Client, ns, name string) error {
-		return session.RunBackup(ctx, c, ns, name, f.options(g))
+		o, err := f.sessionOptions(g)
+		if err != nil {
+			return err
+		}
+		return session.RunBackup(ctx, c, ns, name, o)
 	})
 }
 
 func (f *clusterFlags) runRestore(ctx context.Context, g *global) error {
 	return withObject("--session", f.session, func(c client.Client, ns, name string) error {
-		return session.RunRestore(ctx, c, ns, name, f.options(g))
+		o, err := f.sessionOptions(g)
+		if err != nil {
+			return err
+		}
+		return session.RunRestore(ctx, c, ns, name, o)
 	})
 }
 

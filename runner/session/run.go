@@ -37,6 +37,8 @@ type Options struct {
 	Hostname, RunnerVersion string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Hooks are what the session's hooks need (spec.hooks).
+	Hooks HookOptions
 }
 
 func (o *Options) now() time.Time {
@@ -63,13 +65,18 @@ func RunBackup(ctx context.Context, c client.Client, ns, name string, o Options)
 	start := o.now()
 	out, err := runBackup(ctx, c, s, o)
 	res := out.result
+	final := out.postBackup(ctx, s, err)
 	status := func(st *v1alpha1.BackupSessionStatus) {
 		end := metav1.NewTime(o.now())
 		st.CompletionTime = &end
 		st.SessionDuration = end.Sub(start).Round(time.Millisecond).String()
 		st.Progress = nil
+		out.hooks.apply(&st.Conditions)
 		if err != nil {
 			st.Phase, st.Error = v1alpha1.SessionFailed, statusError(err)
+			if !final {
+				st.Retried++
+			}
 			return
 		}
 		st.Phase, st.Error = v1alpha1.SessionSucceeded, ""
@@ -94,6 +101,10 @@ type backupOutcome struct {
 	stats *v1alpha1.RepositoryStats
 	// retention is the RetentionPolicyApplied condition; nil without a retention policy.
 	retention *metav1.Condition
+	// bc is the BackupConfiguration run; nil when it could not be read.
+	bc *v1alpha1.BackupConfiguration
+	// hooks ran the session's hooks; nil when there are none.
+	hooks *sessionHooks
 }
 
 func runBackup(ctx context.Context, c client.Client, s *v1alpha1.BackupSession, o Options) (backupOutcome, error) {
@@ -101,6 +112,13 @@ func runBackup(ctx context.Context, c client.Client, s *v1alpha1.BackupSession, 
 	bc := &v1alpha1.BackupConfiguration{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: s.Spec.Invoker.Name}, bc); err != nil {
 		return out, fmt.Errorf("read BackupConfiguration %s/%s: %w", s.Namespace, s.Spec.Invoker.Name, err)
+	}
+	out.bc = bc
+	if h := bc.Spec.Hooks; h != nil {
+		out.hooks = o.newSessionHooks(ctx, c, s.Namespace, &bc.Spec.Target, h.Handlers())
+		if err := out.hooks.pre(ctx, "preBackup", v1alpha1.ConditionPreBackupHookSucceeded, h.PreBackup); err != nil {
+			return out, err
+		}
 	}
 	ends, err := o.open(ctx, c, s.Namespace, bc.Spec.Repository, &bc.Spec.Target, repo.Options{Create: true, UnlockInBackground: true})
 	if err != nil {
@@ -297,13 +315,26 @@ func RunRestore(ctx context.Context, c client.Client, ns, name string, o Options
 		return fmt.Errorf("read RestoreSession %s/%s: %w", ns, name, err)
 	}
 	start := o.now()
-	res, err := runRestore(ctx, c, rs, o)
+	var hooks *sessionHooks
+	if h := rs.Spec.Hooks; h != nil {
+		hooks = o.newSessionHooks(ctx, c, rs.Namespace, &rs.Spec.Target, h.Handlers())
+	}
+	var res restore.Result
+	err := hooks.preRestore(ctx, rs)
+	if err == nil {
+		res, err = runRestore(ctx, c, rs, o)
+	}
+	if hooks != nil {
+		// A restore is never retried: every failure is the final one.
+		hooks.post(ctx, "postRestore", v1alpha1.ConditionPostRestoreHookSucceeded, rs.Spec.Hooks.PostRestore, err != nil, true)
+	}
 	if perr := writeResult(ctx, o, func(ctx context.Context) error {
 		return patchRestoreStatus(ctx, c, rs, func(st *v1alpha1.RestoreSessionStatus) {
 			end := metav1.NewTime(o.now())
 			st.CompletionTime = &end
 			st.SessionDuration = end.Sub(start).Round(time.Millisecond).String()
 			st.Progress = nil
+			hooks.apply(&st.Conditions)
 			if err != nil {
 				st.Phase, st.Error = v1alpha1.SessionFailed, statusError(err)
 				st.KeysRestored = res.Keys
