@@ -30,6 +30,7 @@ import (
 
 	"stash.dev/redis/test/testproc"
 	stashwebhook "stash.dev/redis/webhook"
+	"stash.dev/redis/webhook/controllers"
 )
 
 // Cluster is a running control plane with our webhooks.
@@ -123,6 +124,7 @@ func StartWith(o Options) (*Cluster, error) {
 	wo := &c.Env.WebhookInstallOptions
 	c.Manager, err = ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:         c.Scheme,
+		Client:         client.Options{Cache: controllers.ClientCacheOptions()},
 		Metrics:        metricsserver.Options{BindAddress: firstNonEmpty(o.MetricsAddr, "0")},
 		WebhookServer:  crwebhook.NewServer(crwebhook.Options{Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir}),
 		LeaderElection: false,

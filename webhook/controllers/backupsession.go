@@ -85,7 +85,7 @@ func (r *BackupSessionReconciler) start(ctx context.Context, s *v1alpha1.BackupS
 	if err := ensureRunnerAccess(ctx, r.Client, s.Namespace); err != nil {
 		return ctrl.Result{}, err
 	}
-	job := jobs.BackupJob(s, bc, repo, r.Jobs)
+	job := jobs.WithHookPod(jobs.BackupJob(s, bc, repo, r.Jobs), hookPod(ctx, r.APIReader, s.Namespace, &bc.Spec.Target, bc.Spec.Hooks.Handlers()))
 	if err := controllerutil.SetControllerReference(s, job, r.Scheme()); err != nil {
 		return ctrl.Result{}, err
 	}

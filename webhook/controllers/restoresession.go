@@ -75,7 +75,7 @@ func (r *RestoreSessionReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err := ensureRunnerAccess(ctx, r.Client, rs.Namespace); err != nil {
 		return ctrl.Result{}, err
 	}
-	job := jobs.RestoreJob(rs, repo, r.Jobs)
+	job := jobs.WithHookPod(jobs.RestoreJob(rs, repo, r.Jobs), hookPod(ctx, r.APIReader, rs.Namespace, &rs.Spec.Target, rs.Spec.Hooks.Handlers()))
 	if err := controllerutil.SetControllerReference(rs, job, r.Scheme()); err != nil {
 		return ctrl.Result{}, err
 	}

@@ -33,7 +33,9 @@ func ensureRunnerAccess(ctx context.Context, c client.Client, ns string) error {
 	if _, err := controllerutil.CreateOrUpdate(ctx, c, sa, func() error { return nil }); err != nil {
 		return fmt.Errorf("ensure runner service account in %s: %w", ns, err)
 	}
-	if err := ensureRole(ctx, c, jobs.RunnerRole(ns, need.secrets)); err != nil {
+	role := jobs.RunnerRole(ns, need.secrets)
+	role.Rules = append(role.Rules, jobs.HookExecRules(need.hookPods)...)
+	if err := ensureRole(ctx, c, role); err != nil {
 		return err
 	}
 	if err := ensureRoleBinding(ctx, c, jobs.RunnerRoleBinding(ns, need.accounts...)); err != nil {
@@ -110,6 +112,8 @@ type runnerNeed struct {
 	secrets []string
 	// accounts are the service accounts named by runtimeSettings, besides stash-runner.
 	accounts []string
+	// hookPods are the Pods that exec hooks run in.
+	hookPods []string
 	// shared maps the namespace of each allowed Repository elsewhere to its Repositories'
 	// names and their storage Secrets.
 	shared map[string]map[string]string
@@ -132,7 +136,7 @@ func sortedUnique(in []string) []string {
 
 // runnerNeeds collects what the runners of ns may read.
 func runnerNeeds(ctx context.Context, c client.Client, ns string) (*runnerNeed, error) {
-	var secrets, accounts []string
+	var secrets, accounts, hookPods []string
 	add := func(name string) { secrets = append(secrets, name) }
 	repos := map[v1alpha1.RepositoryRef]bool{}
 	addTarget := func(t *v1alpha1.Target) {
@@ -181,6 +185,7 @@ func runnerNeeds(ctx context.Context, c client.Client, ns string) (*runnerNeed, 
 	for i := range bcs.Items {
 		b := &bcs.Items[i]
 		addUse(b.Spec.Repository, &b.Spec.Target, b.Spec.RuntimeSettings)
+		hookNeeds(ctx, c, ns, &b.Spec.Target, b.Spec.Hooks.Handlers(), &secrets, &hookPods)
 	}
 	var rss v1alpha1.RestoreSessionList
 	if err := c.List(ctx, &rss, client.InNamespace(ns)); err != nil {
@@ -189,6 +194,9 @@ func runnerNeeds(ctx context.Context, c client.Client, ns string) (*runnerNeed, 
 	for i := range rss.Items {
 		r := &rss.Items[i]
 		addUse(r.Spec.Repository, &r.Spec.Target, r.Spec.RuntimeSettings)
+		if r.Status.Phase != v1alpha1.SessionSucceeded && r.Status.Phase != v1alpha1.SessionFailed {
+			hookNeeds(ctx, c, ns, &r.Spec.Target, r.Spec.Hooks.Handlers(), &secrets, &hookPods)
+		}
 	}
 	need := &runnerNeed{shared: map[string]map[string]string{}}
 	for ref := range repos {
@@ -215,6 +223,6 @@ func runnerNeeds(ctx context.Context, c client.Client, ns string) (*runnerNeed, 
 		}
 		need.shared[ref.Namespace][ref.Name] = repo.Spec.Backend.StorageSecretName
 	}
-	need.secrets, need.accounts = sortedUnique(secrets), sortedUnique(accounts)
+	need.secrets, need.accounts, need.hookPods = sortedUnique(secrets), sortedUnique(accounts), sortedUnique(hookPods)
 	return need, nil
 }

@@ -43,10 +43,15 @@ func CronJob(bc *v1alpha1.BackupConfiguration, o Options) *batchv1.CronJob {
 	labels := map[string]string{v1alpha1.LabelComponent: ComponentTrigger, v1alpha1.LabelInvokerName: bc.Name}
 	pod := podSpec(o, bc.Spec.RuntimeSettings, []string{"trigger", "--backupconfiguration", bc.Namespace + "/" + bc.Name})
 	pod.RestartPolicy = corev1.RestartPolicyNever
+	var timeZone *string
+	if bc.Spec.TimeZone != "" {
+		timeZone = ptr.To(bc.Spec.TimeZone)
+	}
 	return &batchv1.CronJob{
 		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.CronJobName(bc.Name), Namespace: bc.Namespace, Labels: labels},
 		Spec: batchv1.CronJobSpec{
 			Schedule:                   bc.Spec.Schedule,
+			TimeZone:                   timeZone,
 			Suspend:                    ptr.To(bc.Spec.Paused),
 			ConcurrencyPolicy:          batchv1.ForbidConcurrent,
 			SuccessfulJobsHistoryLimit: ptr.To[int32](1),
