@@ -329,8 +329,16 @@ func (o *BackupDescribeOptions) Run(ctx context.Context) error {
 	if s.Repository.Namespace != "" {
 		repo = s.Repository.Namespace + "/" + repo
 	}
-	fmt.Fprintf(tw, "Name:\t%s\nNamespace:\t%s\nSchedule:\t%s\nPaused:\t%t\nRepository:\t%s\nTarget:\t%s\n",
-		bc.Name, bc.Namespace, s.Schedule, s.Paused, repo, describeTarget(s.Target))
+	fmt.Fprintf(tw, "Name:\t%s\nNamespace:\t%s\nSchedule:\t%s\n", bc.Name, bc.Namespace, s.Schedule)
+	if s.TimeZone != "" {
+		fmt.Fprintf(tw, "Time zone:\t%s\n", s.TimeZone)
+	}
+	fmt.Fprintf(tw, "Next run:\t%s\nPaused:\t%t\nRepository:\t%s\nTarget:\t%s\n", nextRun(&bc, now), s.Paused, repo, describeTarget(s.Target))
+	if h := s.Hooks; h != nil {
+		for _, line := range describeHooks(h.PreBackup, "preBackup", h.PostBackup, "postBackup") {
+			fmt.Fprintf(tw, "Hook:\t%s\n", line)
+		}
+	}
 	if rp := s.RetentionPolicy; rp != nil {
 		fmt.Fprintf(tw, "Retention:\t%s\n", describeRetention(rp))
 	}

@@ -153,6 +153,7 @@ func convertDocument(data []byte) (runtime.Object, []string, error) {
 		delete(spec, "driver")
 		c.target(spec, u.GetNamespace())
 		c.runtimeSettings(spec)
+		c.hooks(spec, u.GetName(), u.GetNamespace())
 		b := &v1alpha1.BackupConfiguration{ObjectMeta: meta}
 		b.APIVersion, b.Kind = v1alpha1.GroupVersion.String(), kind
 		c.decode(spec, "spec", &b.Spec)
@@ -162,6 +163,7 @@ func convertDocument(data []byte) (runtime.Object, []string, error) {
 		c.target(spec, u.GetNamespace())
 		c.runtimeSettings(spec)
 		c.rules(spec)
+		c.hooks(spec, u.GetName(), u.GetNamespace())
 		r := &v1alpha1.RestoreSession{ObjectMeta: meta}
 		r.APIVersion, r.Kind = v1alpha1.GroupVersion.String(), kind
 		c.decode(spec, "spec", &r.Spec)

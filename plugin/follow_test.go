@@ -207,6 +207,9 @@ func TestConvert(t *testing.T) {
 			t.Errorf("warnings lack %q:\n%s", w, errOut)
 		}
 	}
+	if strings.Contains(errOut, "dropped spec.hooks") || strings.Contains(out+errOut, "not-a-real-token") {
+		t.Errorf("hooks dropped, or the inline token printed:\n%s", errOut)
+	}
 	// The converted objects pass validation.
 	tmp := filepath.Join(t.TempDir(), "out.yaml")
 	if err := os.WriteFile(tmp, []byte(out), 0o644); err != nil {

@@ -161,9 +161,9 @@ func validateHookPort(port intstr.IntOrString, p *field.Path) field.ErrorList {
 	return nil
 }
 
-// credentialHeader says whether a header by this name carries a credential, which must come
+// CredentialHeader says whether a header by this name carries a credential, which must come
 // from a Secret and never sit in the object (where anyone who can read it sees it).
-func credentialHeader(name string) bool {
+func CredentialHeader(name string) bool {
 	n := strings.ToLower(name)
 	switch textproto.CanonicalMIMEHeaderKey(name) {
 	case "Authorization", "Proxy-Authorization", "Cookie":
@@ -192,7 +192,7 @@ func validateHeaders(hs []HTTPHeader, p *field.Path) field.ErrorList {
 			if ref == nil || ref.Name == "" || ref.Key == "" {
 				errs = append(errs, field.Required(hp.Child("valueFrom", "secretKeyRef"), "the name and key of a Secret in the namespace"))
 			}
-		case h.Value != "" && credentialHeader(h.Name):
+		case h.Value != "" && CredentialHeader(h.Name):
 			// The value is not echoed: it is the credential.
 			errs = append(errs, field.Forbidden(hp.Child("value"), fmt.Sprintf(
 				"header %q carries a credential: put it in a Secret and use valueFrom.secretKeyRef (e.g. kubectl create secret generic hook-token --from-literal=token=...)", h.Name)))
