@@ -126,9 +126,15 @@ func (r *Runner) exec(ctx context.Context, h *v1alpha1.HookHandler) error {
 		fmt.Fprintf(r.Log, "hook %s in pod %s printed:\n%s\n", Describe(h), r.Pod, printed)
 	}
 	if err != nil {
-		var exit interface{ ExitStatus() int }
-		if errors.As(err, &exit) {
-			return fmt.Errorf("%s in pod %s: exit code %d", Describe(h), r.Pod, exit.ExitStatus())
+		// pods/exec reports an exit code as ExitStatus (client-go's CodeExitError), a local
+		// process as ExitCode.
+		var status interface{ ExitStatus() int }
+		if errors.As(err, &status) {
+			return fmt.Errorf("%s in pod %s: exit code %d", Describe(h), r.Pod, status.ExitStatus())
+		}
+		var code interface{ ExitCode() int }
+		if errors.As(err, &code) && code.ExitCode() >= 0 {
+			return fmt.Errorf("%s in pod %s: exit code %d", Describe(h), r.Pod, code.ExitCode())
 		}
 		return fmt.Errorf("%s in pod %s: %w", Describe(h), r.Pod, err)
 	}
