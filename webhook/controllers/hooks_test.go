@@ -21,8 +21,8 @@ import (
 // on resource/subresource name there.
 func runnerMay(ctx context.Context, hns, verb, resource, subresource, name string) (bool, error) {
 	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-		User:   "system:serviceaccount:" + hns + ":" + v1alpha1.RunnerServiceAccount,
-		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + hns, "system:authenticated"},
+		User:               "system:serviceaccount:" + hns + ":" + v1alpha1.RunnerServiceAccount,
+		Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + hns, "system:authenticated"},
 		ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: hns, Verb: verb, Resource: resource, Subresource: subresource, Name: name},
 	}}
 	if err := cluster.Client.Create(ctx, sar); err != nil {
