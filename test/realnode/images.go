@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"stash.dev/redis/test/clustertest"
@@ -89,21 +90,29 @@ func (c *Cluster) packPause() error {
 }
 
 // RedisImage packs Debian's redis-server with the shared libraries it loads (as ldd lists
-// them, and the dynamic loader) into an image: there is no registry to pull redis from.
+// them, and the dynamic loader) into an image: there is no registry to pull redis from. The
+// redis-cli beside it goes in too, at its own path, for exec hooks that talk to the server.
 func RedisImage(ctx context.Context, dir, redisServer string) (ImageSpec, string, error) {
-	out, err := exec.CommandContext(ctx, "ldd", redisServer).Output()
-	if err != nil {
-		return ImageSpec{}, "", fmt.Errorf("ldd %s: %w", redisServer, err)
+	bins := []string{redisServer}
+	if cli, err := exec.LookPath(filepath.Join(filepath.Dir(redisServer), "redis-cli")); err == nil {
+		bins = append(bins, cli)
 	}
-	var libs []string
-	for _, l := range strings.Split(string(out), "\n") {
-		for _, f := range strings.Fields(l) {
-			if strings.HasPrefix(f, "/") {
-				libs = append(libs, f)
+	var files []string
+	for _, b := range bins {
+		out, err := exec.CommandContext(ctx, "ldd", b).Output()
+		if err != nil {
+			return ImageSpec{}, "", fmt.Errorf("ldd %s: %w", b, err)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			for _, f := range strings.Fields(l) {
+				if strings.HasPrefix(f, "/") && !slices.Contains(files, f) {
+					files = append(files, f)
+				}
 			}
 		}
 	}
-	spec := ImageSpec{Name: "redis-server", Tag: "realnode", Binary: redisServer, HostFiles: libs}
+	files = append(files, bins[1:]...)
+	spec := ImageSpec{Name: "redis-server", Tag: "realnode", Binary: redisServer, HostFiles: files}
 	path, err := BuildImage(ctx, dir, spec)
 	return spec, path, err
 }
