@@ -136,7 +136,7 @@ func (r *BackupConfigurationReconciler) Reconcile(ctx context.Context, req ctrl.
 	st.NextScheduleTime = nil
 	var interval time.Duration
 	if sched, err := cron.ParseStandard(bc.Spec.Schedule); err == nil && !bc.Spec.Paused {
-		next := sched.Next(r.now())
+		next := sched.Next(inTimeZone(r.now(), bc.Spec.TimeZone))
 		st.NextScheduleTime = &metav1.Time{Time: next.Truncate(time.Second)}
 		interval = sched.Next(next).Sub(next)
 	}

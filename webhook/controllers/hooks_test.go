@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -104,6 +105,19 @@ func TestExecHookAccess(t *testing.T) {
 		}
 		if cj.Spec.TimeZone == nil || *cj.Spec.TimeZone != "Europe/Berlin" {
 			return fmt.Errorf("timeZone %v", cj.Spec.TimeZone)
+		}
+		return nil
+	})
+
+	// @daily in Berlin is midnight there, not in UTC.
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	eventually(t, "nextScheduleTime at midnight in Berlin", func() error {
+		got := &v1alpha1.BackupConfiguration{}
+		if err := cluster.Client.Get(ctx, client.ObjectKeyFromObject(bc), got); err != nil {
+			return err
+		}
+		if n := got.Status.NextScheduleTime; n == nil || n.In(berlin).Format("15:04") != "00:00" {
+			return fmt.Errorf("nextScheduleTime %v", n)
 		}
 		return nil
 	})
