@@ -433,6 +433,7 @@ type backupConfigFlags struct {
 	target          targetFlags
 	repo, repoNS    string
 	schedule        string
+	timeZone        string
 	keep            []int32 // one per rule of v1alpha1.RetentionPolicy.Rules, in its order
 	prune           bool
 	paused          bool
@@ -461,6 +462,7 @@ func NewCmdCreateBackupConfig(getter genericclioptions.RESTClientGetter, streams
 	f.StringVar(&o.spec.repo, "repo", "", "Repository to back up into")
 	f.StringVar(&o.spec.repoNS, "repo-namespace", "", "namespace of the Repository (default: the BackupConfiguration's)")
 	f.StringVar(&o.spec.schedule, "schedule", "", `cron schedule, e.g. "0 2 * * *" or "@daily"`)
+	f.StringVar(&o.spec.timeZone, "time-zone", "", `IANA time zone the schedule runs in, e.g. "Europe/Berlin" (default: the cluster's, usually UTC)`)
 	rules := new(v1alpha1.RetentionPolicy).Rules()
 	o.spec.keep = make([]int32, len(rules))
 	for i, r := range rules {
@@ -508,6 +510,7 @@ func buildBackupConfig(f backupConfigFlags) (*v1alpha1.BackupConfiguration, erro
 		ObjectMeta: metav1.ObjectMeta{Name: f.name, Namespace: f.namespace},
 		Spec: v1alpha1.BackupConfigurationSpec{
 			Schedule:   f.schedule,
+			TimeZone:   f.timeZone,
 			Paused:     f.paused,
 			Repository: v1alpha1.RepositoryRef{Name: f.repo, Namespace: f.repoNS},
 			Target:     target,
