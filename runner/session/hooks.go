@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -105,7 +106,7 @@ func (s *sessionHooks) run(ctx context.Context, name, condition string, h *v1alp
 	s.o.log("%s hook: %s", name, what)
 	start := s.o.now()
 	err := s.runner.Run(ctx, h)
-	took := s.o.now().Sub(start).Round(1e6)
+	took := s.o.now().Sub(start).Round(time.Millisecond)
 	if err != nil {
 		s.o.log("%s hook failed after %s: %v", name, took, err)
 		s.conditions = append(s.conditions, metav1.Condition{Type: condition, Status: metav1.ConditionFalse, Reason: "Failed", Message: err.Error()})
