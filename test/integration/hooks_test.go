@@ -239,7 +239,26 @@ func TestHooks(t *testing.T) {
 		t.Errorf("slow hook: after %s, status %s", took, statusJSON(s))
 	}
 
-	for _, name := range []string{first.Name, second.Name, third.Name, fourth.Name} {
+	// 6. A postBackup hook that fails (an HTTP 500) marks the session; it keeps its phase and
+	// its snapshot.
+	srv.mu.Lock()
+	srv.delay, srv.status = 0, http.StatusInternalServerError
+	srv.mu.Unlock()
+	always := *notify
+	always.ExecutionPolicy = v1alpha1.HookAlways
+	setHooks(&v1alpha1.BackupHooks{PostBackup: &always})
+	fifth := f.backupSession(t)
+	if err := session.RunBackup(ctx, cluster.Client, f.ns, fifth.Name, opts); err != nil {
+		t.Fatalf("backup with a failing postBackup hook: %v", err)
+	}
+	s = getSession(t, f.ns, fifth.Name)
+	post := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionPostBackupHookSucceeded)
+	if s.Status.Phase != v1alpha1.SessionSucceeded || !v1alpha1.SnapshotIDPattern.MatchString(s.Status.Snapshot) ||
+		post == nil || post.Status != metav1.ConditionFalse || !strings.Contains(post.Message, "500 Internal Server Error") {
+		t.Errorf("failing postBackup: %s", statusJSON(s))
+	}
+
+	for _, name := range []string{first.Name, second.Name, third.Name, fourth.Name, fifth.Name} {
 		if st := statusJSON(getSession(t, f.ns, name)); strings.Contains(st, "tok-9d2c71") {
 			t.Errorf("the token is in the status of %s: %s", name, st)
 		}
