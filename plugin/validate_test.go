@@ -63,8 +63,8 @@ func TestValidateDirectoryAndStdin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("valid fixtures: %v\n%s", err, out)
 	}
-	if n := strings.Count(out, ": valid\n"); n != 12 {
-		t.Errorf("want 12 valid objects in the valid fixtures, got %d:\n%s", n, out)
+	if n := strings.Count(out, ": valid\n"); n != 14 {
+		t.Errorf("want 14 valid objects in the valid fixtures, got %d:\n%s", n, out)
 	}
 
 	data, err := os.ReadFile(fixture("invalid", "bc-bad-schedule.yaml"))
