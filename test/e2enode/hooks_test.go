@@ -30,7 +30,7 @@ func (h *hookCalls) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, r.Body)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.calls = append(h.calls, strings.TrimSpace(r.URL.Path+" "+r.Header.Get("Authorization")+" "+h.note(r.URL.Path)))
+	h.calls = append(h.calls, strings.Join(strings.Fields(r.URL.Path+" "+r.Header.Get("Authorization")+" "+h.note(r.URL.Path)), " "))
 }
 
 func (h *hookCalls) list() []string {

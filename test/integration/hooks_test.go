@@ -45,7 +45,7 @@ func (h *hookServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.onCall != nil {
 		note = h.onCall(r.URL.Path)
 	}
-	h.calls = append(h.calls, strings.TrimSpace(r.URL.Path+" "+r.Header.Get("Authorization")+" "+note))
+	h.calls = append(h.calls, strings.Join(strings.Fields(r.URL.Path+" "+r.Header.Get("Authorization")+" "+note), " "))
 	status, delay := h.status, h.delay
 	h.mu.Unlock()
 	if delay > 0 {
