@@ -55,7 +55,7 @@ func TestExecHookAccess(t *testing.T) {
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "storage", Namespace: hns}, StringData: map[string]string{"RESTIC_PASSWORD": secretValue}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "chat", Namespace: hns}, StringData: map[string]string{"token": secretValue}},
 		&v1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "repo", Namespace: hns}, Spec: v1alpha1.RepositorySpec{Backend: v1alpha1.Backend{
-			StorageSecretName: "storage", GCS: &v1alpha1.GCSSpec{Bucket: "b"}}}},
+			StorageSecretName: "storage", GCS: &v1alpha1.GCSSpec{Bucket: "stash-backups"}}}},
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "redis", Namespace: hns}, Spec: corev1.ServiceSpec{
 			Selector: map[string]string{"app": "redis"}, Ports: []corev1.ServicePort{{Port: 6379}}}},
 		running("redis-0", map[string]string{"app": "redis"}),
