@@ -426,3 +426,86 @@ func TestFollowStartsANewChainWhenTheSourceCannotContinue(t *testing.T) {
 	}
 	verifyRestore(t, redistest.Redis70, src, r, second.SnapshotID)
 }
+
+// TestFollowReplaysDatabaseChanges: what a source sends when its clients change databases —
+// MULTI/EXEC blocks with SELECT in them, a script's and a function's effects in two databases,
+// SWAPDB, MOVE, FLUSHDB, FLUSHALL, a function library loaded, writes to database 5 — recorded
+// with every command in a segment of its own (so that a segment boundary falls before each
+// command of every block) and with 4 KiB segments, restores to the end of the window equal to
+// the source in every database (digest, keys per database, expiries, functions).
+func TestFollowReplaysDatabaseChanges(t *testing.T) {
+	for _, tc := range []struct {
+		fl   redistest.Flavor
+		size int64
+	}{{redistest.Redis70, 1}, {redistest.Redis70, 4 << 10}, {redistest.Redis80, 1}, {redistest.Valkey81, 4 << 10}} {
+		t.Run(fmt.Sprintf("%s/segment-size=%d", tc.fl.Name, tc.size), func(t *testing.T) {
+			ctx := context.Background()
+			src := redistest.Start(t, tc.fl)
+			if err := src.Client.Set(ctx, "before", "the base", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			r := openRepo(t)
+			f := startFollower(t, follow.Options{Redis: conn(src), Repository: r, SegmentInterval: 200 * time.Millisecond, SegmentSize: tc.size})
+			base := f.base(t)
+			c := redis.NewClient(&redis.Options{Addr: src.Addr, Protocol: 2, DisableIdentity: true, PoolSize: 1})
+			defer c.Close()
+			do := func(args ...any) {
+				t.Helper()
+				if err := c.Do(ctx, args...).Err(); err != nil && !errors.Is(err, redis.Nil) {
+					t.Fatalf("%v: %v", args, err)
+				}
+			}
+			big := strings.Repeat("b", 5000)
+			do("SELECT", 9)
+			do("SET", "gone", "1")
+			do("FLUSHALL")
+			do("SELECT", 2)
+			do("SET", "after-flushall", "1")
+			for round := range 3 {
+				k := strconv.Itoa(round)
+				do("SELECT", 0)
+				do("MULTI")
+				do("SET", "a"+k, "in-db0")
+				do("SELECT", 1)
+				do("SET", "b"+k, big)
+				do("SET", "c"+k, "in-db1")
+				do("EXEC")
+				do("SET", "d"+k, "after the block, in db1")
+				do("SELECT", 5)
+				do("SET", "e"+k, "five", "PX", 3600000)
+				do("EVAL", "redis.call('SELECT', 2) redis.call('INCR', KEYS[1]) redis.call('SELECT', 6) redis.call('HSET', KEYS[1], 'f', ARGV[1]) return 1", 1, "n"+k, k)
+				do("SET", "after-eval"+k, "in db5")
+				if round == 0 {
+					do("FUNCTION", "LOAD", "#!lua name=stashtest\nredis.register_function('twodb', function(keys, args) redis.call('SELECT', 3) redis.call('RPUSH', keys[1], args[1]) redis.call('SELECT', 4) return redis.call('SET', keys[1], args[1]) end)")
+				}
+				do("FCALL", "twodb", 1, "fn"+k, k)
+				do("SET", "after-fcall"+k, "in db5")
+				do("SWAPDB", 5, 8)
+				do("SET", "g"+k, "in 5 after the swap")
+				do("MOVE", "g"+k, 0)
+				do("SELECT", 7)
+				do("SET", "tmp"+k, "1")
+				do("FLUSHDB")
+				do("SET", "kept"+k, "7")
+			}
+			do("SELECT", 0)
+			do("SET", "last", "1")
+			waitRecorded(t, src, f)
+			f.stop(t)
+			segs := f.segments()
+			if tc.size == 1 && len(segs) < 50 {
+				t.Fatalf("%d segments; want one per command", len(segs))
+			}
+			dst := redistest.Start(t, tc.fl)
+			res, err := restore.ToPoint(ctx, restore.Options{Redis: conn(dst), Repository: r}, restore.Point{Offset: segs[len(segs)-1].EndOffset, ByOffset: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Chain != base.SnapshotID || res.Offset != segs[len(segs)-1].EndOffset {
+				t.Fatalf("restored chain %s to offset %d; want %s to %d", res.Chain, res.Offset, base.SnapshotID, segs[len(segs)-1].EndOffset)
+			}
+			dataset.Equal(t, src, dst)
+			t.Logf("%d segments, %d commands replayed", res.Segments, res.Commands)
+		})
+	}
+}
