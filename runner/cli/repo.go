@@ -106,6 +106,10 @@ func printWindows(w io.Writer, wins []journal.Window, gaps []journal.Gap) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d-%d\t%d\t%d\t%s\n", win.Chain, ts(win.Start), ts(win.End),
 			win.StartOffset, win.EndOffset, win.Segments, win.Commands, replID)
+		if h := win.Hole; h != nil {
+			fmt.Fprintf(tw, "hole\t%s\t%s\t%d-%d\t%d after it\t-\t(not recoverable: a segment of chain %s is missing; the window above ends before it)\n",
+				ts(h.From), ts(h.To), h.FromOffset, h.ToOffset, h.Beyond, win.Chain)
+		}
 	}
 	tw.Flush()
 }

@@ -155,6 +155,11 @@ func lastPosition(ctx context.Context, r *repo.Repository) (position, error) {
 		if err != nil {
 			return position{}, err
 		}
+		if err := journal.CheckContiguous(base.ReplOffset, segs); err != nil {
+			// A chain with a missing segment reaches nothing after the hole: continuing it
+			// would record segments no restore can use. A new base starts a new chain.
+			return position{}, nil
+		}
 		if len(segs) == 0 {
 			return position{chain: chain, replID: base.ReplID, offset: base.ReplOffset}, nil
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,7 +29,15 @@ import (
 
 func openRepo(t *testing.T) *repo.Repository {
 	t.Helper()
-	return runnertest.OpenRepo(t, "file://"+t.TempDir(), nil)
+	r, _ := openRepoDir(t)
+	return r
+}
+
+// openRepoDir is openRepo that also returns the repository's directory.
+func openRepoDir(t *testing.T) (*repo.Repository, string) {
+	t.Helper()
+	dir := t.TempDir()
+	return runnertest.OpenRepo(t, "file://"+dir, nil), dir
 }
 
 func conn(s *redistest.Server) redisconn.Options {
@@ -508,4 +518,68 @@ func TestFollowReplaysDatabaseChanges(t *testing.T) {
 			t.Logf("%d segments, %d commands replayed", res.Segments, res.Commands)
 		})
 	}
+}
+
+// TestFollowChainWithAMissingSegment: a segment deleted from the middle of a chain ends its
+// window before the hole: an instant before it still restores (with what the segments before
+// it hold), an offset or an instant after it is refused with the hole named and nothing
+// written, and a follower started again starts a new chain rather than extend one that
+// nothing after the hole can be restored from.
+func TestFollowChainWithAMissingSegment(t *testing.T) {
+	ctx := context.Background()
+	src := redistest.Start(t)
+	r, dir := openRepoDir(t)
+	opts := follow.Options{Redis: conn(src), Repository: r, SegmentInterval: time.Hour, SegmentSize: 1}
+	f := startFollower(t, opts)
+	base := f.base(t)
+	for i := range 5 {
+		if err := src.Client.Set(ctx, fmt.Sprintf("k%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitRecorded(t, src, f)
+	f.stop(t)
+	segs, err := journal.List(ctx, r, base.SnapshotID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The segment of k3's SET is deleted: data and manifest.
+	hole := segs[len(segs)-2]
+	for _, suffix := range []string{".json", ".data"} {
+		if err := os.Remove(filepath.Join(dir, "journal", base.SnapshotID, fmt.Sprintf("%020d%s", hole.StartOffset, suffix))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wins, _, err := journal.Windows(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wins) != 1 || wins[0].Problem != "" || wins[0].Hole == nil || wins[0].EndOffset != hole.StartOffset || wins[0].Hole.Beyond != 1 {
+		t.Fatalf("windows %+v; want one restorable window ending at offset %d before a hole", wins, hole.StartOffset)
+	}
+	before := segs[len(segs)-3]
+	dst := redistest.Start(t)
+	res, err := restore.ToPoint(ctx, restore.Options{Redis: conn(dst), Repository: r}, restore.Point{Offset: before.EndOffset, ByOffset: true})
+	if err != nil {
+		t.Fatalf("restore to an offset before the hole: %v", err)
+	}
+	if n := dst.Client.Exists(ctx, "k0", "k1", "k2").Val(); n != 3 || res.Offset != before.EndOffset {
+		t.Fatalf("restored %d of k0..k2 to offset %d; want 3 to %d", n, res.Offset, before.EndOffset)
+	}
+	for _, pt := range []restore.Point{{Offset: segs[len(segs)-1].EndOffset, ByOffset: true}, {Time: time.Now()}} {
+		empty := redistest.Start(t)
+		_, err := restore.ToPoint(ctx, restore.Options{Redis: conn(empty), Repository: r}, pt)
+		if !errors.Is(err, restore.ErrOutsideWindow) || !strings.Contains(err.Error(), fmt.Sprintf("the journal between offsets %d and %d", hole.StartOffset, hole.EndOffset)) {
+			t.Fatalf("restore to %v after the hole: %v", pt, err)
+		}
+		t.Logf("%v", err)
+		if n := empty.Client.DBSize(ctx).Val(); n != 0 {
+			t.Fatalf("a refused restore wrote %d keys", n)
+		}
+	}
+	f2 := startFollower(t, opts)
+	if b := f2.base(t); b.SnapshotID == base.SnapshotID {
+		t.Fatal("the follower continued a chain with a hole")
+	}
+	f2.stop(t)
 }

@@ -103,11 +103,44 @@ type Window struct {
 	EndOffset   int64 `json:"endOffset"`
 	Segments    int   `json:"segments"`
 	Commands    int64 `json:"commands"`
-	// Problem says why the chain cannot be restored (its base is gone, its segments have a gap);
-	// empty when it can.
+	// Problem says why the chain cannot be restored (its base is gone); empty when it can.
 	Problem string `json:"problem,omitempty"`
-	// Manifests are the chain's segments in offset order.
+	// Hole, if set, is where the chain's segments stop following each other (a segment deleted
+	// or never committed): the window ends before it, and the segments after it (Beyond) reach
+	// nothing, for want of what the hole held.
+	Hole *Hole `json:"hole,omitempty"`
+	// Manifests are the chain's segments in offset order, up to the hole.
 	Manifests []Manifest `json:"-"`
+}
+
+// Hole is a stretch of a chain's journal that is missing: the stream from FromOffset (the end
+// of the segments before it, received up to From) to ToOffset (where the next segment found
+// starts, received from To); Beyond segments follow it.
+type Hole struct {
+	FromOffset int64     `json:"fromOffset"`
+	ToOffset   int64     `json:"toOffset"`
+	From       time.Time `json:"from"`
+	To         time.Time `json:"to"`
+	Beyond     int       `json:"beyond"`
+}
+
+// String names the hole for a message.
+func (h Hole) String() string {
+	return fmt.Sprintf("the journal between offsets %d and %d (received between %s and %s) is missing, %d segments after it are unreachable",
+		h.FromOffset, h.ToOffset, h.From.UTC().Format(time.RFC3339Nano), h.To.UTC().Format(time.RFC3339Nano), h.Beyond)
+}
+
+// contiguous returns the leading segments that continue from without a gap, and the hole
+// after them, if any.
+func contiguous(from int64, fromTime time.Time, segs []Manifest) ([]Manifest, *Hole) {
+	at, last := from, fromTime
+	for i, m := range segs {
+		if m.StartOffset != at {
+			return segs[:i], &Hole{FromOffset: at, ToOffset: m.StartOffset, From: last, To: m.FirstTime, Beyond: len(segs) - i}
+		}
+		at, last = m.EndOffset, m.LastTime
+	}
+	return segs, nil
 }
 
 // Gap is a stretch of the source's history that no chain holds: between the end of one chain
@@ -160,8 +193,12 @@ func Windows(ctx context.Context, r *repo.Repository) ([]Window, []Gap, error) {
 			return nil, nil, err
 		default:
 			w.Start, w.StartOffset, w.ReplID = base.Time, base.ReplOffset, base.ReplID
-			if err := CheckContiguous(base.ReplOffset, segs); err != nil {
-				w.Problem = err.Error()
+			// A missing segment ends the window before it: the instants before the hole stay
+			// restorable.
+			segs, w.Hole = contiguous(base.ReplOffset, base.Time, segs)
+			w.Manifests, w.Segments, w.Commands = segs, len(segs), 0
+			for _, m := range segs {
+				w.Commands += m.Commands
 			}
 		}
 		w.End, w.EndOffset, w.EndReplID = w.Start, w.StartOffset, w.ReplID

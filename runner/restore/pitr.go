@@ -155,6 +155,9 @@ func choose(wins []journal.Window, gaps []journal.Gap, pinned string, pt Point) 
 		if pt.ByOffset {
 			if w.StartOffset <= pt.Offset && pt.Offset <= w.EndOffset {
 				best = i
+			} else if w.Hole != nil && w.EndOffset < pt.Offset && (pinned != "" || i == len(wins)-1) && best < 0 {
+				return journal.Window{}, journal.Stop{}, fmt.Errorf("restore to %s: %w: chain %s restores up to offset %d: %s; nothing was written",
+					pt, ErrOutsideWindow, w.Chain, w.EndOffset, w.Hole)
 			}
 		} else if !w.Start.After(pt.Time) {
 			best = i
@@ -175,6 +178,10 @@ func choose(wins []journal.Window, gaps []journal.Gap, pinned string, pt Point) 
 		// the time up to the next base.
 		if best+1 < len(wins) && pinned == "" && wins[best+1].Problem == "" && journal.Continues(w, wins[best+1]) && pt.Time.Before(wins[best+1].Start) {
 			return w, journal.NoStop, nil
+		}
+		if w.Hole != nil && (pinned != "" || best+1 >= len(wins) || pt.Time.Before(wins[best+1].Start)) {
+			return journal.Window{}, journal.Stop{}, fmt.Errorf("restore to %s: %w: chain %s restores up to %s (offset %d): %s; nothing was written",
+				pt, ErrOutsideWindow, w.Chain, w.End.UTC().Format(time.RFC3339Nano), w.EndOffset, w.Hole)
 		}
 		return journal.Window{}, journal.Stop{}, outside(wins, gaps, pt, w.Chain)
 	}
