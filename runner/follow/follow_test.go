@@ -457,6 +457,14 @@ func TestFollowReplaysDatabaseChanges(t *testing.T) {
 			r := openRepo(t)
 			f := startFollower(t, follow.Options{Redis: conn(src), Repository: r, SegmentInterval: 200 * time.Millisecond, SegmentSize: tc.size})
 			base := f.base(t)
+			// FLUSHALL ends the fork of a transfer whose child has not exited yet, and with it the
+			// link of a replica waiting for it: write once the source has the follower online.
+			testproc.Eventually(t, 10*time.Second, "the source to have its replica online", func() error {
+				if info := src.Client.Info(ctx, "replication").Val(); !strings.Contains(info, "state=online") {
+					return errors.New(info)
+				}
+				return nil
+			})
 			c := redis.NewClient(&redis.Options{Addr: src.Addr, Protocol: 2, DisableIdentity: true, PoolSize: 1})
 			defer c.Close()
 			do := func(args ...any) {
