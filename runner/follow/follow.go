@@ -201,6 +201,10 @@ func follow(ctx context.Context, opts *Options, pos *position) error {
 		return errLink{err}
 	}
 	defer fs.Close()
+	// The marks start now, before a base's transfer: the source streams them after the
+	// base's offset, so that the window starts right after the base's fork.
+	mk, marked := startMarker(ctx, src, opts.Logf)
+	defer mk.Stop()
 	stop := context.AfterFunc(ctx, func() { fs.Close() })
 	defer stop()
 	defer opts.watchSentinel(ctx, src.Addr, fs)()
@@ -239,7 +243,7 @@ func follow(ctx context.Context, opts *Options, pos *position) error {
 	if err := fs.AckNow(); err != nil {
 		return errLink{err}
 	}
-	rec := &recorder{ctx: ctx, opts: opts, pos: pos, done: make(chan struct{})}
+	rec := &recorder{ctx: ctx, opts: opts, pos: pos, done: make(chan struct{}), sourceTime: marked}
 	go rec.closeOnInterval(fs)
 	err = rec.record(journal.NewCommandReader(br), fs)
 	close(rec.done)
@@ -263,6 +267,9 @@ type recorder struct {
 	ctx  context.Context
 	opts *Options
 	done chan struct{}
+
+	// sourceTime says the source marks the stream of this link (journal.Start.SourceTime).
+	sourceTime bool
 
 	mu  sync.Mutex
 	pos *position
@@ -313,7 +320,7 @@ func (rec *recorder) append(c journal.Command, raw []byte, at time.Time) error {
 		// The writer's upload must survive the cancellation that stops the follower: the open
 		// segment is committed after it.
 		w, err := journal.NewWriter(context.WithoutCancel(rec.ctx), rec.opts.Repository, journal.Start{
-			Chain: rec.pos.chain, ReplID: rec.pos.replID, Offset: rec.pos.offset, DB: rec.pos.db,
+			Chain: rec.pos.chain, ReplID: rec.pos.replID, Offset: rec.pos.offset, DB: rec.pos.db, SourceTime: rec.sourceTime,
 		})
 		if err != nil {
 			return err
@@ -321,6 +328,7 @@ func (rec *recorder) append(c journal.Command, raw []byte, at time.Time) error {
 		rec.w = w
 	}
 	rec.w.BeginCommand(at)
+	rec.w.Note(c)
 	if _, err := rec.w.Write(raw); err != nil {
 		return err
 	}

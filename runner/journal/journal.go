@@ -63,6 +63,13 @@ type Manifest struct {
 	// MarkResolution is the span of time a mark stands for (the commands after a mark up to the
 	// next were received in the mark's span); zero in older segments means a second.
 	MarkResolution time.Duration `json:"markResolution,omitempty"`
+	// SourceTime says that the follower had the source mark its own stream with its clock
+	// (see SourceMark): a restore to a time goes by SourceMarks, not by receive times.
+	// TailWrites counts the commands after the last source mark (all of them without one)
+	// that are not housekeeping (marks, PING, REPLCONF).
+	SourceTime  bool         `json:"sourceTime,omitempty"`
+	SourceMarks []SourceMark `json:"sourceMarks,omitempty"`
+	TailWrites  int64        `json:"tailWrites,omitempty"`
 	// RawBytes is EndOffset-StartOffset; StoredBytes and SHA256 describe the data object.
 	RawBytes    int64  `json:"rawBytes"`
 	StoredBytes int64  `json:"storedBytes"`
@@ -75,6 +82,39 @@ type Manifest struct {
 type Mark struct {
 	Offset int64     `json:"offset"`
 	Time   time.Time `json:"time"`
+}
+
+// SourceMark is a time mark the source ran and streamed: the commands before Offset in the
+// stream ran at or before Time on the source's clock, those after it at or after. Writes counts
+// the commands between the mark before it (in the segment, or the segment's start) and it that
+// are not housekeeping.
+type SourceMark struct {
+	Offset int64     `json:"offset"`
+	Time   time.Time `json:"time"`
+	Writes int64     `json:"writes"`
+}
+
+// MarkChannel is the Pub/Sub channel of source marks: the follower has the source PUBLISH its
+// clock (TIME, in microseconds) there, and a master propagates every PUBLISH to its replicas
+// in stream order. A replay skips these.
+const MarkChannel = "__stash:mark"
+
+// MarkTime returns the time a source mark carries, and false for any other command.
+func MarkTime(c Command) (time.Time, bool) {
+	if !c.Is("PUBLISH") || len(c.Args) < 3 || string(c.Args[1]) != MarkChannel {
+		return time.Time{}, false
+	}
+	us, err := strconv.ParseInt(string(c.Args[2]), 10, 64)
+	if err != nil || us <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMicro(us), true
+}
+
+// housekeeping reports whether c changes nothing a restore holds: PING, REPLCONF, a source mark.
+func housekeeping(c Command) bool {
+	_, mark := MarkTime(c)
+	return mark || c.Is("PING") || c.Is("REPLCONF")
 }
 
 // Name is how errors and listings name a segment: chain/start offset.
@@ -94,6 +134,8 @@ type Start struct {
 	Offset int64
 	// DB is the database the stream has selected at Offset.
 	DB int
+	// SourceTime says the source marks the stream (Manifest.SourceTime).
+	SourceTime bool
 }
 
 // Writer writes one segment. Its Write takes raw stream bytes; BeginCommand, called before the
@@ -130,6 +172,7 @@ func NewWriter(ctx context.Context, r *repo.Repository, s Start) (*Writer, error
 	return &Writer{r: r, ow: ow, lastMark: -1, m: Manifest{
 		FormatVersion: FormatVersion, Chain: s.Chain, ReplID: s.ReplID,
 		StartOffset: s.Offset, EndOffset: s.Offset, DB: s.DB, EndDB: s.DB, MarkResolution: markResolution,
+		SourceTime: s.SourceTime,
 	}}, nil
 }
 
@@ -143,6 +186,19 @@ func (w *Writer) BeginCommand(at time.Time) {
 	if s := at.UnixNano() / int64(markResolution); s != w.lastMark {
 		w.lastMark = s
 		w.m.Marks = append(w.m.Marks, Mark{Offset: w.m.EndOffset, Time: at})
+	}
+}
+
+// Note records what the command about to be written at the current end says about time: a
+// source mark, or a write between two marks. Call it before writing the command.
+func (w *Writer) Note(c Command) {
+	if t, ok := MarkTime(c); ok {
+		w.m.SourceMarks = append(w.m.SourceMarks, SourceMark{Offset: w.m.EndOffset, Time: t, Writes: w.m.TailWrites})
+		w.m.TailWrites = 0
+		return
+	}
+	if !housekeeping(c) {
+		w.m.TailWrites++
 	}
 }
 

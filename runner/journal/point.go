@@ -75,6 +75,94 @@ func StopAtTime(from int64, segs []Manifest, t time.Time) Stop {
 	return stop
 }
 
+// StopAtSourceTime stops at the last source mark at or before t (the mark before the first one
+// after t): every command before it ran at or before t on the source's clock. segs are a chain
+// whose follower had the source mark its stream (Manifest.SourceTime); from is the base's
+// offset.
+//
+// Past the last mark, when nothing but housekeeping follows it, the stop is the end of the
+// journal: the same state, and the offset a restore to the end of the window reports.
+func StopAtSourceTime(from int64, segs []Manifest, t time.Time) Stop {
+	stop := Stop{Offset: from}
+	var tail int64
+	for _, m := range segs {
+		for _, mk := range m.SourceMarks {
+			if mk.Time.After(t) {
+				return stop
+			}
+			stop.Offset, tail = mk.Offset, 0
+		}
+		if m.SourceTime {
+			tail += m.TailWrites
+		} else {
+			tail += m.Commands
+		}
+	}
+	if tail == 0 && len(segs) > 0 && stop.Offset > from {
+		stop.Offset = segs[len(segs)-1].EndOffset
+	}
+	return stop
+}
+
+// Precision is how close a restore to a time comes in a chain whose follower had the source
+// mark its stream (every MarkInterval): it holds every write the source acknowledged before
+// T − Precision and none that it ran after T. Where two consecutive marks are further apart
+// than this and the source ran writes between them (the follower was down, or could not reach
+// the source to have it mark), the stretch between them is inexact: a restore to an instant
+// inside it is refused, naming it.
+const Precision = 500 * time.Millisecond
+
+// MarkInterval is how often a follower has the source mark its stream.
+const MarkInterval = 100 * time.Millisecond
+
+// Stretch is a span of a chain's window that the journal cannot place writes in to Precision:
+// between the source marks at From (offset FromOffset) and To (ToOffset), Writes ran.
+type Stretch struct {
+	From       time.Time `json:"from"`
+	To         time.Time `json:"to"`
+	FromOffset int64     `json:"fromOffset"`
+	ToOffset   int64     `json:"toOffset"`
+	Writes     int64     `json:"writes"`
+}
+
+func (s Stretch) String() string {
+	return fmt.Sprintf("from %s to %s (offsets %d-%d: %d writes the source ran while the follower was not marking its stream)",
+		s.From.UTC().Format(time.RFC3339Nano), s.To.UTC().Format(time.RFC3339Nano), s.FromOffset, s.ToOffset, s.Writes)
+}
+
+// Contains reports whether t lies strictly inside the stretch.
+func (s Stretch) Contains(t time.Time) bool { return t.After(s.From) && t.Before(s.To) }
+
+// sourceTimeline reads the source marks of a chain's segments: the first and the last mark's
+// time (the window), and the inexact stretches between them. ok is false when the chain has no
+// source mark.
+func sourceTimeline(segs []Manifest) (start, end time.Time, inexact []Stretch, ok bool) {
+	var prev *SourceMark
+	var writes int64
+	for i := range segs {
+		m := &segs[i]
+		if !m.SourceTime {
+			writes += m.Commands // a follower that did not mark: its commands have no source time
+			continue
+		}
+		for j := range m.SourceMarks {
+			mk := &m.SourceMarks[j]
+			writes += mk.Writes
+			if prev == nil {
+				start = mk.Time
+			} else if writes > 0 && mk.Time.Sub(prev.Time) > Precision {
+				inexact = append(inexact, Stretch{From: prev.Time, To: mk.Time, FromOffset: prev.Offset, ToOffset: mk.Offset, Writes: writes})
+			}
+			prev, writes = mk, 0
+		}
+		writes += m.TailWrites
+	}
+	if prev == nil {
+		return time.Time{}, time.Time{}, nil, false
+	}
+	return start, prev.Time, inexact, true
+}
+
 // needs reports whether a replay that stops at s reads segment m.
 func (s Stop) needs(m Manifest) bool {
 	return m.StartOffset < s.Offset || (s.HasThrough && m.StartOffset <= s.Through)
@@ -111,6 +199,31 @@ type Window struct {
 	Hole *Hole `json:"hole,omitempty"`
 	// Manifests are the chain's segments in offset order, up to the hole.
 	Manifests []Manifest `json:"-"`
+	// SourceTime says the window's times are the source's own (its follower had it mark its
+	// stream): Start and End are then the first and the last mark's, and Inexact lists the
+	// stretches where a restore to a time cannot be exact to Precision. Without it, times are
+	// when the follower received the commands (older followers).
+	SourceTime bool      `json:"sourceTime,omitempty"`
+	Inexact    []Stretch `json:"inexact,omitempty"`
+}
+
+// InexactAt returns the inexact stretch that holds t, if any.
+func (w Window) InexactAt(t time.Time) (Stretch, bool) {
+	for _, s := range w.Inexact {
+		if s.Contains(t) {
+			return s, true
+		}
+	}
+	return Stretch{}, false
+}
+
+// StopAt is where a replay of the window to t stops: by the source's marks when it has them,
+// else by receive times.
+func (w Window) StopAt(t time.Time) Stop {
+	if w.SourceTime {
+		return StopAtSourceTime(w.StartOffset, w.Manifests, t)
+	}
+	return StopAtTime(w.StartOffset, w.Manifests, t)
 }
 
 // Hole is a stretch of a chain's journal that is missing: the stream from FromOffset (the end
@@ -204,6 +317,15 @@ func Windows(ctx context.Context, r *repo.Repository) ([]Window, []Gap, error) {
 		w.End, w.EndOffset, w.EndReplID = w.Start, w.StartOffset, w.ReplID
 		if n := len(segs); n > 0 {
 			w.End, w.EndOffset, w.EndReplID = segs[n-1].LastTime, segs[n-1].EndOffset, segs[n-1].ReplID
+			if w.Problem == "" && segs[0].SourceTime {
+				// The window is where the source's marks place every write to Precision: from
+				// the first mark after the base (the writes between the base's fork and it ran
+				// at unknown instants) to the last.
+				w.SourceTime, w.End = true, w.Start
+				if start, end, inexact, ok := sourceTimeline(segs); ok {
+					w.Start, w.End, w.Inexact = start, end, inexact
+				}
+			}
 		}
 		if len(segs) == 0 && w.Problem != "" {
 			continue // an empty chain directory without a base: nothing to show

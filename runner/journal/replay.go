@@ -32,8 +32,10 @@ type ReplayStats struct {
 	// Offset is the replication offset the target's data is at after the replay: the end of
 	// the last command applied (or the offset the replay started from).
 	Offset int64
-	// Time is when the follower received the last command applied, to a mark's span (the
-	// instant of the mark or segment end at or before it); zero if none was applied.
+	// Time is when the last command applied ran on the source: the time of the last source
+	// mark at or before it, in a chain whose source marks its stream; else when the follower
+	// received it, to a mark's span (the instant of the mark or segment end at or before it).
+	// Zero if none was applied.
 	Time time.Time
 }
 
@@ -169,8 +171,10 @@ type replayer struct {
 	// selected after the commands read so far (SELECTs inside an open block included: the
 	// block runs whole or not at all).
 	dbs, db int
-	// read counts the commands read from the journal.
-	read int64
+	// read counts the commands read from the journal; sourceTime is the time of the last
+	// source mark read.
+	read       int64
+	sourceTime time.Time
 	// The open MULTI block of the stream: its commands without MULTI/EXEC, their count (with
 	// them), and each command's description for a refusal.
 	block      []byte
@@ -255,8 +259,15 @@ func (rp *replayer) segment(ctx context.Context, r *repo.Repository, m Manifest)
 		if end == m.EndOffset {
 			when = m.LastTime
 		}
+		if m.SourceTime {
+			// The source's clock: the last mark the replay passed.
+			if t, ok := MarkTime(cmd); ok {
+				rp.sourceTime = t
+			}
+			when = rp.sourceTime
+		}
 		switch {
-		case cmd.Is("PING") || cmd.Is("REPLCONF"):
+		case housekeeping(cmd):
 			rp.st.Skipped++
 			if !rp.inBlock {
 				rp.units = append(rp.units, unit{bytes: len(rp.batch), cmds: len(rp.sent), offset: end, when: when})

@@ -176,7 +176,9 @@ func choose(wins []journal.Window, gaps []journal.Gap, pinned string, pt Point) 
 	if pt.Time.After(w.End) {
 		// A next chain that continues this one holds nothing this one lacks: this one covers
 		// the time up to the next base.
-		if best+1 < len(wins) && pinned == "" && wins[best+1].Problem == "" && journal.Continues(w, wins[best+1]) && pt.Time.Before(wins[best+1].Start) {
+		// (Not by the source's marks: the commands after the last mark ran at instants
+		// the journal does not know.)
+		if !w.SourceTime && best+1 < len(wins) && pinned == "" && wins[best+1].Problem == "" && journal.Continues(w, wins[best+1]) && pt.Time.Before(wins[best+1].Start) {
 			return w, journal.NoStop, nil
 		}
 		if w.Hole != nil && (pinned != "" || best+1 >= len(wins) || pt.Time.Before(wins[best+1].Start)) {
@@ -185,8 +187,17 @@ func choose(wins []journal.Window, gaps []journal.Gap, pinned string, pt Point) 
 		}
 		return journal.Window{}, journal.Stop{}, outside(wins, gaps, pt, w.Chain)
 	}
-	return w, journal.StopAtTime(w.StartOffset, w.Manifests, pt.Time), nil
+	if st, ok := w.InexactAt(pt.Time); ok {
+		return journal.Window{}, journal.Stop{}, fmt.Errorf("restore to %s: %w: chain %s cannot place the source's writes to %s %s; restore to its start or its end instead; nothing was written",
+			pt, ErrInexact, w.Chain, journal.Precision, st)
+	}
+	return w, w.StopAt(pt.Time), nil
 }
+
+// ErrInexact is returned for an instant inside a stretch of a window where the journal cannot
+// place the source's writes to journal.Precision (the follower was down); nothing has been
+// written to the target then.
+var ErrInexact = errors.New("the point is in a stretch the journal cannot restore exactly")
 
 func hasChain(wins []journal.Window, chain string) bool {
 	for _, w := range wins {
