@@ -253,6 +253,10 @@ func (rp *replayer) segment(ctx context.Context, r *repo.Repository, m Manifest)
 		if end > limit {
 			// Beyond the stop: an open block is left out whole.
 			rp.done, rp.inBlock = true, false
+			if t, ok := MarkTime(cmd); ok && m.SourceTime && start == limit {
+				// Stopped at a source mark: the target holds the source at its instant.
+				rp.units = append(rp.units, unit{bytes: len(rp.batch), cmds: len(rp.sent), offset: start, when: t})
+			}
 			continue
 		}
 		when := markTime
