@@ -90,6 +90,7 @@ func printWindows(w io.Writer, wins []journal.Window, gaps []journal.Gap) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHAIN\tFROM\tTO\tOFFSETS\tSEGMENTS\tCOMMANDS\tREPLID")
 	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	tsNano := func(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 	for _, win := range wins {
 		for _, g := range gaps {
 			if g.Before == win.Chain {
@@ -106,6 +107,10 @@ func printWindows(w io.Writer, wins []journal.Window, gaps []journal.Gap) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d-%d\t%d\t%d\t%s\n", win.Chain, ts(win.Start), ts(win.End),
 			win.StartOffset, win.EndOffset, win.Segments, win.Commands, replID)
+		for _, st := range win.Inexact {
+			fmt.Fprintf(tw, "inexact\t%s\t%s\t%d-%d\t-\t%d\t(a --to-time in this stretch is refused: no source marks place these writes to %s)\n",
+				tsNano(st.From), tsNano(st.To), st.FromOffset, st.ToOffset, st.Writes, journal.Precision)
+		}
 		if h := win.Hole; h != nil {
 			fmt.Fprintf(tw, "hole\t%s\t%s\t%d-%d\t%d after it\t-\t(not recoverable: a segment of chain %s is missing; the window above ends before it)\n",
 				ts(h.From), ts(h.To), h.FromOffset, h.ToOffset, h.Beyond, win.Chain)
