@@ -62,6 +62,7 @@ of the recoverable window that stash-runner snapshots shows.`,
 	}
 	cmd.Flags().DurationVar(&o.interval, "segment-interval", follow.DefaultSegmentInterval, "close a journal segment this long after its first command")
 	cmd.Flags().StringVar(&o.size, "segment-size", "8MiB", "close a journal segment when it holds this much of the stream (KiB, MiB, GiB)")
+	cmd.Flags().DurationVar(&o.opts.BaseInterval, "base-interval", follow.DefaultBaseInterval, "take a new base (and start a new chain) this long after the chain's base, while the stream is still recorded; 0 never does")
 	cmd.Flags().BoolVar(&o.noReconnect, "no-reconnect", false, "exit with an error when the replication link is lost, instead of reconnecting")
 	return cmd
 }
@@ -70,6 +71,9 @@ of the recoverable window that stash-runner snapshots shows.`,
 func (o *FollowOptions) Validate() error {
 	if o.interval < 100*time.Millisecond {
 		return fmt.Errorf("--segment-interval %s: must be at least 100ms", o.interval)
+	}
+	if o.opts.BaseInterval != 0 && o.opts.BaseInterval < time.Second {
+		return fmt.Errorf("--base-interval %s: must be at least 1s (or 0: never)", o.opts.BaseInterval)
 	}
 	n, err := parseSize(o.size)
 	if err != nil {

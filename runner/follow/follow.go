@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"stash.dev/redis/runner/backup"
@@ -30,6 +31,10 @@ import (
 const (
 	DefaultSegmentInterval = 10 * time.Second
 	DefaultSegmentSize     = 8 << 20
+	// DefaultBaseInterval bounds what a restore to a point replays to 6 hours of writes (one
+	// base load plus at most that much journal) for the price of four forks and base
+	// transfers a day, which a daily scheduled backup's one fork is the scale of.
+	DefaultBaseInterval = 6 * time.Hour
 )
 
 // Options configure Run.
@@ -48,6 +53,10 @@ type Options struct {
 	// from the follower's goroutines (one at a time).
 	OnBase    func(backup.Result)
 	OnSegment func(journal.Manifest)
+	// BaseInterval, if positive, takes a new base (and starts a new chain) this long after the
+	// chain's base, on a second link while the first goes on recording, so that a restore
+	// replays at most about this much journal and retention can drop old chains.
+	BaseInterval time.Duration
 	// Reconnect makes Run reconnect after a lost link (PSYNC continue, else a new base) instead
 	// of returning the link's error. Errors of the repository always end Run.
 	Reconnect bool
@@ -88,6 +97,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
+	}
+	if opts.OnBase == nil {
+		opts.OnBase = func(backup.Result) {}
 	}
 	// One writer per journal: a second follower would interleave its segments with ours.
 	lease, lctx, err := opts.Repository.AcquireLease(ctx, JournalLease, opts.Hostname, 0)
@@ -200,65 +212,177 @@ func follow(ctx context.Context, opts *Options, pos *position) error {
 		}
 		return errLink{err}
 	}
-	defer fs.Close()
 	// The marks start now, before a base's transfer: the source streams them after the
 	// base's offset, so that the window starts right after the base's fork.
 	mk, marked := startMarker(ctx, src, opts.Logf)
 	defer mk.Stop()
-	stop := context.AfterFunc(ctx, func() { fs.Close() })
-	defer stop()
-	defer opts.watchSentinel(ctx, src.Addr, fs)()
 
+	var baseTime time.Time
 	if fs.Continued {
 		opts.Logf("continuing chain %s at offset %d (replication id %s)", pos.chain, pos.offset, fs.ReplID)
 		pos.replID = fs.ReplID
+		if base, err := opts.Repository.Manifest(ctx, pos.chain); err == nil {
+			baseTime = base.Time
+		}
 	} else {
 		if pos.chain != "" {
 			opts.Logf("the source cannot continue chain %s at offset %d: a new base starts a new chain", pos.chain, pos.offset)
 		}
-		res, err := backup.FromFullSync(ctx, backup.Options{
-			Redis: src, Sentinel: opts.Sentinel, Repository: opts.Repository, Hostname: opts.Hostname, RunnerVersion: opts.RunnerVersion, Logf: opts.Logf,
-		}, fs)
+		res, err := opts.base(ctx, src, fs)
 		if err != nil {
+			fs.Close()
 			if ctx.Err() != nil {
 				return nil // nothing of the base was committed
 			}
-			return fmt.Errorf("follow %s: base snapshot: %w", src.Addr, err)
+			return err
 		}
-		opts.Logf("base snapshot %s at offset %d (replication id %s): chain %s starts", res.SnapshotID, fs.Offset, fs.ReplID, res.SnapshotID)
-		if opts.OnBase != nil {
-			opts.OnBase(res)
-		}
+		opts.OnBase(res)
 		// The source re-sends SELECT before its first command after a full resynchronization.
 		*pos = position{chain: res.SnapshotID, replID: fs.ReplID, offset: fs.Offset}
+		baseTime = time.Now()
 	}
+	for {
+		next, err := opts.record(ctx, src, so, pos, fs, marked, baseTime)
+		fs.Close()
+		if next == nil {
+			return err
+		}
+		// A new base took over: its chain continues from the base's offset, where the stream
+		// of its own link begins; the old chain was recorded past it.
+		opts.Logf("base snapshot %s at offset %d (replication id %s): chain %s starts, chain %s ends at offset %d",
+			next.res.SnapshotID, next.fs.Offset, next.fs.ReplID, next.res.SnapshotID, pos.chain, pos.offset)
+		opts.OnBase(next.res)
+		fs, baseTime = next.fs, time.Now()
+		*pos = position{chain: next.res.SnapshotID, replID: fs.ReplID, offset: fs.Offset}
+	}
+}
+
+// base takes a base snapshot from the full resynchronization fs.
+func (opts *Options) base(ctx context.Context, src redisconn.Options, fs *replication.FullSync) (backup.Result, error) {
+	res, err := backup.FromFullSync(ctx, backup.Options{
+		Redis: src, Sentinel: opts.Sentinel, Repository: opts.Repository, Hostname: opts.Hostname, RunnerVersion: opts.RunnerVersion, Logf: opts.Logf,
+	}, fs)
+	if err != nil {
+		return res, fmt.Errorf("follow %s: base snapshot: %w", src.Addr, err)
+	}
+	opts.Logf("base snapshot %s at offset %d (replication id %s): chain %s starts", res.SnapshotID, fs.Offset, fs.ReplID, res.SnapshotID)
+	return res, nil
+}
+
+// nextBase is a base taken on a second link while the first one records: the link, whose stream
+// begins at the base's offset, and the base.
+type nextBase struct {
+	fs     *replication.FullSync
+	res    backup.Result
+	cancel context.CancelFunc
+}
+
+// record records the stream of link fs into the chain at pos until the link or ctx ends, or a
+// new base takes over (every BaseInterval after baseTime): then it returns the new base, once
+// the old chain is recorded past the new base's offset (and past a source mark after it, so
+// that the old window ends after the new one starts: no instant is lost at the switch).
+func (opts *Options) record(ctx context.Context, src redisconn.Options, so replication.SyncOptions, pos *position, fs *replication.FullSync, marked bool, baseTime time.Time) (*nextBase, error) {
+	stop := context.AfterFunc(ctx, func() { fs.Close() })
+	defer stop()
+	defer opts.watchSentinel(ctx, src.Addr, fs)()
 	br, err := fs.Stream()
 	if err != nil {
-		return errLink{err}
+		return nil, errLink{err}
 	}
 	// After a diskless transfer a Redis 7+ master starts the stream at the replica's first ACK:
 	// send it now rather than at the next tick, so that the receive times recorded (which a
 	// restore to a point in time goes by) stay within milliseconds of the source's.
 	fs.Acknowledge(pos.offset)
 	if err := fs.AckNow(); err != nil {
-		return errLink{err}
+		return nil, errLink{err}
 	}
 	rec := &recorder{ctx: ctx, opts: opts, pos: pos, done: make(chan struct{}), sourceTime: marked}
+	rctx, cancelRebase := context.WithCancel(ctx)
+	rebased := make(chan struct{})
+	if opts.BaseInterval > 0 {
+		go func() {
+			defer close(rebased)
+			rec.rebase(rctx, src, so, time.Until(baseTime.Add(opts.BaseInterval)))
+		}()
+	} else {
+		close(rebased)
+	}
 	go rec.closeOnInterval(fs)
 	err = rec.record(journal.NewCommandReader(br), fs)
 	close(rec.done)
+	cancelRebase()
+	<-rebased
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
+	next := rec.next.Load()
 	if cerr := rec.closeSegment(); cerr != nil {
-		return cerr
+		next.close()
+		return nil, cerr
 	}
 	if rec.err != nil {
-		return rec.err
+		next.close()
+		return nil, rec.err
 	}
+	if errors.Is(err, errSwitch) {
+		return next, nil
+	}
+	next.close() // taken, but the old link ended first: a restarted link continues the newest chain
 	if ctx.Err() != nil {
-		return nil
+		return nil, nil
 	}
-	return err
+	return nil, err
+}
+
+func (n *nextBase) close() {
+	if n != nil {
+		n.fs.Close()
+		n.cancel()
+	}
+}
+
+// errSwitch ends the recording of a link when a new base takes over.
+var errSwitch = errors.New("a new base takes over")
+
+// rebase waits until the chain is due for a new base, then takes one on a second link (the
+// source forks again) while the first goes on recording, and hands it to the recorder. A base
+// that fails is tried again one BaseInterval later (a minute at least).
+func (rec *recorder) rebase(ctx context.Context, src redisconn.Options, so replication.SyncOptions, wait time.Duration) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(max(wait, 0)):
+		}
+		// The new link outlives ctx (which ends with the old link's recording) once handed
+		// over: it is bound to the follower's context, and closed here if ctx ends first.
+		var handed atomic.Bool
+		lctx, cancel := context.WithCancel(rec.ctx)
+		stop := context.AfterFunc(ctx, func() {
+			if !handed.Load() {
+				cancel()
+			}
+		})
+		fs, err := replication.StartFullSync(lctx, so)
+		if err == nil {
+			var res backup.Result
+			res, err = rec.opts.base(lctx, src, fs)
+			if err == nil {
+				handed.Store(true)
+				if stop() || ctx.Err() == nil {
+					rec.next.Store(&nextBase{fs: fs, res: res, cancel: cancel})
+					return
+				}
+			}
+			fs.Close()
+		}
+		stop()
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		wait = max(rec.opts.BaseInterval, time.Minute)
+		rec.opts.Logf("new base: %v; the chain goes on, trying again in %s", err, wait)
+	}
 }
 
 // recorder writes the stream of one link into segments. The reading goroutine and the interval
@@ -270,6 +394,9 @@ type recorder struct {
 
 	// sourceTime says the source marks the stream of this link (journal.Start.SourceTime).
 	sourceTime bool
+	// next is a new base waiting to take over, once the stream recorded passes its offset
+	// (and a source mark after it).
+	next atomic.Pointer[nextBase]
 
 	mu  sync.Mutex
 	pos *position
@@ -293,10 +420,16 @@ func (rec *recorder) record(cr *journal.CommandReader, fs *replication.FullSync)
 			return errLink{err}
 		}
 		rec.mu.Lock()
+		start := rec.pos.offset
 		err = rec.append(c, cmd.Bytes(), at)
 		rec.mu.Unlock()
 		if err != nil {
 			return err
+		}
+		if next := rec.next.Load(); next != nil && rec.pos.offset >= next.fs.Offset {
+			if _, mark := journal.MarkTime(c); mark && start >= next.fs.Offset || !rec.sourceTime {
+				return errSwitch
+			}
 		}
 		fs.Acknowledge(rec.pos.offset)
 		if c.Is("REPLCONF") && len(c.Args) > 1 && bytes.EqualFold(c.Args[1], []byte("GETACK")) {

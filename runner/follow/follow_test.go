@@ -591,3 +591,107 @@ func TestFollowChainWithAMissingSegment(t *testing.T) {
 	}
 	f2.stop(t)
 }
+
+// TestFollowBaseInterval: with a base interval, the follower takes a new base on a second link
+// while the first goes on recording, and the old chain ends after the new one begins: the
+// windows overlap, no gap. Restores to instants right before, at and after each switch pick the
+// newest base at or before them and hold every transaction acknowledged before
+// T − journal.Precision and none sent after T (the writer's own clock), never half of one; the
+// end of the last window equals the source.
+func TestFollowBaseInterval(t *testing.T) {
+	ctx := context.Background()
+	src := redistest.Start(t, redistest.WithConfig("repl-backlog-size", "16mb"))
+	r := openRepo(t)
+	f := startFollower(t, follow.Options{Redis: conn(src), Repository: r, SegmentInterval: 200 * time.Millisecond, BaseInterval: 1500 * time.Millisecond})
+	f.base(t)
+	var mu sync.Mutex
+	var sent, acked []time.Time
+	wctx, stopWriter := context.WithCancel(ctx)
+	writerDone := make(chan error, 1)
+	go func() {
+		c := redis.NewClient(&redis.Options{Addr: src.Addr, Protocol: 2, DisableIdentity: true})
+		defer c.Close()
+		for n := 1; wctx.Err() == nil; n++ {
+			s := time.Now()
+			_, err := c.TxPipelined(wctx, func(p redis.Pipeliner) error {
+				p.Incr(wctx, "ctr")
+				p.Set(wctx, "w:"+strconv.Itoa(n), s.UnixMilli(), 0)
+				return nil
+			})
+			if err != nil {
+				writerDone <- nil
+				return
+			}
+			mu.Lock()
+			sent, acked = append(sent, s), append(acked, time.Now())
+			mu.Unlock()
+			time.Sleep(2 * time.Millisecond)
+		}
+		writerDone <- nil
+	}()
+	for range 3 {
+		f.base(t) // a new base every 1.5 s
+	}
+	stopWriter()
+	<-writerDone
+	time.Sleep(300 * time.Millisecond)
+	waitRecorded(t, src, f)
+	f.stop(t)
+	wins, gaps, err := journal.Windows(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wins) < 4 || len(gaps) != 0 {
+		t.Fatalf("%d windows, gaps %v; want 4 or more chains and no gap", len(wins), gaps)
+	}
+	var instants []time.Time
+	for i := 1; i < len(wins); i++ {
+		a, b := wins[i-1], wins[i]
+		if !journal.Continues(a, b) || a.End.Before(b.Start) || len(a.Inexact)+len(b.Inexact) > 0 {
+			t.Fatalf("chain %s (%s to %s, offsets %d-%d) then %s (%s to %s, from %d): not one continuous window",
+				a.Chain, a.Start, a.End, a.StartOffset, a.EndOffset, b.Chain, b.Start, b.End, b.StartOffset)
+		}
+		instants = append(instants, b.Start.Add(-50*time.Millisecond), b.Start, b.Start.Add(50*time.Millisecond), a.End)
+	}
+	dst := redistest.Start(t)
+	for _, at := range instants {
+		if err := dst.Client.FlushAll(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		res, err := restore.ToPoint(ctx, restore.Options{Redis: conn(dst), Repository: r}, restore.Point{Time: at})
+		if err != nil {
+			t.Fatalf("restore to %s: %v", at.Format(time.RFC3339Nano), err)
+		}
+		want := ""
+		for _, w := range wins {
+			if !w.Start.After(at) {
+				want = w.Chain
+			}
+		}
+		if res.Chain != want {
+			t.Errorf("restore to %s used chain %s; want the newest base at or before it, %s", at.Format(time.RFC3339Nano), res.Chain, want)
+		}
+		ctr, _ := dst.Client.Get(ctx, "ctr").Int()
+		lo, hi := 0, 0
+		for i := range sent {
+			if acked[i].Before(at.Add(-journal.Precision)) {
+				lo = i + 1
+			}
+			if sent[i].Before(at) {
+				hi = i + 1
+			}
+		}
+		if keys := dst.Client.DBSize(ctx).Val(); ctr < lo || ctr > hi || (ctr > 0 && keys != int64(ctr)+1) {
+			t.Errorf("restore to %s (chain %s): ctr %d and %d keys; want ctr between %d and %d, one w: key each", at.Format(time.RFC3339Nano), res.Chain, ctr, keys, lo, hi)
+		}
+	}
+	last := wins[len(wins)-1]
+	res, err := restore.ToPoint(ctx, restore.Options{Redis: conn(dst), Repository: r, Flush: true}, restore.Point{Offset: last.EndOffset, ByOffset: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := src.Digest(t), dst.Digest(t); a != b || res.Chain != last.Chain {
+		t.Fatalf("restore to the end (chain %s): digest %s, source %s", res.Chain, b, a)
+	}
+	t.Logf("%d chains, %d instants at the switches, %d writes", len(wins), len(instants), len(sent))
+}
