@@ -63,6 +63,7 @@ of the recoverable window that stash-runner snapshots shows.`,
 	cmd.Flags().DurationVar(&o.interval, "segment-interval", follow.DefaultSegmentInterval, "close a journal segment this long after its first command")
 	cmd.Flags().StringVar(&o.size, "segment-size", "8MiB", "close a journal segment when it holds this much of the stream (KiB, MiB, GiB)")
 	cmd.Flags().DurationVar(&o.opts.BaseInterval, "base-interval", follow.DefaultBaseInterval, "take a new base (and start a new chain) this long after the chain's base, while the stream is still recorded; 0 never does")
+	cmd.Flags().DurationVar(&o.opts.KeepWithinWindow, "keep-within-window", 0, "after each new base, remove the chains (with their bases) that no instant of this last stretch of time needs; 0 keeps them")
 	cmd.Flags().BoolVar(&o.noReconnect, "no-reconnect", false, "exit with an error when the replication link is lost, instead of reconnecting")
 	return cmd
 }
@@ -74,6 +75,9 @@ func (o *FollowOptions) Validate() error {
 	}
 	if o.opts.BaseInterval != 0 && o.opts.BaseInterval < time.Second {
 		return fmt.Errorf("--base-interval %s: must be at least 1s (or 0: never)", o.opts.BaseInterval)
+	}
+	if o.opts.KeepWithinWindow < 0 {
+		return fmt.Errorf("--keep-within-window %s: must not be negative", o.opts.KeepWithinWindow)
 	}
 	n, err := parseSize(o.size)
 	if err != nil {

@@ -147,6 +147,7 @@ func newForgetCommand(g *global) *cobra.Command {
 	keep := make([]int32, len(rules))
 	var dryRun bool
 	var ids []string
+	var within time.Duration
 	cmd := &cobra.Command{
 		Use:   "forget --repository URL --keep-last N [--keep-daily N ...] [--dry-run] | --id ID...",
 		Short: "Remove snapshots that a retention policy does not keep (restic semantics)",
@@ -188,6 +189,33 @@ func newForgetCommand(g *global) *cobra.Command {
 			p, err := repo.PolicyOf(&rp)
 			if err != nil {
 				return err
+			}
+			if within != 0 {
+				if !p.Empty() {
+					return errors.New("--keep-within-window keeps the journal's window; run it apart from the --keep-* rules of snapshots")
+				}
+				if within < 0 {
+					return fmt.Errorf("--keep-within-window %s: must be positive", within)
+				}
+				return g.useRepository(cmd.Context(), existing, func(r *repo.Repository) error {
+					res, err := journal.KeepWithin(cmd.Context(), r, within, time.Now(), dryRun)
+					for _, c := range res.Kept {
+						fmt.Fprintf(g.Out, "keep   journal chain %s\n", c)
+					}
+					for _, c := range res.Removed {
+						fmt.Fprintf(g.Out, "remove journal chain %s (and its base)\n", c)
+					}
+					if err != nil {
+						return err
+					}
+					verb := "removed"
+					if dryRun {
+						verb = "would remove"
+					}
+					fmt.Fprintf(g.Out, "the window from %s on is kept: %d chains, %s; %s %d chains\n",
+						res.Since.UTC().Format(time.RFC3339), len(res.Kept), v1alpha1.HumanBytes(res.KeptBytes), verb, len(res.Removed))
+					return nil
+				})
 			}
 			if p.Empty() {
 				return errors.New("give at least one --keep-* flag; forget refuses to remove every snapshot")
@@ -231,6 +259,7 @@ func newForgetCommand(g *global) *cobra.Command {
 	}
 	f.BoolVar(&dryRun, "dry-run", false, "only print what would be removed")
 	f.StringSliceVar(&ids, "id", nil, "remove these snapshots (and their journal chains) whatever their manifests hold, e.g. a damaged one that snapshots names")
+	f.DurationVar(&within, "keep-within-window", 0, "keep every base and journal segment that a restore to an instant of this last stretch of time needs, and remove the older chains with their bases")
 	return cmd
 }
 

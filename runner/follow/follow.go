@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,11 @@ type Options struct {
 	// chain's base, on a second link while the first goes on recording, so that a restore
 	// replays at most about this much journal and retention can drop old chains.
 	BaseInterval time.Duration
+	// KeepWithinWindow, if positive, applies journal.KeepWithin after every new base: the
+	// chains no instant of the last KeepWithinWindow needs are removed with their bases.
+	KeepWithinWindow time.Duration
+	// OnRetention, if set, is told what a retention pass kept and removed.
+	OnRetention func(journal.WindowRetention)
 	// Reconnect makes Run reconnect after a lost link (PSYNC continue, else a new base) instead
 	// of returning the link's error. Errors of the repository always end Run.
 	Reconnect bool
@@ -66,6 +72,14 @@ type Options struct {
 	Sentinel *redisconn.Sentinel
 
 	lastAddr string // the master the Sentinel named last, to log a change
+	// ret runs one window retention pass at a time, in the background (deleting a chain's
+	// objects takes a request each); Run waits for it.
+	ret *retainer
+}
+
+type retainer struct {
+	wg   sync.WaitGroup
+	busy atomic.Bool
 }
 
 // position is the end of the journal: where the next segment starts.
@@ -123,6 +137,8 @@ func runHeld(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	opts.ret = &retainer{}
+	defer opts.ret.wg.Wait()
 	backoff := time.Second
 	for {
 		began := time.Now()
@@ -237,6 +253,7 @@ func follow(ctx context.Context, opts *Options, pos *position) error {
 			return err
 		}
 		opts.OnBase(res)
+		opts.retain(ctx)
 		// The source re-sends SELECT before its first command after a full resynchronization.
 		*pos = position{chain: res.SnapshotID, replID: fs.ReplID, offset: fs.Offset}
 		baseTime = time.Now()
@@ -252,9 +269,35 @@ func follow(ctx context.Context, opts *Options, pos *position) error {
 		opts.Logf("base snapshot %s at offset %d (replication id %s): chain %s starts, chain %s ends at offset %d",
 			next.res.SnapshotID, next.fs.Offset, next.fs.ReplID, next.res.SnapshotID, pos.chain, pos.offset)
 		opts.OnBase(next.res)
+		opts.retain(ctx)
 		fs, baseTime = next.fs, time.Now()
 		*pos = position{chain: next.res.SnapshotID, replID: fs.ReplID, offset: fs.Offset}
 	}
+}
+
+// retain starts a window retention pass, unless one runs or none is asked for. Its errors are
+// logged: the next base tries again.
+func (opts *Options) retain(ctx context.Context) {
+	if opts.KeepWithinWindow <= 0 || !opts.ret.busy.CompareAndSwap(false, true) {
+		return
+	}
+	opts.ret.wg.Add(1)
+	go func() {
+		defer opts.ret.wg.Done()
+		defer opts.ret.busy.Store(false)
+		res, err := journal.KeepWithin(ctx, opts.Repository, opts.KeepWithinWindow, time.Now(), false)
+		if err != nil {
+			opts.Logf("window retention: %v (tried again after the next base)", err)
+			return
+		}
+		if len(res.Removed) > 0 {
+			opts.Logf("window retention (%s): removed chains %s; the window starts at %s, %d chains kept (%d bytes)",
+				opts.KeepWithinWindow, strings.Join(res.Removed, ", "), res.Start.UTC().Format(time.RFC3339Nano), len(res.Kept), res.KeptBytes)
+		}
+		if opts.OnRetention != nil {
+			opts.OnRetention(res)
+		}
+	}()
 }
 
 // base takes a base snapshot from the full resynchronization fs.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -694,4 +695,141 @@ func TestFollowBaseInterval(t *testing.T) {
 		t.Fatalf("restore to the end (chain %s): digest %s, source %s", res.Chain, b, a)
 	}
 	t.Logf("%d chains, %d instants at the switches, %d writes", len(wins), len(instants), len(sent))
+}
+
+// stampWriter runs MULTI; INCR ctr; SET w:<n> <ms>; EXEC about 300 times a second and records
+// when it sent each transaction and when the source acknowledged it.
+type stampWriter struct {
+	mu          sync.Mutex
+	sent, acked []time.Time
+	cancel      context.CancelFunc
+	done        chan struct{}
+}
+
+func startStampWriter(t *testing.T, s *redistest.Server) *stampWriter {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &stampWriter{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		c := redis.NewClient(&redis.Options{Addr: s.Addr, Protocol: 2, DisableIdentity: true})
+		defer c.Close()
+		for n := 1; ctx.Err() == nil; n++ {
+			sent := time.Now()
+			if _, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Incr(ctx, "ctr")
+				p.Set(ctx, "w:"+strconv.Itoa(n), sent.UnixMilli(), 0)
+				return nil
+			}); err != nil {
+				return
+			}
+			w.mu.Lock()
+			w.sent, w.acked = append(w.sent, sent), append(w.acked, time.Now())
+			w.mu.Unlock()
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-w.done })
+	return w
+}
+
+func (w *stampWriter) stop() { w.cancel(); <-w.done }
+
+// check fails unless dst holds what a restore to at must: ctr at least the transactions
+// acknowledged before at − journal.Precision, at most those sent before at, one w: key each.
+func (w *stampWriter) check(t *testing.T, dst *redistest.Server, at time.Time, what string) {
+	t.Helper()
+	ctx := context.Background()
+	ctr, _ := dst.Client.Get(ctx, "ctr").Int()
+	lo, hi := 0, 0
+	w.mu.Lock()
+	for i := range w.sent {
+		if w.acked[i].Before(at.Add(-journal.Precision)) {
+			lo = i + 1
+		}
+		if w.sent[i].Before(at) {
+			hi = i + 1
+		}
+	}
+	w.mu.Unlock()
+	if keys := dst.Client.DBSize(ctx).Val(); ctr < lo || ctr > hi || (ctr > 0 && keys != int64(ctr)+1) {
+		t.Errorf("restore to %s (%s): ctr %d and %d keys; want ctr between %d and %d, one w: key each", at.Format(time.RFC3339Nano), what, ctr, keys, lo, hi)
+	}
+}
+
+// TestFollowWindowRetention: a follower with a base every second that keeps the window of the
+// last 3 seconds removes the older chains after each new base (scaled down from a base a
+// minute and a window of 5 minutes: the same rules at another scale). Afterwards the
+// repository holds only the chains the window needs, with their bytes reported; random
+// instants of the window restore exactly (by the writer's own clock), and an instant before
+// the oldest chain kept is refused with the windows named.
+func TestFollowWindowRetention(t *testing.T) {
+	ctx := context.Background()
+	src := redistest.Start(t, redistest.WithConfig("repl-backlog-size", "16mb"))
+	r := openRepo(t)
+	const window = 3 * time.Second
+	var mu sync.Mutex
+	var passes []journal.WindowRetention
+	opts := follow.Options{Redis: conn(src), Repository: r, SegmentInterval: 200 * time.Millisecond,
+		BaseInterval: time.Second, KeepWithinWindow: window,
+		OnRetention: func(res journal.WindowRetention) { mu.Lock(); passes = append(passes, res); mu.Unlock() }}
+	f := startFollower(t, opts)
+	f.base(t)
+	w := startStampWriter(t, src)
+	began := time.Now()
+	for range 7 {
+		f.base(t)
+	}
+	w.stop()
+	waitRecorded(t, src, f)
+	f.stop(t)
+	now := time.Now()
+	res, err := journal.KeepWithin(ctx, r, window, now, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	removed := 0
+	for _, p := range passes {
+		removed += len(p.Removed)
+	}
+	mu.Unlock()
+	wins, gaps, err := journal.Windows(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after %s: the follower removed %d chains in %d passes; %d chains kept (%d bytes), the window starts at %s (since %s)",
+		now.Sub(began).Round(time.Millisecond), removed, len(passes), len(res.Kept), res.KeptBytes, res.Start.Format(time.RFC3339Nano), res.Since.Format(time.RFC3339Nano))
+	if removed == 0 || len(gaps) != 0 || len(wins) != len(res.Kept) || len(wins) > 5 || res.Start.After(res.Since) || res.KeptBytes <= 0 {
+		t.Fatalf("%d windows (gaps %v) after retention %+v; want at most 5, the first starting at or before %s", len(wins), gaps, res, res.Since)
+	}
+	snaps, err := r.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snaps) != len(wins) {
+		t.Fatalf("%d snapshots for %d chains: a removed chain left its base", len(snaps), len(wins))
+	}
+	dst := redistest.Start(t)
+	rng := rand.New(rand.NewPCG(uint64(now.UnixNano()), 3))
+	end := wins[len(wins)-1].End
+	for range 8 {
+		at := res.Since.Add(time.Duration(rng.Int64N(int64(end.Sub(res.Since)))))
+		if err := dst.Client.FlushAll(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		pr, err := restore.ToPoint(ctx, restore.Options{Redis: conn(dst), Repository: r}, restore.Point{Time: at})
+		if err != nil {
+			t.Fatalf("restore to %s, inside the window: %v", at.Format(time.RFC3339Nano), err)
+		}
+		w.check(t, dst, at, "chain "+pr.Chain)
+	}
+	before := wins[0].Start.Add(-500 * time.Millisecond)
+	if err := dst.Client.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restore.ToPoint(ctx, restore.Options{Redis: conn(dst), Repository: r}, restore.Point{Time: before}); !errors.Is(err, restore.ErrOutsideWindow) {
+		t.Fatalf("restore to %s, before the window kept: %v", before.Format(time.RFC3339Nano), err)
+	} else {
+		t.Logf("%v", err)
+	}
 }
