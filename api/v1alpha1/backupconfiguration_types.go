@@ -79,6 +79,16 @@ type ContinuousBackup struct {
 	// repository. Defaults to 10s.
 	// +optional
 	SegmentInterval string `json:"segmentInterval,omitempty"`
+	// BaseInterval takes a new base snapshot (and starts a new journal chain) this long after
+	// the chain's base, while the stream is still recorded, as a duration ("6h"): a restore to
+	// a point replays at most about this much journal. Defaults to 6h; "0s" never does.
+	// +optional
+	BaseInterval string `json:"baseInterval,omitempty"`
+	// Window keeps every base and journal segment that a restore to an instant of this last
+	// stretch of time needs ("168h" for 7 days), and removes older chains with their bases
+	// after each new base. Empty keeps them (the retention policy of snapshots applies).
+	// +optional
+	Window string `json:"window,omitempty"`
 }
 
 // ContinuousStatus is what the follower reports: the journal chain it writes and the window of
@@ -100,9 +110,28 @@ type ContinuousStatus struct {
 	// Follower is the Pod that reported last.
 	// +optional
 	Follower string `json:"follower,omitempty"`
+	// Inexact are the newest stretches of the chain (at most 10) where the journal cannot place
+	// the source's writes to the promised precision (the follower was down): a restore to an
+	// instant inside one is refused.
+	// +optional
+	Inexact []InexactStretch `json:"inexact,omitempty"`
+	// WindowKeptFrom and WindowBytes are what the last retention pass of spec.continuous.window
+	// kept: the oldest instant kept reachable, and the bytes of the bases and segments kept.
+	// +optional
+	WindowKeptFrom *metav1.Time `json:"windowKeptFrom,omitempty"`
+	// +optional
+	WindowBytes int64 `json:"windowBytes,omitempty"`
 	// Error is the follower's last error, empty while it runs well.
 	// +optional
 	Error string `json:"error,omitempty"`
+}
+
+// InexactStretch is a stretch of a journal chain where the source ran Writes that no time mark
+// of the source places to the promised precision.
+type InexactStretch struct {
+	From   metav1.Time `json:"from"`
+	To     metav1.Time `json:"to"`
+	Writes int64       `json:"writes"`
 }
 
 // RetentionPolicy keeps snapshots by count and by calendar bucket, like restic's forget.

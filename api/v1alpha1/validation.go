@@ -263,6 +263,19 @@ func (c *ContinuousBackup) validate(t *Target, p *field.Path) field.ErrorList {
 				fmt.Sprintf("must be a duration from %s to %s, such as \"10s\"", minSegmentInterval, maxSegmentInterval)))
 		}
 	}
+	for _, f := range []struct {
+		name, value string
+		min         time.Duration
+	}{{"baseInterval", c.BaseInterval, time.Minute}, {"window", c.Window, time.Minute}} {
+		if f.value == "" {
+			continue
+		}
+		d, err := time.ParseDuration(f.value)
+		if err != nil || (d != 0 || f.name == "window") && d < f.min {
+			errs = append(errs, field.Invalid(p.Child(f.name), f.value,
+				fmt.Sprintf("must be a duration of at least %s, such as \"6h\"", f.min)))
+		}
+	}
 	if r := t.Redis; c.Enabled && r != nil && r.Mode == RedisModeCluster {
 		errs = append(errs, field.Forbidden(p.Child("enabled"),
 			"continuous backup follows one server or a Sentinel's master; target.redis.mode cluster is not supported yet"))

@@ -133,34 +133,48 @@ func (s Stretch) String() string {
 // Contains reports whether t lies strictly inside the stretch.
 func (s Stretch) Contains(t time.Time) bool { return t.After(s.From) && t.Before(s.To) }
 
-// sourceTimeline reads the source marks of a chain's segments: the first and the last mark's
-// time (the window), and the inexact stretches between them. ok is false when the chain has no
-// source mark.
+// Timeline reads the source marks of a chain's segments, added in offset order: the first and
+// the last mark's time (the window) and the inexact stretches between them.
+type Timeline struct {
+	Start, End time.Time
+	Inexact    []Stretch
+	prev       *SourceMark
+	writes     int64
+}
+
+// Add reads the marks of the next segment.
+func (tl *Timeline) Add(m Manifest) {
+	if !m.SourceTime {
+		tl.writes += m.Commands // a follower that did not mark: its commands have no source time
+		return
+	}
+	for j := range m.SourceMarks {
+		mk := m.SourceMarks[j]
+		tl.writes += mk.Writes
+		if tl.prev == nil {
+			tl.Start = mk.Time
+		} else if tl.writes > 0 && mk.Time.Sub(tl.prev.Time) > Precision {
+			tl.Inexact = append(tl.Inexact, Stretch{From: tl.prev.Time, To: mk.Time, FromOffset: tl.prev.Offset, ToOffset: mk.Offset, Writes: tl.writes})
+		}
+		tl.prev, tl.writes, tl.End = &mk, 0, mk.Time
+	}
+	tl.writes += m.TailWrites
+}
+
+// Window returns the first and the last mark's time; ok is false before the first mark.
+func (tl *Timeline) Window() (start, end time.Time, ok bool) {
+	return tl.Start, tl.End, tl.prev != nil
+}
+
+// sourceTimeline reads the source marks of a chain's segments (see Timeline). ok is false when
+// the chain has no source mark.
 func sourceTimeline(segs []Manifest) (start, end time.Time, inexact []Stretch, ok bool) {
-	var prev *SourceMark
-	var writes int64
-	for i := range segs {
-		m := &segs[i]
-		if !m.SourceTime {
-			writes += m.Commands // a follower that did not mark: its commands have no source time
-			continue
-		}
-		for j := range m.SourceMarks {
-			mk := &m.SourceMarks[j]
-			writes += mk.Writes
-			if prev == nil {
-				start = mk.Time
-			} else if writes > 0 && mk.Time.Sub(prev.Time) > Precision {
-				inexact = append(inexact, Stretch{From: prev.Time, To: mk.Time, FromOffset: prev.Offset, ToOffset: mk.Offset, Writes: writes})
-			}
-			prev, writes = mk, 0
-		}
-		writes += m.TailWrites
+	var tl Timeline
+	for _, m := range segs {
+		tl.Add(m)
 	}
-	if prev == nil {
-		return time.Time{}, time.Time{}, nil, false
-	}
-	return start, prev.Time, inexact, true
+	start, end, ok = tl.Window()
+	return start, end, tl.Inexact, ok
 }
 
 // needs reports whether a replay that stops at s reads segment m.

@@ -62,6 +62,22 @@ func runContinuous(ctx context.Context, c client.Client, bc *v1alpha1.BackupConf
 		}
 		interval = d
 	}
+	baseInterval := follow.DefaultBaseInterval
+	if cs.BaseInterval != "" {
+		d, err := time.ParseDuration(cs.BaseInterval)
+		if err != nil {
+			return fmt.Errorf("spec.continuous.baseInterval: %w", err)
+		}
+		baseInterval = d
+	}
+	var window time.Duration
+	if cs.Window != "" {
+		d, err := time.ParseDuration(cs.Window)
+		if err != nil {
+			return fmt.Errorf("spec.continuous.window: %w", err)
+		}
+		window = d
+	}
 	ends, err := o.open(ctx, c, bc.Namespace, bc.Spec.Repository, &bc.Spec.Target, repo.Options{Create: true})
 	if err != nil {
 		return err
@@ -74,23 +90,52 @@ func runContinuous(ctx context.Context, c client.Client, bc *v1alpha1.BackupConf
 	if len(t.Databases) > 0 {
 		o.log("continuous backup records every database of the server; target.redis.databases applies to the scheduled backups only")
 	}
+	var tl journal.Timeline // the source's marks of the chain, for the window and its inexact stretches
 	err = follow.Run(ctx, follow.Options{
 		Redis: t.Redis, Sentinel: t.Sentinel, Repository: ends.repo, SegmentInterval: interval,
+		BaseInterval: baseInterval, KeepWithinWindow: window,
+		OnRetention: func(res journal.WindowRetention) {
+			report(func(s *v1alpha1.ContinuousStatus) {
+				s.WindowKeptFrom, s.WindowBytes = &metav1.Time{Time: res.Start}, res.KeptBytes
+			})
+		},
 		Hostname: o.Hostname, RunnerVersion: o.RunnerVersion, Reconnect: true,
 		Logf: o.log,
 		OnBase: func(res backup.Result) {
 			start := chainStart(res.SnapshotID)
 			report(func(s *v1alpha1.ContinuousStatus) {
 				s.Chain, s.WindowStart, s.WindowEnd, s.Segments, s.Error = res.SnapshotID, start, start, 0, ""
+				s.Inexact = nil
 			})
+			tl = journal.Timeline{}
 		},
 		OnSegment: func(m journal.Manifest) {
 			report(func(s *v1alpha1.ContinuousStatus) {
 				if s.Chain != m.Chain { // a restarted follower continues its chain
 					s.Chain, s.WindowStart, s.Segments = m.Chain, chainStart(m.Chain), 0
+					tl = journal.Timeline{}
+					// What the chain held before this process: its marks place the stretch
+					// since the last one.
+					if segs, err := journal.List(ctx, ends.repo, m.Chain); err == nil {
+						for _, old := range segs {
+							if old.StartOffset < m.StartOffset {
+								tl.Add(old)
+							}
+						}
+					}
 				}
 				if m.Commands > 0 {
 					s.WindowEnd = &metav1.Time{Time: m.LastTime}
+				}
+				if m.SourceTime {
+					tl.Add(m)
+					if start, end, ok := tl.Window(); ok {
+						s.WindowStart, s.WindowEnd = &metav1.Time{Time: start}, &metav1.Time{Time: end}
+					}
+					s.Inexact = s.Inexact[:0]
+					for _, st := range tl.Inexact[max(0, len(tl.Inexact)-10):] {
+						s.Inexact = append(s.Inexact, v1alpha1.InexactStretch{From: metav1.Time{Time: st.From}, To: metav1.Time{Time: st.To}, Writes: st.Writes})
+					}
 				}
 				s.Segments++
 				s.Error = ""

@@ -152,3 +152,66 @@ func continuousWindow(t *testing.T, ns string, src *redistest.Server, target *v1
 		t.Fatalf("a stopped follower reported an error: %q", s.Error)
 	}
 }
+
+// TestContinuousBoundedWindow: spec.continuous.baseInterval and window reach the follower: it
+// takes new bases (the chain in the status moves on) and, after them, reports the window it
+// kept and its bytes (scaled down: a base a second, a window of 3 s).
+func TestContinuousBoundedWindow(t *testing.T) {
+	ctx := context.Background()
+	const ns = "runner-continuous-bounded"
+	if err := cluster.CreateNamespace(ctx, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	src := redistest.Start(t)
+	repoDir := t.TempDir()
+	for _, o := range []client.Object{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "storage", Namespace: ns}, StringData: map[string]string{"RESTIC_PASSWORD": "repo-password"}},
+		&v1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "repo", Namespace: ns}, Spec: v1alpha1.RepositorySpec{Backend: v1alpha1.Backend{
+			StorageSecretName: "storage",
+			Local:             &v1alpha1.LocalSpec{MountPath: repoDir, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: repoDir}}},
+		}}},
+		&v1alpha1.BackupConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "pitr", Namespace: ns}, Spec: v1alpha1.BackupConfigurationSpec{
+			Schedule: "@daily", Repository: v1alpha1.RepositoryRef{Name: "repo"},
+			Target:     v1alpha1.Target{Redis: &v1alpha1.RedisTarget{Address: src.Addr}},
+			Continuous: &v1alpha1.ContinuousBackup{Enabled: true, SegmentInterval: "1s", BaseInterval: "1s", Window: "3s"},
+		}},
+	} {
+		if err := cluster.Client.Create(ctx, o); err != nil {
+			t.Fatalf("create %s: %v", o.GetName(), err)
+		}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- session.RunContinuous(runCtx, cluster.Client, ns, "pitr", session.Options{Hostname: "follower-pod"})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	chains := map[string]bool{}
+	testproc.Eventually(t, 60*time.Second, "new bases and a kept window in the status", func() error {
+		select {
+		case err := <-done:
+			t.Fatalf("the follower stopped: %v", err)
+		default:
+		}
+		_ = src.Client.Incr(ctx, "ctr").Err()
+		bc := &v1alpha1.BackupConfiguration{}
+		if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pitr"}, bc); err != nil {
+			t.Fatal(err)
+		}
+		s := bc.Status.Continuous
+		if s == nil {
+			return errors.New("no status.continuous")
+		}
+		chains[s.Chain] = true
+		if len(chains) < 5 || s.WindowKeptFrom == nil || s.WindowBytes <= 0 || s.Error != "" {
+			return fmt.Errorf("%d chains seen; status.continuous %+v", len(chains), s)
+		}
+		if time.Since(s.WindowKeptFrom.Time) > 10*time.Second {
+			return fmt.Errorf("the window kept starts at %s", s.WindowKeptFrom)
+		}
+		return nil
+	})
+}
