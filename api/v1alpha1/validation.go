@@ -266,7 +266,7 @@ func (c *ContinuousBackup) validate(t *Target, p *field.Path) field.ErrorList {
 	for _, f := range []struct {
 		name, value string
 		min         time.Duration
-	}{{"baseInterval", c.BaseInterval, time.Minute}, {"window", c.Window, time.Minute}} {
+	}{{"baseInterval", c.BaseInterval, time.Second}, {"window", c.Window, time.Second}} {
 		if f.value == "" {
 			continue
 		}

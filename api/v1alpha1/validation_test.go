@@ -176,6 +176,10 @@ func TestInvalidObjects(t *testing.T) {
 		{"continuous segment interval too short", bc(func(b *BackupConfiguration) {
 			b.Spec.Continuous = &ContinuousBackup{Enabled: true, SegmentInterval: "100ms"}
 		}), []string{`spec.continuous.segmentInterval: Invalid value: "100ms": must be a duration from 1s to 1h0m0s, such as "10s"`}},
+		{"continuous base interval and window", bc(func(b *BackupConfiguration) {
+			b.Spec.Continuous = &ContinuousBackup{Enabled: true, BaseInterval: "500ms", Window: "0s"}
+		}), []string{`spec.continuous.baseInterval: Invalid value: "500ms": must be a duration of at least 1s, such as "6h"`,
+			`spec.continuous.window: Invalid value: "0s": must be a duration of at least 1s, such as "6h"`}},
 		{"continuous of a cluster", bc(func(b *BackupConfiguration) {
 			b.Spec.Target = Target{Redis: &RedisTarget{Address: "redis:6379", Mode: RedisModeCluster}}
 			b.Spec.Continuous = &ContinuousBackup{Enabled: true}
