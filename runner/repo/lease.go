@@ -39,11 +39,14 @@ var ErrLeaseLost = errors.New("lease lost")
 
 // LeaseHolder says who holds a lease, for the message of the process that is refused.
 type LeaseHolder struct {
-	Host    string    `json:"host"`
-	PID     int       `json:"pid"`
-	Started time.Time `json:"started"`
-	Renewed time.Time `json:"renewed"`
-	Expires time.Time `json:"expires"`
+	Host string `json:"host"`
+	PID  int    `json:"pid"`
+	// PIDNamespace names the holder's process-id namespace (Linux), so that a pid is judged only
+	// where it means the same process: see holderGone.
+	PIDNamespace string    `json:"pidNamespace,omitempty"`
+	Started      time.Time `json:"started"`
+	Renewed      time.Time `json:"renewed"`
+	Expires      time.Time `json:"expires"`
 }
 
 func (h LeaseHolder) String() string {
@@ -83,12 +86,13 @@ func (r *Repository) AcquireLease(ctx context.Context, name, host string, ttl ti
 		return nil, nil, err
 	}
 	now := time.Now()
-	if holder != nil && now.Before(holder.Expires) {
+	if holder != nil && now.Before(holder.Expires) && !holderGone(*holder, host) {
 		return nil, nil, fmt.Errorf("lease %q of repository %s: %w: %s; stop that process, or wait until its lease expires",
 			name, r.bucket.URL, ErrLeaseHeld, holder)
 	}
 	l := &Lease{r: r, name: name, epoch: epoch + 1, ttl: ttl, stop: make(chan struct{}), done: make(chan struct{}),
-		holder: LeaseHolder{Host: host, PID: os.Getpid(), Started: now, Renewed: now, Expires: now.Add(ttl)}}
+		holder: LeaseHolder{Host: host, PID: os.Getpid(), PIDNamespace: pidNamespace(), Started: now, Renewed: now,
+			Expires: now.Add(ttl)}}
 	b, err := json.Marshal(l.holder)
 	if err != nil {
 		return nil, nil, err
@@ -220,4 +224,27 @@ func (l *Lease) Release(ctx context.Context) {
 		defer cancel()
 		_ = l.r.DeleteObject(ctx, leaseKey(l.name, l.epoch))
 	})
+}
+
+// holderGone reports whether the holder of an unexpired lease is certainly dead: it ran on this
+// host, in this process-id namespace, and its pid runs no process any more. A follower killed
+// (SIGKILL, an OOM kill) and started again on the same machine then takes its journal over at
+// once instead of waiting out the time to live. Anything less certain (another host, another
+// namespace: two Pods with hostNetwork share a host name but not their pids) waits for expiry.
+func holderGone(h LeaseHolder, host string) bool {
+	ns := pidNamespace()
+	if h.Host != host || ns == "" || h.PIDNamespace != ns || h.PID <= 0 || h.PID == os.Getpid() {
+		return false
+	}
+	return !processRuns(h.PID)
+}
+
+// pidNamespace names this process's pid namespace ("pid:[4026531836]"), or "" where the system
+// does not say (not Linux).
+func pidNamespace() string {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	return ns
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,51 @@ func TestLease(t *testing.T) {
 				t.Fatal("the holder whose lease was taken over did not learn it")
 			}
 			third.Release(ctx)
+		})
+	}
+}
+
+// TestLeaseOfADeadProcessOnThisHost: a follower killed and started again on the same machine
+// takes the journal over at once (its predecessor's pid runs nothing in the same pid
+// namespace), while an unexpired lease of a live process, of another host or of another pid
+// namespace still refuses it until it expires.
+func TestLeaseOfADeadProcessOnThisHost(t *testing.T) {
+	ns := repo.PIDNamespaceForTest()
+	if ns == "" {
+		t.Fatal("this test needs /proc/self/ns/pid (Linux)")
+	}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	holder := func(host string, pid int, ns string) repo.LeaseHolder {
+		return repo.LeaseHolder{Host: host, PID: pid, PIDNamespace: ns, Started: now, Renewed: now, Expires: now.Add(time.Hour)}
+	}
+	for _, tc := range []struct {
+		name    string
+		holder  repo.LeaseHolder
+		refused bool
+	}{
+		{"dead pid, this host and namespace", holder("host-a", dead.Process.Pid, ns), false},
+		{"live pid", holder("host-a", os.Getppid(), ns), true},
+		{"another host", holder("host-b", dead.Process.Pid, ns), true},
+		{"another pid namespace", holder("host-a", dead.Process.Pid, "pid:[1]"), true},
+		{"a holder that recorded no namespace", holder("host-a", dead.Process.Pid, ""), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			r := runnertest.OpenRepo(t, "file://"+t.TempDir(), nil)
+			if err := repo.WriteLeaseHolderForTest(ctx, r, "follow", 1, tc.holder); err != nil {
+				t.Fatal(err)
+			}
+			l, _, err := r.AcquireLease(ctx, "follow", "host-a", time.Minute)
+			if tc.refused != errors.Is(err, repo.ErrLeaseHeld) {
+				t.Fatalf("AcquireLease: %v, want refused %v", err, tc.refused)
+			}
+			if l != nil {
+				l.Release(ctx)
+			}
 		})
 	}
 }
