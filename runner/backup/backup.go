@@ -42,6 +42,11 @@ type Options struct {
 	Mode string
 	// Method is how the keys are read: MethodAuto (empty), MethodReplication or MethodDump.
 	Method string
+	// ConsistentCut backs up a cluster at one instant: writes paused on every master until
+	// each has forked for a full resynchronization (see runClusterCut). CutPause bounds the
+	// pause (0 means DefaultCutPause); a cut that needs longer fails.
+	ConsistentCut bool
+	CutPause      time.Duration
 	// Logf, if set, is told what the backup chose and why (the method, a fallback).
 	Logf func(format string, args ...any)
 }
@@ -116,6 +121,8 @@ func run(ctx context.Context, opts Options) (Result, error) {
 		if opts.Progress != nil {
 			opts.Progress.Total.Store(plan.total)
 		}
+	} else if opts.ConsistentCut {
+		return Result{}, fmt.Errorf("redis %s is not a cluster: a consistent cut applies to clusters (a standalone backup by replication is already one instant)", opts.Redis.Addr)
 	} else if opts.ReadFromReplica && opts.Sentinel == nil {
 		return Result{}, &NotClusterError{Addr: opts.Redis.Addr}
 	}
@@ -155,6 +162,13 @@ func run(ctx context.Context, opts Options) (Result, error) {
 	var point replicationPoint
 	method := MethodDump
 	switch {
+	case plan != nil && opts.ConsistentCut:
+		if opts.Method == MethodDump {
+			sw.Abort()
+			return Result{}, fmt.Errorf("backup of %s: a consistent cut reads every master by replication, not by dump", opts.Redis.Addr)
+		}
+		method = MethodReplication
+		st, cm, err = runClusterCut(ctx, opts, plan, sw)
 	case plan != nil && opts.Method == MethodReplication:
 		sw.Abort()
 		return Result{}, &ClusterMethodError{Addr: opts.Redis.Addr, Method: MethodReplication}

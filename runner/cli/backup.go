@@ -21,6 +21,8 @@ type BackupOptions struct {
 	resultFile string
 	replica    bool
 	method     string
+	cut        bool
+	cutPause   time.Duration
 	cluster    clusterFlags
 	opts       backup.Options // set in Complete
 }
@@ -43,6 +45,8 @@ func newBackupCommand(g *global) *cobra.Command {
 	cmd.Flags().StringVar(&o.resultFile, "result-file", "", "write the result as JSON to this file")
 	cmd.Flags().StringVar(&o.method, "method", backup.MethodAuto, "how to read the keys: replication (one full resync: a consistent snapshot), dump (SCAN + DUMP, no fork) or auto (replication where the server serves a replica, else dump)")
 	cmd.Flags().BoolVar(&o.replica, "read-from-replica", false, "read from replicas: a replica of each cluster master, or (with --sentinel-master) a healthy replica")
+	cmd.Flags().BoolVar(&o.cut, "consistent-cut", false, "cluster: back up every master at one instant (writes paused on every master until each has forked for a full resync)")
+	cmd.Flags().DurationVar(&o.cutPause, "cut-pause", backup.DefaultCutPause, "with --consistent-cut: the longest writes may stay paused; a cut that needs longer fails and resumes writes")
 	return cmd
 }
 
@@ -50,6 +54,9 @@ func newBackupCommand(g *global) *cobra.Command {
 func (o *BackupOptions) Validate() error {
 	if err := backup.CheckMethod(o.method); err != nil {
 		return err
+	}
+	if o.cutPause <= 0 || o.cutPause > time.Minute {
+		return fmt.Errorf("--cut-pause %s: give a duration above 0 and at most 1m", o.cutPause)
 	}
 	return o.g.validateRepository()
 }
@@ -62,7 +69,7 @@ func (o *BackupOptions) Complete() error {
 	}
 	host, _ := os.Hostname()
 	o.opts = backup.Options{Redis: ro, Databases: o.redis.databases, Workers: o.redis.workers, Hostname: host, RunnerVersion: o.g.version,
-		Sentinel: o.redis.sentinel(o.g, ro), ReadFromReplica: o.replica, Method: o.method,
+		Sentinel: o.redis.sentinel(o.g, ro), ReadFromReplica: o.replica, Method: o.method, ConsistentCut: o.cut, CutPause: o.cutPause,
 		Logf: func(format string, args ...any) { fmt.Fprintf(o.g.ErrOut, format+"\n", args...) }}
 	return nil
 }

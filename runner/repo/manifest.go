@@ -80,6 +80,15 @@ type ClusterManifest struct {
 	// whichever node held them and are counted in MigratingKeys, not in a shard.
 	MigratingSlots []int `json:"migratingSlots,omitempty"`
 	MigratingKeys  int64 `json:"migratingKeys,omitempty"`
+	// Cut is set for a snapshot taken with a consistent cut: every shard at one instant.
+	Cut *ClusterCut `json:"cut,omitempty"`
+}
+
+// ClusterCut records the pause of writes that made a cluster snapshot one instant: how long
+// writes were paused on every master, and the bound the pause could not exceed.
+type ClusterCut struct {
+	PauseMicros int64 `json:"pauseMicros"`
+	BoundMicros int64 `json:"boundMicros"`
 }
 
 // Shard is one master of a cluster snapshot.
@@ -90,6 +99,10 @@ type Shard struct {
 	ReadFrom string      `json:"readFrom,omitempty"`
 	Slots    []SlotRange `json:"slots"`
 	Keys     int64       `json:"keys"`
+	// ReplID and ReplOffset name the instant of a consistent cut in the shard's replication
+	// history (set only with Cut).
+	ReplID     string `json:"replID,omitempty"`
+	ReplOffset int64  `json:"replOffset,omitempty"`
 }
 
 // SlotRange is an inclusive range of hash slots.
