@@ -97,6 +97,10 @@ type BackupSessionStatus struct {
 	// Keys is the number of keys written.
 	// +optional
 	Keys int64 `json:"keys,omitempty"`
+	// CutPause is how long writes were paused on every master for a consistent cut
+	// (spec.target.consistentCut), never more than its maxPause.
+	// +optional
+	CutPause *metav1.Duration `json:"cutPause,omitempty"`
 	// Bytes is the stored (compressed, encrypted) size of the snapshot.
 	// +optional
 	Bytes int64 `json:"bytes,omitempty"`

@@ -1,6 +1,9 @@
 package v1alpha1
 
-import corev1 "k8s.io/api/core/v1"
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
 
 // Target is the Redis to back up or restore into: either a reference to an AppBinding (as
 // KubeDB creates them) or an inline description of the Redis endpoint. Exactly one is set.
@@ -17,6 +20,25 @@ type Target struct {
 	// only at run time, when a standalone server fails the backup with the reason).
 	// +optional
 	ReadFromReplica bool `json:"readFromReplica,omitempty"`
+	// ConsistentCut backs up a Redis Cluster at one instant: writes are paused on every
+	// master (CLIENT PAUSE WRITE) until each has forked for a full resynchronization, then
+	// resumed, so the snapshot holds every shard as it was at the same moment. Needs every
+	// master to serve a replica (PSYNC); the backup fails otherwise. Only for backups of
+	// cluster targets, read from the masters (not with readFromReplica).
+	// +optional
+	ConsistentCut *ConsistentCut `json:"consistentCut,omitempty"`
+}
+
+// ConsistentCut configures the consistent cut of a cluster backup.
+type ConsistentCut struct {
+	// Enabled takes the cluster backup as a consistent cut.
+	Enabled bool `json:"enabled"`
+	// MaxPause bounds how long writes stay paused on the masters (the pause's own timeout, so
+	// a runner that dies cannot leave the cluster paused longer). A cut whose masters have
+	// not all forked within it fails and resumes writes. At most 1m.
+	// +kubebuilder:default="2s"
+	// +optional
+	MaxPause *metav1.Duration `json:"maxPause,omitempty"`
 }
 
 // TargetRef points to an AppBinding (appcatalog.appscode.com/v1alpha1).

@@ -207,6 +207,7 @@ func (b *BackupConfiguration) Validate() field.ErrorList {
 	errs = append(errs, validateSchedule(s.Schedule, sp.Child("schedule"))...)
 	errs = append(errs, validateRepositoryRef(&s.Repository, sp.Child("repository"))...)
 	errs = append(errs, s.Target.validate(sp.Child("target"))...)
+	errs = append(errs, s.Target.ConsistentCut.validate(&s.Target, sp.Child("target", "consistentCut"))...)
 	if r := s.Target.Redis; s.Target.ReadFromReplica && r != nil && r.Mode != RedisModeCluster && r.Mode != RedisModeSentinel {
 		errs = append(errs, field.Invalid(sp.Child("target", "readFromReplica"), true,
 			"needs target.redis.mode cluster or sentinel: a standalone server has no replicas to find (point the target at a replica instead)"))
@@ -593,6 +594,9 @@ func (r *RestoreSession) Validate() field.ErrorList {
 	if s.Target.ReadFromReplica {
 		errs = append(errs, field.Forbidden(sp.Child("target", "readFromReplica"), "a restore writes to the masters; readFromReplica is for backups"))
 	}
+	if s.Target.ConsistentCut != nil {
+		errs = append(errs, field.Forbidden(sp.Child("target", "consistentCut"), "consistentCut is for backups of a cluster"))
+	}
 	if s.Snapshot != "" && s.Snapshot != SnapshotLatest && !SnapshotIDPattern.MatchString(s.Snapshot) {
 		errs = append(errs, field.Invalid(sp.Child("snapshot"), s.Snapshot,
 			`must be "latest" or a snapshot id such as 20261125T233500Z-3f9a1c (see: kubectl stash snapshots list REPOSITORY)`))
@@ -680,6 +684,30 @@ func secretKey(key string, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	for _, msg := range validation.IsConfigMapKey(key) {
 		errs = append(errs, field.Invalid(p, key, msg))
+	}
+	return errs
+}
+
+// MaxConsistentCutPause is the longest pause of writes a consistent cut may be given.
+const MaxConsistentCutPause = time.Minute
+
+// validate checks a consistent cut of the backup of target t (nil: none).
+func (c *ConsistentCut) validate(t *Target, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if c == nil {
+		return nil
+	}
+	if mp := c.MaxPause; mp != nil && (mp.Duration <= 0 || mp.Duration > MaxConsistentCutPause) {
+		errs = append(errs, field.Invalid(p.Child("maxPause"), mp.Duration.String(), "must be above 0 and at most 1m: writes on every master stay paused up to this long"))
+	}
+	if !c.Enabled {
+		return errs
+	}
+	if r := t.Redis; r != nil && r.Mode != RedisModeCluster {
+		errs = append(errs, field.Invalid(p.Child("enabled"), true, "needs target.redis.mode cluster: a standalone or Sentinel backup by replication is already one instant"))
+	}
+	if t.ReadFromReplica {
+		errs = append(errs, field.Forbidden(p.Child("enabled"), "a consistent cut reads the paused masters themselves; drop readFromReplica"))
 	}
 	return errs
 }

@@ -63,8 +63,10 @@ type Result struct {
 	// Functions is the number of function libraries saved.
 	Functions int `json:"functions,omitempty"`
 	// Method is how the keys were read: MethodReplication or MethodDump.
-	Method   string        `json:"method"`
-	Duration time.Duration `json:"-"`
+	Method string `json:"method"`
+	// CutPauseMicros is how long writes were paused on every master for a consistent cut.
+	CutPauseMicros int64         `json:"cutPauseMicros,omitempty"`
+	Duration       time.Duration `json:"-"`
 }
 
 // Run dumps the server into a new snapshot. The snapshot becomes visible only when everything
@@ -221,6 +223,9 @@ func run(ctx context.Context, opts Options) (Result, error) {
 	res, err := commit(ctx, opts.Repository, sw, m, st)
 	if err != nil {
 		return Result{}, fmt.Errorf("backup of %s: %w", opts.Redis.Addr, err)
+	}
+	if cm != nil && cm.Cut != nil {
+		res.CutPauseMicros = cm.Cut.PauseMicros
 	}
 	return res, nil
 }

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -101,6 +102,9 @@ type Target struct {
 	Mode string
 	// ReadFromReplica backs up from replicas (spec.target.readFromReplica).
 	ReadFromReplica bool
+	// ConsistentCut and CutPause back a cluster up at one instant (spec.target.consistentCut).
+	ConsistentCut bool
+	CutPause      time.Duration
 }
 
 // ResolveTarget turns a Target (an AppBinding or an inline endpoint) into connection options.
@@ -119,6 +123,12 @@ func ResolveTarget(ctx context.Context, c client.Reader, ns string, t *v1alpha1.
 		return nil, err
 	}
 	out.ReadFromReplica = t.ReadFromReplica
+	if c := t.ConsistentCut; c != nil && c.Enabled {
+		out.ConsistentCut = true
+		if c.MaxPause != nil {
+			out.CutPause = c.MaxPause.Duration
+		}
+	}
 	return out, nil
 }
 

@@ -81,6 +81,9 @@ func RunBackup(ctx context.Context, c client.Client, ns, name string, o Options)
 		}
 		st.Phase, st.Error = v1alpha1.SessionSucceeded, ""
 		st.Snapshot, st.Keys, st.Bytes, st.DataBytes = res.SnapshotID, res.Keys, res.StoredBytes, res.RawBytes
+		if res.CutPauseMicros > 0 {
+			st.CutPause = &metav1.Duration{Duration: time.Duration(res.CutPauseMicros) * time.Microsecond}
+		}
 		st.Repository = out.stats
 		if out.retention != nil {
 			meta.SetStatusCondition(&st.Conditions, *out.retention)
@@ -132,7 +135,7 @@ func runBackup(ctx context.Context, c client.Client, s *v1alpha1.BackupSession, 
 	})
 	res, err := backup.Run(ctx, backup.Options{Redis: target.Redis, Repository: r, Databases: target.Databases,
 		Hostname: o.Hostname, RunnerVersion: o.RunnerVersion, Progress: counter, Sentinel: target.Sentinel, Mode: target.Mode,
-		ReadFromReplica: target.ReadFromReplica})
+		ReadFromReplica: target.ReadFromReplica, ConsistentCut: target.ConsistentCut, CutPause: target.CutPause})
 	stop()
 	out.result = res
 	if err != nil {
