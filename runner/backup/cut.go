@@ -97,7 +97,7 @@ func runClusterCut(ctx context.Context, opts Options, p *clusterPlan, w *repo.Sn
 			}
 		case <-timer.C:
 			if firstErr == nil {
-				firstErr = fmt.Errorf("consistent cut: not every master had forked within the pause bound of %s (raise --cut-pause, or set repl-diskless-sync yes on the masters)", bound)
+				firstErr = fmt.Errorf("consistent cut: not every master had forked within the pause bound of %s (raise --cut-pause; a master with repl-diskless-sync no starts its transfer only once its RDB is on disk, and one that keeps repl-diskless-sync-delay waits that long first)", bound)
 			}
 			cancel()
 		}
@@ -105,8 +105,8 @@ func runClusterCut(ctx context.Context, opts Options, p *clusterPlan, w *repo.Sn
 			break
 		}
 	}
-	paused := time.Since(start)
 	unpause()
+	paused := time.Since(start)
 	if firstErr != nil {
 		// Late results are closed by the deferred loop only if received: drain the rest.
 		cancel()

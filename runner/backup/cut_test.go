@@ -134,8 +134,25 @@ func testConsistentCut(t *testing.T, f redistest.Flavor) {
 		t.Error("20 backups without the cut all held {a}ctr - {b}ctr in {0, 1}: the test cannot tell a cut from none")
 	}
 
+	// A bound no master can fork within fails the cut, leaves no snapshot and resumes writes.
+	r2 := openRepo(t, "file://"+t.TempDir(), nil)
+	_, err := backup.Run(ctx, backup.Options{Redis: conn(t, src.Masters[0]), Repository: r2, ConsistentCut: true, CutPause: time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "pause bound of 1ms") {
+		t.Errorf("cut bounded to 1ms: %v", err)
+	}
+	assertNoSnapshot(t, r2)
+	before := incs.Load()
+	if err := testproc.Poll(5*time.Second, "writes after a failed cut", func() error {
+		if incs.Load() < before+100 {
+			return errors.New("the writer is stuck")
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
+
 	// A cut of a standalone server is refused.
-	_, err := backup.Run(ctx, backup.Options{Redis: conn(t, dst), Repository: r, ConsistentCut: true})
+	_, err = backup.Run(ctx, backup.Options{Redis: conn(t, dst), Repository: r, ConsistentCut: true})
 	if err == nil || !strings.Contains(err.Error(), "not a cluster") {
 		t.Errorf("--consistent-cut on a standalone server: %v", err)
 	}
