@@ -31,7 +31,7 @@ func runClusterCut(ctx context.Context, opts Options, p *clusterPlan, w *repo.Sn
 		bound = DefaultCutPause
 	}
 	if opts.ReadFromReplica {
-		return st, nil, errors.New("--consistent-cut reads the masters themselves: a replica may lag behind its paused master (drop --read-from-replica)")
+		return st, nil, errors.New("a consistent cut reads the masters themselves: a replica may lag behind its paused master, so it is not read from replicas")
 	}
 	if len(p.top.Migrations()) > 0 {
 		return st, nil, fmt.Errorf("cluster has slots migrating (%v): a consistent cut needs every key on one master; run the backup once the migration is done", p.top.Migrations())
@@ -92,12 +92,12 @@ func runClusterCut(ctx context.Context, opts Options, p *clusterPlan, w *repo.Sn
 			if r.err != nil && firstErr == nil {
 				firstErr = fmt.Errorf("consistent cut: full resync of %s: %w", p.nodes[i].Addr, r.err)
 				if errors.Is(r.err, replication.ErrSyncRefused) {
-					firstErr = fmt.Errorf("%w (a consistent cut needs every master to serve a replica; back up without --consistent-cut)", firstErr)
+					firstErr = fmt.Errorf("%w (a consistent cut needs every master to serve a replica; without the cut the masters are read by SCAN and DUMP)", firstErr)
 				}
 			}
 		case <-timer.C:
 			if firstErr == nil {
-				firstErr = fmt.Errorf("consistent cut: not every master had forked within the pause bound of %s (raise --cut-pause; a master with repl-diskless-sync no starts its transfer only once its RDB is on disk, and one that keeps repl-diskless-sync-delay waits that long first)", bound)
+				firstErr = fmt.Errorf("consistent cut: not every master had forked within the pause bound of %s (raise the pause bound; a master with repl-diskless-sync no starts its transfer only once its RDB is on disk, and one that keeps repl-diskless-sync-delay waits that long first)", bound)
 			}
 			cancel()
 		}

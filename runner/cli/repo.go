@@ -123,7 +123,7 @@ func printWindows(w io.Writer, wins []journal.Window, gaps []journal.Gap) {
 // listing went around it, and it must not go unnoticed.
 func printDamaged(w io.Writer, damaged []repo.Damaged) {
 	for _, d := range damaged {
-		fmt.Fprintf(w, "warning: snapshot %s is damaged and left out: %v (%s)\n", d.ID, d.Err, d.RemoveHint())
+		fmt.Fprintf(w, "warning: snapshot %s is damaged and left out: %v (stash-runner check shows it; stash-runner forget --id %s removes it)\n", d.ID, d.Err, d.ID)
 	}
 }
 

@@ -80,7 +80,7 @@ func checkBinding(plain io.Reader, m Manifest, keys []*crypt.Key) (io.Reader, er
 	}
 	if id != m.ID {
 		return nil, fmt.Errorf("%w: data object belongs to snapshot %s, not to %s: it was copied over this one "+
-			"(restore another snapshot, and run check --read-data)", crypt.ErrIntegrity, id, m.ID)
+			"(restore another snapshot, and check the data of every snapshot)", crypt.ErrIntegrity, id, m.ID)
 	}
 	return plain, nil
 }

@@ -249,7 +249,7 @@ type Damaged struct {
 
 // RemoveHint says how a damaged snapshot is looked at and removed.
 func (d Damaged) RemoveHint() string {
-	return "stash-runner check shows it; stash-runner forget --id " + d.ID + " removes it"
+	return "checking the repository shows it; forgetting snapshot " + d.ID + " by its id removes it"
 }
 
 // Listing is every snapshot of a repository: the complete ones, oldest first, and the damaged.
