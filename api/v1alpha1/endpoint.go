@@ -44,6 +44,14 @@ var awsIPv6Metadata = net.ParseIP("fd00:ec2::254")
 // parse has everything between "://" and its last "@" replaced. It is the one function that
 // makes a URL fit for a message, a log line or a status.
 func RedactURL(raw string) string {
+	if !strings.Contains(raw, "://") {
+		// No scheme ("user:password@host:6379"): url.Parse would take "user" for the scheme and
+		// the password for an opaque part; whatever precedes the last @ is credentials.
+		if i := strings.LastIndex(raw, "@"); i >= 0 {
+			return "redacted" + raw[i:]
+		}
+		return raw
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return looseUserInfo.ReplaceAllString(raw, "://redacted@")

@@ -156,8 +156,9 @@ func TestSecondFollowerRefused(t *testing.T) {
 	}
 	first.stop(t)
 	second := startFollow(t, "--redis", src.URL(), "--repository", repoURL, "--segment-interval", "200ms")
-	second.waitFor(t, "the second follower to continue", func(out string) bool {
-		return strings.Contains(out, "continu") || strings.Contains(out, "base snapshot ")
+	// A segment on its stdout is the second follower writing the journal.
+	second.waitFor(t, "the second follower to write", func(out string) bool {
+		return strings.Contains(out, "segment ") || strings.Contains(out, "base snapshot ")
 	})
 	second.stop(t)
 }

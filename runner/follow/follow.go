@@ -147,6 +147,9 @@ func runHeld(ctx context.Context, opts Options) error {
 			return nil // stopped by ctx, the open segment closed
 		}
 		var le errLink
+		if errors.As(err, &le) && ctx.Err() != nil {
+			return nil // the link broke because the follower is stopping: the stop is the outcome
+		}
 		if !opts.Reconnect || !errors.As(err, &le) {
 			return err
 		}

@@ -117,8 +117,18 @@ func TestTamperedManifest(t *testing.T) {
 	if err := os.WriteFile(manifest, []byte(strings.ReplaceAll(string(ob), om.ID, m.ID)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.List(context.Background()); !errors.Is(err, crypt.ErrIntegrity) {
-		t.Fatalf("list with a foreign manifest: %v, want integrity error", err)
+	// A listing goes around the foreign manifest (it names it as damaged) instead of taking it in.
+	snaps, err := r.List(context.Background())
+	if err != nil {
+		t.Fatalf("list with a foreign manifest: %v", err)
+	}
+	for _, s := range snaps {
+		if s.ID == m.ID {
+			t.Fatalf("list took in the foreign manifest of %s", m.ID)
+		}
+	}
+	if _, err := r.Manifest(context.Background(), m.ID); !errors.Is(err, crypt.ErrIntegrity) {
+		t.Fatalf("read a foreign manifest: %v, want integrity error", err)
 	}
 	b[len(b)/2] ^= 0x01
 	if err := os.WriteFile(manifest, b, 0o600); err != nil {
