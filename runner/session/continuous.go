@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,15 +31,22 @@ func RunContinuous(ctx context.Context, c client.Client, ns, name string, o Opti
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, bc); err != nil {
 		return fmt.Errorf("read BackupConfiguration %s/%s: %w", ns, name, err)
 	}
+	// The status is reported from the follower's goroutines (segments, bases, retention): one
+	// at a time, on a copy of its own, so that a patch's response never lands in the object
+	// runContinuous reads.
+	var mu sync.Mutex
+	cur := bc.DeepCopy()
 	report := func(change func(*v1alpha1.ContinuousStatus)) {
-		base := bc.DeepCopy()
-		if bc.Status.Continuous == nil {
-			bc.Status.Continuous = &v1alpha1.ContinuousStatus{}
+		mu.Lock()
+		defer mu.Unlock()
+		base := cur.DeepCopy()
+		if cur.Status.Continuous == nil {
+			cur.Status.Continuous = &v1alpha1.ContinuousStatus{}
 		}
-		change(bc.Status.Continuous)
-		bc.Status.Continuous.Follower = o.Hostname
+		change(cur.Status.Continuous)
+		cur.Status.Continuous.Follower = o.Hostname
 		// A lost status update is not worth stopping the journal for: the next one carries it.
-		if err := c.Status().Patch(context.WithoutCancel(ctx), bc, client.MergeFrom(base)); err != nil {
+		if err := c.Status().Patch(context.WithoutCancel(ctx), cur, client.MergeFrom(base)); err != nil {
 			o.log("write status of BackupConfiguration %s/%s: %v", ns, name, err)
 		}
 	}

@@ -62,8 +62,8 @@ func TestConvertedStashExamplesAreAdmitted(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "converted.yaml")
 	writeFile(t, file, strings.ReplaceAll(strings.Join(yaml, "\n"), "namespace: demo", "namespace: converted"))
 	out = kubectl.Must(t, "stash", "validate", "--server-side", "-n", "converted", "-f", file)
-	if strings.Count(out, ": valid") != 3 {
-		t.Errorf("want the Repository, BackupConfiguration and RestoreSession valid:\n%s", out)
+	if strings.Count(out, ": valid") != 4 {
+		t.Errorf("want the Repository, BackupConfiguration and both RestoreSessions valid:\n%s", out)
 	}
 }
 
